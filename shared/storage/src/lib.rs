@@ -1,1 +1,22 @@
+//! Storage of the partner program engine: one DynamoDB table (single-table design).
+//!
+//! - [`keys`] owns every key format.
+//! - [`tx`] builds transactions that cannot touch an item twice or exceed 100 actions.
+//! - [`ledger`] posts entries and their balance moves together.
+//! - [`outbox`] writes messages in the same transaction as the fact that causes them.
 
+pub mod clock;
+pub mod error;
+pub mod keys;
+pub mod ledger;
+pub mod outbox;
+pub mod schema;
+pub mod table;
+pub mod testing;
+pub mod tx;
+
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use error::StoreError;
+pub use keys::Key;
+pub use table::{Item, ItemExt, Query, Table};
+pub use tx::{Tx, UpdateSpec};

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Local AWS for tests and `make dev`: moto's server, installed into a project-local virtualenv
+# when missing, started on a free loopback port.
+#
+#   infra/moto.sh install          install moto[server] into .venv (idempotent)
+#   infra/moto.sh run -- CMD...    start moto, run CMD with AWS_ENDPOINT_URL set, stop moto
+#                                  (also when CMD fails); exits with CMD's status
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+venv="$root/.venv"
+py="${PYTHON:-python3}"
+
+install() {
+  if [ -x "$venv/bin/moto_server" ]; then return 0; fi
+  echo "installing moto[server] into $venv ..." >&2
+  "$py" -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6'
+}
+
+free_port() {
+  "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+start() {
+  local port="$1" log="$2"
+  "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  echo $!
+}
+
+wait_ready() {
+  local port="$1"
+  for _ in $(seq 1 100); do
+    if "$venv/bin/python" -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/', timeout=1)" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "moto did not start on port $port" >&2
+  return 1
+}
+
+case "${1:-}" in
+  install) install ;;
+  run)
+    shift; [ "${1:-}" = "--" ] && shift
+    install
+    port="${MOTO_PORT:-$(free_port)}"
+    log="$(mktemp -t moto.XXXXXX.log)"
+    pid="$(start "$port" "$log")"
+    trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -f "$log"' EXIT
+    wait_ready "$port" || { cat "$log" >&2; exit 1; }
+    export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+    export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+    export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+    echo "moto on $AWS_ENDPOINT_URL (pid $pid)" >&2
+    set +e
+    "$@"
+    status=$?
+    set -e
+    exit $status
+    ;;
+  *) echo "usage: $0 install | run -- CMD..." >&2; exit 2 ;;
+esac

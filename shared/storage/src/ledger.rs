@@ -1,0 +1,132 @@
+//! Posting ledger entries with their balance moves, and reading balances and entries.
+
+use rules::{entry_delta, Balance, BalanceDelta, Bucket, Currency, EntryKind};
+use serde::{Deserialize, Serialize};
+
+use crate::error::StoreError;
+use crate::keys;
+use crate::table::{to_item, Query, Table};
+use crate::tx::Tx;
+
+/// One append-only ledger entry of (partner, program, currency).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// Deterministic id from the fact (e.g. `earned:demo:in_1:t1`), unique per ledger.
+    pub entry_id: String,
+    pub partner_id: String,
+    pub program_id: String,
+    pub currency: Currency,
+    pub kind: EntryKind,
+    /// Positive, except for `adjusted` where the sign is the direction.
+    pub amount: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<Bucket>,
+    pub delta: BalanceDelta,
+    /// Business time of the fact, epoch ms.
+    pub at_ms: i64,
+    pub reason: String,
+    /// What caused it: `stripe:evt_...`, `schedule:2026-11-27`, `operator:...`.
+    pub source_event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commission_id: Option<String>,
+}
+
+impl LedgerEntry {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        entry_id: impl Into<String>,
+        partner_id: &str,
+        program_id: &str,
+        currency: Currency,
+        kind: EntryKind,
+        amount: i64,
+        bucket: Option<Bucket>,
+        at_ms: i64,
+        reason: impl Into<String>,
+        source_event: impl Into<String>,
+    ) -> Result<Self, StoreError> {
+        let delta = entry_delta(kind, amount, bucket).map_err(|e| StoreError::InvalidTransaction(e.to_string()))?;
+        Ok(LedgerEntry {
+            entry_id: entry_id.into(),
+            partner_id: partner_id.into(),
+            program_id: program_id.into(),
+            currency,
+            kind,
+            amount,
+            bucket,
+            delta,
+            at_ms,
+            reason: reason.into(),
+            source_event: source_event.into(),
+            commission_id: None,
+        })
+    }
+
+    pub fn for_commission(mut self, commission_id: impl Into<String>) -> Self {
+        self.commission_id = Some(commission_id.into());
+        self
+    }
+
+    pub fn key(&self) -> keys::Key {
+        keys::ledger_entry(&self.partner_id, &self.program_id, self.currency, self.at_ms, &self.entry_id)
+    }
+}
+
+/// Add an entry and its balance move to a transaction. The entry is written only if new; the
+/// balance move is summed with the transaction's other moves of the same balance.
+pub fn post(tx: &mut Tx, entry: &LedgerEntry) -> Result<(), StoreError> {
+    tx.put_new(to_item(entry, &entry.key())?, "ledger entry")?;
+    tx.move_balance(&entry.partner_id, &entry.program_id, entry.currency, entry.delta)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalanceRow {
+    pub partner_id: String,
+    pub program_id: String,
+    pub currency: Currency,
+    #[serde(default)]
+    pub pending: i64,
+    #[serde(default)]
+    pub available: i64,
+    #[serde(default)]
+    pub paid: i64,
+}
+
+impl BalanceRow {
+    pub fn balance(&self) -> Balance {
+        Balance { currency: self.currency, pending: self.pending, available: self.available, paid: self.paid }
+    }
+}
+
+/// One balance.
+pub async fn balance(table: &Table, partner_id: &str, program_id: &str, currency: Currency) -> Result<Balance, StoreError> {
+    Ok(table
+        .get_as::<BalanceRow>(&keys::balance(partner_id, program_id, currency))
+        .await?
+        .map(|r| r.balance())
+        .unwrap_or(Balance::zero(currency)))
+}
+
+/// Every balance of a partner (all programs and currencies).
+pub async fn partner_balances(table: &Table, partner_id: &str) -> Result<Vec<BalanceRow>, StoreError> {
+    table
+        .query_as(Query::table(keys::partner(partner_id).pk).begins_with(keys::BALANCE_PREFIX))
+        .await
+}
+
+/// Entries of one ledger in business-time order.
+pub async fn entries(table: &Table, partner_id: &str, program_id: &str, currency: Currency) -> Result<Vec<LedgerEntry>, StoreError> {
+    table
+        .query_as(Query::table(keys::ledger_pk(partner_id, program_id, currency)).begins_with(keys::LEDGER_ENTRY_PREFIX))
+        .await
+}
+
+/// Balances of a program with money available, from the sparse sharded payable index.
+pub async fn payable_balances(table: &Table, program_id: &str) -> Result<Vec<BalanceRow>, StoreError> {
+    let mut out = vec![];
+    for shard in 0..keys::DUE_SHARDS {
+        out.extend(table.query_as::<BalanceRow>(Query::gsi2(keys::payable_pk(program_id, shard))).await?);
+    }
+    out.sort_by(|a, b| (&a.partner_id, a.currency).cmp(&(&b.partner_id, b.currency)));
+    Ok(out)
+}

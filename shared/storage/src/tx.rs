@@ -1,0 +1,435 @@
+//! One DynamoDB transaction, built so it cannot break the rules by accident:
+//! no item is touched twice (balance moves are summed per balance item first), at most
+//! [`MAX_ACTIONS`] actions, one optional once-only marker whose failed condition means
+//! "already done", and `TransactionConflict` retried with backoff.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
+use rules::{BalanceDelta, Currency};
+
+use crate::error::StoreError;
+use crate::keys::{self, Key};
+use crate::table::{Item, Table, MAX_ATTEMPTS};
+
+/// DynamoDB's limit on actions in one `TransactWriteItems`.
+pub const MAX_ACTIONS: usize = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnConditionFail {
+    /// The once-only marker exists: the whole write was already done.
+    AlreadyDone,
+    /// A business condition failed.
+    Fail,
+}
+
+struct Action {
+    key: Key,
+    label: String,
+    item: TransactWriteItem,
+    on_fail: OnConditionFail,
+}
+
+/// A move of one balance item, summed over every entry of the transaction.
+#[derive(Debug, Clone)]
+struct BalanceMove {
+    partner_id: String,
+    program_id: String,
+    currency: Currency,
+    delta: BalanceDelta,
+}
+
+/// An update of one item: `SET`/`ADD`/`REMOVE` clauses with their values.
+#[derive(Debug, Default, Clone)]
+pub struct UpdateSpec {
+    set: Vec<String>,
+    add: Vec<String>,
+    remove: Vec<String>,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+    condition: Option<String>,
+    next: usize,
+}
+
+impl UpdateSpec {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    fn placeholder(&mut self, attr: &str) -> (String, String) {
+        let n = self.next;
+        self.next += 1;
+        let name = format!("#a{n}");
+        let value = format!(":v{n}");
+        self.names.insert(name.clone(), attr.to_string());
+        (name, value)
+    }
+    pub fn set(mut self, attr: &str, v: AttributeValue) -> Self {
+        let (n, val) = self.placeholder(attr);
+        self.set.push(format!("{n} = {val}"));
+        self.values.insert(val, v);
+        self
+    }
+    pub fn set_s(self, attr: &str, v: impl Into<String>) -> Self {
+        self.set(attr, AttributeValue::S(v.into()))
+    }
+    pub fn set_n(self, attr: &str, v: i64) -> Self {
+        self.set(attr, AttributeValue::N(v.to_string()))
+    }
+    /// `SET attr = if_not_exists(attr, v)`.
+    pub fn set_if_absent(mut self, attr: &str, v: AttributeValue) -> Self {
+        let (n, val) = self.placeholder(attr);
+        self.set.push(format!("{n} = if_not_exists({n}, {val})"));
+        self.values.insert(val, v);
+        self
+    }
+    pub fn add_n(mut self, attr: &str, v: i64) -> Self {
+        let (n, val) = self.placeholder(attr);
+        self.add.push(format!("{n} {val}"));
+        self.values.insert(val, AttributeValue::N(v.to_string()));
+        self
+    }
+    pub fn remove(mut self, attr: &str) -> Self {
+        let (n, _) = self.placeholder(attr);
+        self.remove.push(n);
+        self
+    }
+    /// A condition written with attribute names as `#name` placeholders and values as `:value`
+    /// placeholders supplied here.
+    pub fn condition(
+        mut self,
+        expr: &str,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Self {
+        for (k, v) in names {
+            self.names.insert((*k).to_string(), (*v).to_string());
+        }
+        for (k, v) in values {
+            self.values.insert(k.to_string(), v);
+        }
+        self.condition = Some(expr.to_string());
+        self
+    }
+    pub fn expression(&self) -> String {
+        let mut parts = vec![];
+        if !self.set.is_empty() {
+            parts.push(format!("SET {}", self.set.join(", ")));
+        }
+        if !self.add.is_empty() {
+            parts.push(format!("ADD {}", self.add.join(", ")));
+        }
+        if !self.remove.is_empty() {
+            parts.push(format!("REMOVE {}", self.remove.join(", ")));
+        }
+        parts.join(" ")
+    }
+    pub(crate) fn into_parts(
+        self,
+    ) -> (String, Option<String>, HashMap<String, String>, Option<HashMap<String, AttributeValue>>) {
+        let expr = self.expression();
+        let values = (!self.values.is_empty()).then_some(self.values);
+        (expr, self.condition, self.names, values)
+    }
+}
+
+#[derive(Default)]
+pub struct Tx {
+    actions: Vec<Action>,
+    keys: HashSet<Key>,
+    balances: BTreeMap<Key, BalanceMove>,
+}
+
+fn key_of(item: &Item) -> Result<Key, StoreError> {
+    let s = |a: &str| {
+        item.get(a)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .ok_or_else(|| StoreError::InvalidTransaction(format!("item without {a}")))
+    };
+    Ok(Key::new(s(keys::PK)?, s(keys::SK)?))
+}
+
+impl Tx {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.actions.len() + self.balances.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn push(&mut self, key: Key, label: &str, item: TransactWriteItem, on_fail: OnConditionFail) -> Result<(), StoreError> {
+        if !self.keys.insert(key.clone()) || self.balances.contains_key(&key) {
+            return Err(StoreError::InvalidTransaction(format!("{label}: item {key:?} touched twice")));
+        }
+        self.actions.push(Action { key, label: label.to_string(), item, on_fail });
+        Ok(())
+    }
+
+    /// The once-only marker of this write (e.g. "event evt_1 processed"). If it already exists
+    /// the commit returns `Err(AlreadyDone)` and nothing is written.
+    pub fn marker(&mut self, item: Item) -> Result<(), StoreError> {
+        self.put_cond(item, "attribute_not_exists(PK)", "marker", OnConditionFail::AlreadyDone)
+    }
+
+    /// Put a new item; fails the transaction with `ConditionFailed{label}` if it exists.
+    pub fn put_new(&mut self, item: Item, label: &str) -> Result<(), StoreError> {
+        self.put_cond(item, "attribute_not_exists(PK)", label, OnConditionFail::Fail)
+    }
+
+    /// Put (overwrite) an item.
+    pub fn put(&mut self, item: Item, label: &str) -> Result<(), StoreError> {
+        let key = key_of(&item)?;
+        let put = Put::builder().set_item(Some(item)).table_name("").build().map_err(StoreError::dynamo)?;
+        self.push(key, label, TransactWriteItem::builder().put(put).build(), OnConditionFail::Fail)
+    }
+
+    fn put_cond(&mut self, item: Item, cond: &str, label: &str, on_fail: OnConditionFail) -> Result<(), StoreError> {
+        let key = key_of(&item)?;
+        let put = Put::builder()
+            .set_item(Some(item))
+            .table_name("")
+            .condition_expression(cond)
+            .build()
+            .map_err(StoreError::dynamo)?;
+        self.push(key, label, TransactWriteItem::builder().put(put).build(), on_fail)
+    }
+
+    /// Update an item.
+    pub fn update(&mut self, key: &Key, spec: UpdateSpec, label: &str) -> Result<(), StoreError> {
+        let (expr, cond, names, values) = spec.into_parts();
+        let up = Update::builder()
+            .set_key(Some(Table::key_item(key)))
+            .table_name("")
+            .update_expression(expr)
+            .set_condition_expression(cond)
+            .set_expression_attribute_names((!names.is_empty()).then_some(names))
+            .set_expression_attribute_values(values)
+            .build()
+            .map_err(StoreError::dynamo)?;
+        self.push(key.clone(), label, TransactWriteItem::builder().update(up).build(), OnConditionFail::Fail)
+    }
+
+    /// Like [`Tx::update`], but a failed condition means the whole write was already done.
+    pub fn update_marker(&mut self, key: &Key, spec: UpdateSpec) -> Result<(), StoreError> {
+        self.update(key, spec, "marker")?;
+        if let Some(a) = self.actions.last_mut() {
+            a.on_fail = OnConditionFail::AlreadyDone;
+        }
+        Ok(())
+    }
+
+    /// Check a condition on an item without writing it.
+    pub fn check(
+        &mut self,
+        key: &Key,
+        expr: &str,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
+        label: &str,
+    ) -> Result<(), StoreError> {
+        let names: HashMap<String, String> = names.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let values: HashMap<String, AttributeValue> = values.into_iter().map(|(a, b)| (a.to_string(), b)).collect();
+        let c = ConditionCheck::builder()
+            .set_key(Some(Table::key_item(key)))
+            .table_name("")
+            .condition_expression(expr)
+            .set_expression_attribute_names((!names.is_empty()).then_some(names))
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .build()
+            .map_err(StoreError::dynamo)?;
+        self.push(key.clone(), label, TransactWriteItem::builder().condition_check(c).build(), OnConditionFail::Fail)
+    }
+
+    /// Move a balance of (partner, program, currency). Moves of the same balance are summed, so
+    /// the balance item is written once however many entries the transaction holds.
+    pub fn move_balance(
+        &mut self,
+        partner_id: &str,
+        program_id: &str,
+        currency: Currency,
+        delta: BalanceDelta,
+    ) -> Result<(), StoreError> {
+        let key = keys::balance(partner_id, program_id, currency);
+        if self.keys.contains(&key) {
+            return Err(StoreError::InvalidTransaction(format!("balance {key:?} also written directly")));
+        }
+        let m = self.balances.entry(key).or_insert_with(|| BalanceMove {
+            partner_id: partner_id.to_string(),
+            program_id: program_id.to_string(),
+            currency,
+            delta: BalanceDelta::default(),
+        });
+        m.delta = m.delta.checked_add(&delta).map_err(|e| StoreError::InvalidTransaction(e.to_string()))?;
+        Ok(())
+    }
+
+    fn materialise(mut self, table: &Table) -> Result<Vec<Action>, StoreError> {
+        for (key, m) in std::mem::take(&mut self.balances) {
+            if m.delta.is_zero() {
+                continue;
+            }
+            let mut spec = UpdateSpec::new()
+                .set_s("partner_id", &m.partner_id)
+                .set_s("program_id", &m.program_id)
+                .set_s("currency", m.currency.code())
+                .add_n("pending", m.delta.pending)
+                .add_n("available", m.delta.available)
+                .add_n("paid", m.delta.paid);
+            if m.delta.available > 0 {
+                // Money became available: the balance joins the sparse "payable" index.
+                let (pk, sk) = keys::payable_gsi(&m.program_id, &m.partner_id, m.currency);
+                spec = spec.set_s(keys::GSI2PK, pk).set_s(keys::GSI2SK, sk);
+            }
+            self.update(&key, spec, "balance")?;
+        }
+        if self.actions.len() > MAX_ACTIONS {
+            return Err(StoreError::InvalidTransaction(format!(
+                "{} actions exceed the limit of {MAX_ACTIONS}",
+                self.actions.len()
+            )));
+        }
+        // Fill in the table name last, so builders above need not know it.
+        let name = table.name.clone();
+        let mut out = self.actions;
+        for a in &mut out {
+            a.item = with_table(a.item.clone(), &name)?;
+        }
+        Ok(out)
+    }
+
+    /// Commit. `Ok(())`, `Err(AlreadyDone)` when the marker exists, `Err(ConditionFailed)` when
+    /// another condition fails; contention is retried.
+    pub async fn commit(self, table: &Table) -> Result<(), StoreError> {
+        let actions = self.materialise(table)?;
+        if actions.is_empty() {
+            return Ok(());
+        }
+        commit_actions(table, actions).await
+    }
+}
+
+fn with_table(item: TransactWriteItem, name: &str) -> Result<TransactWriteItem, StoreError> {
+    let mut b = TransactWriteItem::builder();
+    if let Some(p) = item.put {
+        let mut p = p;
+        p.table_name = name.to_string();
+        b = b.put(p);
+    }
+    if let Some(mut u) = item.update {
+        u.table_name = name.to_string();
+        b = b.update(u);
+    }
+    if let Some(mut c) = item.condition_check {
+        c.table_name = name.to_string();
+        b = b.condition_check(c);
+    }
+    if let Some(mut d) = item.delete {
+        d.table_name = name.to_string();
+        b = b.delete(d);
+    }
+    Ok(b.build())
+}
+
+async fn commit_actions(table: &Table, actions: Vec<Action>) -> Result<(), StoreError> {
+    let items: Vec<TransactWriteItem> = actions.iter().map(|a| a.item.clone()).collect();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let r = table.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
+        let err = match r {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        let retry = match err.as_service_error() {
+            Some(s) if s.is_transaction_canceled_exception() => {
+                let reasons = match s {
+                    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(t) => {
+                        t.cancellation_reasons().to_vec()
+                    }
+                    _ => vec![],
+                };
+                let mut conflict = false;
+                let mut failed_business: Option<String> = None;
+                for (i, r) in reasons.iter().enumerate() {
+                    match r.code() {
+                        Some("ConditionalCheckFailed") => {
+                            let a = &actions[i.min(actions.len() - 1)];
+                            if a.on_fail == OnConditionFail::AlreadyDone {
+                                return Err(StoreError::AlreadyDone);
+                            }
+                            failed_business.get_or_insert_with(|| format!("{} {:?}", a.label, a.key));
+                        }
+                        Some("TransactionConflict") | Some("ThrottlingError") | Some("ProvisionedThroughputExceeded") => {
+                            conflict = true
+                        }
+                        _ => {}
+                    }
+                }
+                if let Some(label) = failed_business {
+                    return Err(StoreError::ConditionFailed { label });
+                }
+                if !conflict && !reasons.is_empty() {
+                    return Err(StoreError::dynamo(err));
+                }
+                true
+            }
+            Some(s) => {
+                s.is_transaction_in_progress_exception()
+                    || s.is_provisioned_throughput_exceeded_exception()
+                    || s.is_request_limit_exceeded()
+                    || s.is_internal_server_error()
+                    || s.meta().code() == Some("ThrottlingException")
+            }
+            None => true, // dispatch / timeout: safe, the markers make a replay harmless
+        };
+        if !retry {
+            return Err(StoreError::dynamo(err));
+        }
+        if attempt >= MAX_ATTEMPTS {
+            return Err(StoreError::Contention { attempts: attempt });
+        }
+        tracing::debug!(attempt, "transaction contention, retrying");
+        table.backoff(attempt).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::ItemExt;
+
+    fn item(pk: &str, sk: &str) -> Item {
+        Table::key_item(&Key::new(pk, sk)).with_s("x", "y")
+    }
+
+    #[test]
+    fn same_item_twice_is_refused() {
+        let mut tx = Tx::new();
+        tx.put_new(item("A", "1"), "a").unwrap();
+        assert!(matches!(tx.put(item("A", "1"), "b"), Err(StoreError::InvalidTransaction(_))));
+    }
+
+    #[test]
+    fn balance_moves_are_summed_into_one_action() {
+        let mut tx = Tx::new();
+        let d = BalanceDelta { pending: 100, available: 0, paid: 0 };
+        tx.move_balance("p", "prog", Currency::USD, d).unwrap();
+        tx.move_balance("p", "prog", Currency::USD, d).unwrap();
+        tx.move_balance("p", "prog", Currency::EUR, d).unwrap();
+        assert_eq!(tx.len(), 2);
+        // writing the balance item directly as well would touch it twice
+        let b = keys::balance("p", "prog", Currency::USD);
+        assert!(tx.put(Table::key_item(&b), "direct").is_err());
+    }
+
+    #[test]
+    fn update_expression_is_well_formed() {
+        let s = UpdateSpec::new().set_s("a", "1").add_n("n", 2).remove("GSI2PK");
+        assert_eq!(s.expression(), "SET #a0 = :v0 ADD #a1 :v1 REMOVE #a2");
+    }
+}
