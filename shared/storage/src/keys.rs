@@ -33,7 +33,10 @@ pub struct Key {
 
 impl Key {
     pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
-        Key { pk: pk.into(), sk: sk.into() }
+        Key {
+            pk: pk.into(),
+            sk: sk.into(),
+        }
     }
 }
 
@@ -65,12 +68,18 @@ pub fn programs_index() -> (String, String) {
     ("PROGRAMS".into(), String::new())
 }
 pub fn program_product(program_id: &str, product_id: &str) -> Key {
-    Key::new(format!("PROGRAM#{program_id}"), format!("PRODUCT#{product_id}"))
+    Key::new(
+        format!("PROGRAM#{program_id}"),
+        format!("PRODUCT#{product_id}"),
+    )
 }
 pub const PROGRAM_PRODUCT_PREFIX: &str = "PRODUCT#";
 /// GSI1 of a program product: the programs a product is on.
 pub fn product_programs_gsi(product_id: &str, program_id: &str) -> (String, String) {
-    (format!("PRODUCT#{product_id}"), format!("PROGRAM#{program_id}"))
+    (
+        format!("PRODUCT#{product_id}"),
+        format!("PROGRAM#{program_id}"),
+    )
 }
 /// Program's tracking key, found by the SHA-256 of the presented key (the key itself is never stored).
 pub fn tracking_key(key_sha256_hex: &str) -> Key {
@@ -84,7 +93,10 @@ pub fn partner(partner_id: &str) -> Key {
 }
 /// GSI1 of a partner: partner by normalised email.
 pub fn partner_email_gsi(normalized_email: &str, partner_id: &str) -> (String, String) {
-    (format!("PARTNER_EMAIL#{normalized_email}"), format!("PARTNER#{partner_id}"))
+    (
+        format!("PARTNER_EMAIL#{normalized_email}"),
+        format!("PARTNER#{partner_id}"),
+    )
 }
 /// Uniqueness item: one partner per normalised email.
 pub fn partner_email_unique(normalized_email: &str) -> Key {
@@ -92,16 +104,25 @@ pub fn partner_email_unique(normalized_email: &str) -> Key {
 }
 /// A partner's membership of a program: level, recruiter, level history.
 pub fn membership(partner_id: &str, program_id: &str) -> Key {
-    Key::new(format!("PARTNER#{partner_id}"), format!("MEMBER#{program_id}"))
+    Key::new(
+        format!("PARTNER#{partner_id}"),
+        format!("MEMBER#{program_id}"),
+    )
 }
 pub const MEMBERSHIP_PREFIX: &str = "MEMBER#";
 /// GSI1 of a membership: a program's partners.
 pub fn program_members_gsi(program_id: &str, partner_id: &str) -> (String, String) {
-    (format!("PROGRAM#{program_id}#MEMBERS"), format!("PARTNER#{partner_id}"))
+    (
+        format!("PROGRAM#{program_id}#MEMBERS"),
+        format!("PARTNER#{partner_id}"),
+    )
 }
 /// A partner's level metrics in a program (active referred customers, revenue per currency).
 pub fn level_metrics(partner_id: &str, program_id: &str) -> Key {
-    Key::new(format!("PARTNER#{partner_id}"), format!("METRICS#{program_id}"))
+    Key::new(
+        format!("PARTNER#{partner_id}"),
+        format!("METRICS#{program_id}"),
+    )
 }
 
 // ---- links and clicks ------------------------------------------------------------------
@@ -111,7 +132,10 @@ pub fn link(code: &str) -> Key {
 }
 /// GSI1 of a link: a partner's links.
 pub fn partner_links_gsi(partner_id: &str, code: &str) -> (String, String) {
-    (format!("PARTNER#{partner_id}#LINKS"), format!("LINK#{code}"))
+    (
+        format!("PARTNER#{partner_id}#LINKS"),
+        format!("LINK#{code}"),
+    )
 }
 /// Daily click counter of a link (outlives the click items, which expire).
 pub fn link_daily_clicks(code: &str, day: &str) -> Key {
@@ -123,7 +147,10 @@ pub fn click(click_id: &str) -> Key {
 }
 /// GSI1 of a click: a visitor's clicks in time order.
 pub fn visitor_clicks_gsi(visitor_id: &str, at_ms: i64, click_id: &str) -> (String, String) {
-    (format!("VISITOR#{visitor_id}"), format!("CLICK#{}#{click_id}", ts(at_ms)))
+    (
+        format!("VISITOR#{visitor_id}"),
+        format!("CLICK#{}#{click_id}", ts(at_ms)),
+    )
 }
 pub fn visitor_clicks_pk(visitor_id: &str) -> String {
     format!("VISITOR#{visitor_id}")
@@ -145,12 +172,18 @@ pub fn binding(program_id: &str, customer_key: &str) -> Key {
 }
 /// History of a customer's binding (append-only).
 pub fn binding_history(program_id: &str, customer_key: &str, at_ms: i64, seq: &str) -> Key {
-    Key::new(customer_pk(program_id, customer_key), format!("HIST#{}#{seq}", ts(at_ms)))
+    Key::new(
+        customer_pk(program_id, customer_key),
+        format!("HIST#{}#{seq}", ts(at_ms)),
+    )
 }
 pub const BINDING_HISTORY_PREFIX: &str = "HIST#";
 /// GSI1 of a binding: bindings by normalised email in a program.
 pub fn binding_email_gsi(program_id: &str, normalized_email: &str) -> (String, String) {
-    (format!("BINDEMAIL#{program_id}#{normalized_email}"), "BINDING".into())
+    (
+        format!("BINDEMAIL#{program_id}#{normalized_email}"),
+        "BINDING".into(),
+    )
 }
 /// Pre-attribution of an email (partner invite), per program.
 pub fn email_invite(program_id: &str, normalized_email: &str) -> Key {
@@ -158,16 +191,25 @@ pub fn email_invite(program_id: &str, normalized_email: &str) -> Key {
 }
 /// A customer's invoice in a program: the facts the commission fold runs over, and what was booked.
 pub fn customer_invoice(program_id: &str, customer_key: &str, invoice_id: &str) -> Key {
-    Key::new(customer_pk(program_id, customer_key), format!("INVOICE#{invoice_id}"))
+    Key::new(
+        customer_pk(program_id, customer_key),
+        format!("INVOICE#{invoice_id}"),
+    )
 }
 pub const CUSTOMER_INVOICE_PREFIX: &str = "INVOICE#";
 /// A flagged self-referral attempt.
 pub fn self_referral_flag(program_id: &str, customer_key: &str, at_ms: i64) -> Key {
-    Key::new(customer_pk(program_id, customer_key), format!("FLAG#{}", ts(at_ms)))
+    Key::new(
+        customer_pk(program_id, customer_key),
+        format!("FLAG#{}", ts(at_ms)),
+    )
 }
 /// GSI1 of a flag: a program's flagged self-referrals in time order.
 pub fn flags_gsi(program_id: &str, at_ms: i64, customer_key: &str) -> (String, String) {
-    (format!("FLAGS#{program_id}"), format!("{}#{customer_key}", ts(at_ms)))
+    (
+        format!("FLAGS#{program_id}"),
+        format!("{}#{customer_key}", ts(at_ms)),
+    )
 }
 /// Stripe promotion code assigned to a partner.
 pub fn promotion_code(code: &str) -> Key {
@@ -175,18 +217,27 @@ pub fn promotion_code(code: &str) -> Key {
 }
 /// An invoice paid before its customer was bound, kept by provider customer id.
 pub fn unattributed_sale(customer_key: &str, invoice_id: &str) -> Key {
-    Key::new(format!("UNATTR#{customer_key}"), format!("INVOICE#{invoice_id}"))
+    Key::new(
+        format!("UNATTR#{customer_key}"),
+        format!("INVOICE#{invoice_id}"),
+    )
 }
 pub fn unattributed_pk(customer_key: &str) -> String {
     format!("UNATTR#{customer_key}")
 }
 /// GSI1 of an unattributed sale: by normalised email.
 pub fn unattributed_email_gsi(normalized_email: &str, invoice_id: &str) -> (String, String) {
-    (format!("UNATTR_EMAIL#{normalized_email}"), format!("INVOICE#{invoice_id}"))
+    (
+        format!("UNATTR_EMAIL#{normalized_email}"),
+        format!("INVOICE#{invoice_id}"),
+    )
 }
 /// GSI2 of an unattributed sale: the operator's list, one partition per month.
 pub fn unattributed_month_gsi(month: &str, at_ms: i64, invoice_id: &str) -> (String, String) {
-    (format!("UNATTRIBUTED#{month}"), format!("{}#{invoice_id}", ts(at_ms)))
+    (
+        format!("UNATTRIBUTED#{month}"),
+        format!("{}#{invoice_id}", ts(at_ms)),
+    )
 }
 
 // ---- events ----------------------------------------------------------------------------
@@ -204,7 +255,10 @@ pub fn processed_invoice(program_id: &str, invoice_id: &str) -> Key {
 
 /// A commission of a partner: one per (program, invoice, tier).
 pub fn commission(partner_id: &str, commission_id: &str) -> Key {
-    Key::new(format!("PARTNER#{partner_id}"), format!("COMMISSION#{commission_id}"))
+    Key::new(
+        format!("PARTNER#{partner_id}"),
+        format!("COMMISSION#{commission_id}"),
+    )
 }
 pub const COMMISSION_PREFIX: &str = "COMMISSION#";
 /// Deterministic commission id.
@@ -212,12 +266,22 @@ pub fn commission_id(program_id: &str, invoice_id: &str, tier: u8) -> String {
     format!("{program_id}:{invoice_id}:t{tier}")
 }
 /// GSI1 of a commission: a partner's commissions by business date.
-pub fn partner_commissions_gsi(partner_id: &str, at_ms: i64, commission_id: &str) -> (String, String) {
-    (format!("PARTNER#{partner_id}#COMMISSIONS"), format!("{}#{commission_id}", ts(at_ms)))
+pub fn partner_commissions_gsi(
+    partner_id: &str,
+    at_ms: i64,
+    commission_id: &str,
+) -> (String, String) {
+    (
+        format!("PARTNER#{partner_id}#COMMISSIONS"),
+        format!("{}#{commission_id}", ts(at_ms)),
+    )
 }
 /// GSI2 of a pending commission: due for release at `available_at` (sparse: removed on release).
 pub fn release_due_gsi(commission_id: &str, available_at_ms: i64) -> (String, String) {
-    (format!("RELEASE_DUE#{}", shard_of(commission_id)), format!("{}#{commission_id}", ts(available_at_ms)))
+    (
+        format!("RELEASE_DUE#{}", shard_of(commission_id)),
+        format!("{}#{commission_id}", ts(available_at_ms)),
+    )
 }
 pub fn release_due_pk(shard: u32) -> String {
     format!("RELEASE_DUE#{shard}")
@@ -227,13 +291,25 @@ pub fn release_due_pk(shard: u32) -> String {
 pub fn ledger_pk(partner_id: &str, program_id: &str, currency: Currency) -> String {
     format!("LEDGER#{partner_id}#{program_id}#{currency}")
 }
-pub fn ledger_entry(partner_id: &str, program_id: &str, currency: Currency, at_ms: i64, entry_id: &str) -> Key {
-    Key::new(ledger_pk(partner_id, program_id, currency), format!("ENTRY#{}#{entry_id}", ts(at_ms)))
+pub fn ledger_entry(
+    partner_id: &str,
+    program_id: &str,
+    currency: Currency,
+    at_ms: i64,
+    entry_id: &str,
+) -> Key {
+    Key::new(
+        ledger_pk(partner_id, program_id, currency),
+        format!("ENTRY#{}#{entry_id}", ts(at_ms)),
+    )
 }
 pub const LEDGER_ENTRY_PREFIX: &str = "ENTRY#";
 /// Balance of (partner, program, currency).
 pub fn balance(partner_id: &str, program_id: &str, currency: Currency) -> Key {
-    Key::new(format!("PARTNER#{partner_id}"), format!("BALANCE#{program_id}#{currency}"))
+    Key::new(
+        format!("PARTNER#{partner_id}"),
+        format!("BALANCE#{program_id}#{currency}"),
+    )
 }
 pub const BALANCE_PREFIX: &str = "BALANCE#";
 /// GSI2 of a balance with money available: payable candidates of a program (sparse, sharded).
@@ -254,7 +330,10 @@ pub fn payout_run(program_id: &str, date: &str) -> Key {
     Key::new(format!("PAYOUTRUN#{program_id}#{date}"), "RUN")
 }
 pub fn payout_item(program_id: &str, date: &str, partner_id: &str, currency: Currency) -> Key {
-    Key::new(format!("PAYOUTRUN#{program_id}#{date}"), format!("ITEM#{partner_id}#{currency}"))
+    Key::new(
+        format!("PAYOUTRUN#{program_id}#{date}"),
+        format!("ITEM#{partner_id}#{currency}"),
+    )
 }
 pub const PAYOUT_ITEM_PREFIX: &str = "ITEM#";
 
@@ -265,7 +344,10 @@ pub fn outbox(message_id: &str) -> Key {
 }
 /// GSI2 of an unsent outbox message (sparse: removed once sent).
 pub fn outbox_unsent_gsi(message_id: &str, created_ms: i64) -> (String, String) {
-    (format!("OUTBOX_UNSENT#{}", shard_of(message_id)), format!("{}#{message_id}", ts(created_ms)))
+    (
+        format!("OUTBOX_UNSENT#{}", shard_of(message_id)),
+        format!("{}#{message_id}", ts(created_ms)),
+    )
 }
 pub fn outbox_unsent_pk(shard: u32) -> String {
     format!("OUTBOX_UNSENT#{shard}")
@@ -285,7 +367,8 @@ mod tests {
     fn shards_are_stable_and_in_range() {
         assert_eq!(shard_of("abc"), shard_of("abc"));
         assert!((0..1000).all(|i| shard_of(&i.to_string()) < DUE_SHARDS));
-        let used: std::collections::HashSet<_> = (0..1000).map(|i| shard_of(&i.to_string())).collect();
+        let used: std::collections::HashSet<_> =
+            (0..1000).map(|i| shard_of(&i.to_string())).collect();
         assert_eq!(used.len() as u32, DUE_SHARDS);
     }
 

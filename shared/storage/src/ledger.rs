@@ -45,7 +45,8 @@ impl LedgerEntry {
         reason: impl Into<String>,
         source_event: impl Into<String>,
     ) -> Result<Self, StoreError> {
-        let delta = entry_delta(kind, amount, bucket).map_err(|e| StoreError::InvalidTransaction(e.to_string()))?;
+        let delta = entry_delta(kind, amount, bucket)
+            .map_err(|e| StoreError::InvalidTransaction(e.to_string()))?;
         Ok(LedgerEntry {
             entry_id: entry_id.into(),
             partner_id: partner_id.into(),
@@ -68,7 +69,13 @@ impl LedgerEntry {
     }
 
     pub fn key(&self) -> keys::Key {
-        keys::ledger_entry(&self.partner_id, &self.program_id, self.currency, self.at_ms, &self.entry_id)
+        keys::ledger_entry(
+            &self.partner_id,
+            &self.program_id,
+            self.currency,
+            self.at_ms,
+            &self.entry_id,
+        )
     }
 }
 
@@ -76,7 +83,12 @@ impl LedgerEntry {
 /// balance move is summed with the transaction's other moves of the same balance.
 pub fn post(tx: &mut Tx, entry: &LedgerEntry) -> Result<(), StoreError> {
     tx.put_new(to_item(entry, &entry.key())?, "ledger entry")?;
-    tx.move_balance(&entry.partner_id, &entry.program_id, entry.currency, entry.delta)
+    tx.move_balance(
+        &entry.partner_id,
+        &entry.program_id,
+        entry.currency,
+        entry.delta,
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,12 +106,22 @@ pub struct BalanceRow {
 
 impl BalanceRow {
     pub fn balance(&self) -> Balance {
-        Balance { currency: self.currency, pending: self.pending, available: self.available, paid: self.paid }
+        Balance {
+            currency: self.currency,
+            pending: self.pending,
+            available: self.available,
+            paid: self.paid,
+        }
     }
 }
 
 /// One balance.
-pub async fn balance(table: &Table, partner_id: &str, program_id: &str, currency: Currency) -> Result<Balance, StoreError> {
+pub async fn balance(
+    table: &Table,
+    partner_id: &str,
+    program_id: &str,
+    currency: Currency,
+) -> Result<Balance, StoreError> {
     Ok(table
         .get_as::<BalanceRow>(&keys::balance(partner_id, program_id, currency))
         .await?
@@ -108,24 +130,42 @@ pub async fn balance(table: &Table, partner_id: &str, program_id: &str, currency
 }
 
 /// Every balance of a partner (all programs and currencies).
-pub async fn partner_balances(table: &Table, partner_id: &str) -> Result<Vec<BalanceRow>, StoreError> {
+pub async fn partner_balances(
+    table: &Table,
+    partner_id: &str,
+) -> Result<Vec<BalanceRow>, StoreError> {
     table
         .query_as(Query::table(keys::partner(partner_id).pk).begins_with(keys::BALANCE_PREFIX))
         .await
 }
 
 /// Entries of one ledger in business-time order.
-pub async fn entries(table: &Table, partner_id: &str, program_id: &str, currency: Currency) -> Result<Vec<LedgerEntry>, StoreError> {
+pub async fn entries(
+    table: &Table,
+    partner_id: &str,
+    program_id: &str,
+    currency: Currency,
+) -> Result<Vec<LedgerEntry>, StoreError> {
     table
-        .query_as(Query::table(keys::ledger_pk(partner_id, program_id, currency)).begins_with(keys::LEDGER_ENTRY_PREFIX))
+        .query_as(
+            Query::table(keys::ledger_pk(partner_id, program_id, currency))
+                .begins_with(keys::LEDGER_ENTRY_PREFIX),
+        )
         .await
 }
 
 /// Balances of a program with money available, from the sparse sharded payable index.
-pub async fn payable_balances(table: &Table, program_id: &str) -> Result<Vec<BalanceRow>, StoreError> {
+pub async fn payable_balances(
+    table: &Table,
+    program_id: &str,
+) -> Result<Vec<BalanceRow>, StoreError> {
     let mut out = vec![];
     for shard in 0..keys::DUE_SHARDS {
-        out.extend(table.query_as::<BalanceRow>(Query::gsi2(keys::payable_pk(program_id, shard))).await?);
+        out.extend(
+            table
+                .query_as::<BalanceRow>(Query::gsi2(keys::payable_pk(program_id, shard)))
+                .await?,
+        );
     }
     out.sort_by(|a, b| (&a.partner_id, a.currency).cmp(&(&b.partner_id, b.currency)));
     Ok(out)

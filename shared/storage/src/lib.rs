@@ -9,6 +9,7 @@ pub mod clock;
 pub mod error;
 pub mod keys;
 pub mod ledger;
+pub mod links;
 pub mod outbox;
 pub mod schema;
 pub mod table;

@@ -30,7 +30,8 @@ pub fn enqueue(tx: &mut Tx, env: &Envelope) -> Result<(), StoreError> {
         created_ms: env.at_ms,
         sent_ms: None,
     };
-    let item = to_item(&row, &keys::outbox(&env.id))?.with_gsi2(keys::outbox_unsent_gsi(&env.id, env.at_ms));
+    let item = to_item(&row, &keys::outbox(&env.id))?
+        .with_gsi2(keys::outbox_unsent_gsi(&env.id, env.at_ms));
     tx.put_new(item, "outbox message")
 }
 
@@ -38,7 +39,11 @@ pub fn enqueue(tx: &mut Tx, env: &Envelope) -> Result<(), StoreError> {
 pub async fn unsent(table: &Table) -> Result<Vec<OutboxRow>, StoreError> {
     let mut out = vec![];
     for shard in 0..keys::DUE_SHARDS {
-        out.extend(table.query_as::<OutboxRow>(Query::gsi2(keys::outbox_unsent_pk(shard))).await?);
+        out.extend(
+            table
+                .query_as::<OutboxRow>(Query::gsi2(keys::outbox_unsent_pk(shard)))
+                .await?,
+        );
     }
     out.sort_by_key(|r| (r.created_ms, r.message_id.clone()));
     Ok(out)
@@ -78,22 +83,38 @@ pub async fn deliver(
     for chunk in rows.chunks(10) {
         let mut req = sqs.send_message_batch().queue_url(queue_url);
         for (i, r) in chunk.iter().enumerate() {
-            let mut e = SendMessageBatchRequestEntry::builder().id(format!("m{i}")).message_body(&r.body);
+            let mut e = SendMessageBatchRequestEntry::builder()
+                .id(format!("m{i}"))
+                .message_body(&r.body);
             if queue_url.ends_with(".fifo") {
-                e = e.message_group_id(&r.kind).message_deduplication_id(dedup_id(&r.message_id));
+                e = e
+                    .message_group_id(&r.kind)
+                    .message_deduplication_id(dedup_id(&r.message_id));
             }
             req = req.entries(e.build().map_err(|e| DeliverError::Sqs(e.to_string()))?);
         }
-        let out = req.send().await.map_err(|e| DeliverError::Sqs(format!("{e:?}")))?;
+        let out = req
+            .send()
+            .await
+            .map_err(|e| DeliverError::Sqs(format!("{e:?}")))?;
         for ok in out.successful() {
-            let idx: usize = ok.id().trim_start_matches('m').parse().unwrap_or(usize::MAX);
+            let idx: usize = ok
+                .id()
+                .trim_start_matches('m')
+                .parse()
+                .unwrap_or(usize::MAX);
             if let Some(r) = chunk.get(idx) {
                 mark_sent(table, &r.message_id).await?;
                 sent += 1;
             }
         }
         if let Some(f) = out.failed().first() {
-            return Err(DeliverError::Sqs(format!("{} of {} failed, first: {:?}", out.failed().len(), chunk.len(), f.message())));
+            return Err(DeliverError::Sqs(format!(
+                "{} of {} failed, first: {:?}",
+                out.failed().len(),
+                chunk.len(),
+                f.message()
+            )));
         }
     }
     Ok(sent)
@@ -122,7 +143,11 @@ pub async fn mark_sent(table: &Table, message_id: &str) -> Result<(), StoreError
 }
 
 /// Deliver every unsent message (the periodic sweep).
-pub async fn sweep(table: &Table, sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<usize, DeliverError> {
+pub async fn sweep(
+    table: &Table,
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+) -> Result<usize, DeliverError> {
     let rows = unsent(table).await?;
     deliver(table, sqs, queue_url, &rows).await
 }

@@ -51,14 +51,21 @@ fn resources(template: &str) -> Result<serde_yaml::Mapping, StoreError> {
 }
 
 fn str_at<'a>(v: &'a Value, key: &str) -> Result<&'a str, StoreError> {
-    v.get(key).and_then(Value::as_str).ok_or_else(|| cfg(format!("missing {key}")))
+    v.get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| cfg(format!("missing {key}")))
 }
 
 fn key_schema(v: &Value) -> Result<Vec<(String, String)>, StoreError> {
     v.as_sequence()
         .ok_or_else(|| cfg("KeySchema is not a list"))?
         .iter()
-        .map(|e| Ok((str_at(e, "AttributeName")?.to_string(), str_at(e, "KeyType")?.to_string())))
+        .map(|e| {
+            Ok((
+                str_at(e, "AttributeName")?.to_string(),
+                str_at(e, "KeyType")?.to_string(),
+            ))
+        })
         .collect()
 }
 
@@ -70,15 +77,25 @@ pub fn table_definition(template: &str) -> Result<TableDefinition, StoreError> {
         .filter(|r| r.get("Type").and_then(Value::as_str) == Some("AWS::DynamoDB::Table"))
         .collect();
     let [table] = tables.as_slice() else {
-        return Err(cfg(format!("expected exactly one table, found {}", tables.len())));
+        return Err(cfg(format!(
+            "expected exactly one table, found {}",
+            tables.len()
+        )));
     };
-    let p = table.get("Properties").ok_or_else(|| cfg("table has no Properties"))?;
+    let p = table
+        .get("Properties")
+        .ok_or_else(|| cfg("table has no Properties"))?;
     let attributes = p
         .get("AttributeDefinitions")
         .and_then(Value::as_sequence)
         .ok_or_else(|| cfg("no AttributeDefinitions"))?
         .iter()
-        .map(|a| Ok((str_at(a, "AttributeName")?.to_string(), str_at(a, "AttributeType")?.to_string())))
+        .map(|a| {
+            Ok((
+                str_at(a, "AttributeName")?.to_string(),
+                str_at(a, "AttributeType")?.to_string(),
+            ))
+        })
         .collect::<Result<Vec<_>, StoreError>>()?;
     let key = key_schema(p.get("KeySchema").ok_or_else(|| cfg("no KeySchema"))?)?;
     let gsis = match p.get("GlobalSecondaryIndexes").and_then(Value::as_sequence) {
@@ -88,7 +105,10 @@ pub fn table_definition(template: &str) -> Result<TableDefinition, StoreError> {
             .map(|g| {
                 Ok(GsiDefinition {
                     name: str_at(g, "IndexName")?.to_string(),
-                    key_schema: key_schema(g.get("KeySchema").ok_or_else(|| cfg("GSI without KeySchema"))?)?,
+                    key_schema: key_schema(
+                        g.get("KeySchema")
+                            .ok_or_else(|| cfg("GSI without KeySchema"))?,
+                    )?,
                     projection: g
                         .get("Projection")
                         .map(|pr| str_at(pr, "ProjectionType").map(str::to_string))
@@ -100,20 +120,33 @@ pub fn table_definition(template: &str) -> Result<TableDefinition, StoreError> {
     };
     let ttl = p.get("TimeToLiveSpecification").and_then(|t| {
         let enabled = t.get("Enabled").and_then(Value::as_bool).unwrap_or(false);
-        enabled.then(|| t.get("AttributeName").and_then(Value::as_str).map(str::to_string)).flatten()
+        enabled
+            .then(|| {
+                t.get("AttributeName")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .flatten()
     });
     Ok(TableDefinition {
         attributes,
         key_schema: key,
         gsis,
         ttl_attribute: ttl,
-        billing_mode: p.get("BillingMode").and_then(Value::as_str).unwrap_or("PROVISIONED").to_string(),
+        billing_mode: p
+            .get("BillingMode")
+            .and_then(Value::as_str)
+            .unwrap_or("PROVISIONED")
+            .to_string(),
         point_in_time_recovery: p
             .get("PointInTimeRecoverySpecification")
             .and_then(|x| x.get("PointInTimeRecoveryEnabled"))
             .and_then(Value::as_bool)
             .unwrap_or(false),
-        deletion_protection: p.get("DeletionProtectionEnabled").and_then(Value::as_bool).unwrap_or(false),
+        deletion_protection: p
+            .get("DeletionProtectionEnabled")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     })
 }
 
@@ -125,18 +158,30 @@ pub fn queue_definitions(template: &str) -> Result<Vec<QueueDefinition>, StoreEr
         if r.get("Type").and_then(Value::as_str) != Some("AWS::SQS::Queue") {
             continue;
         }
-        let logical_id = name.as_str().ok_or_else(|| cfg("non-string resource name"))?.to_string();
+        let logical_id = name
+            .as_str()
+            .ok_or_else(|| cfg("non-string resource name"))?
+            .to_string();
         let p = r.get("Properties");
         let redrive = p.and_then(|p| p.get("RedrivePolicy"));
         // `deadLetterTargetArn: !GetAtt X.Arn` arrives as a tagged value.
-        let dlq = redrive.and_then(|rp| rp.get("deadLetterTargetArn")).and_then(|v| match v {
-            Value::Tagged(t) => t.value.as_str().map(|s| s.trim_end_matches(".Arn").to_string()),
-            _ => None,
-        });
+        let dlq = redrive
+            .and_then(|rp| rp.get("deadLetterTargetArn"))
+            .and_then(|v| match v {
+                Value::Tagged(t) => t
+                    .value
+                    .as_str()
+                    .map(|s| s.trim_end_matches(".Arn").to_string()),
+                _ => None,
+            });
         out.push(QueueDefinition {
             logical_id,
-            visibility_timeout: p.and_then(|p| p.get("VisibilityTimeout")).and_then(Value::as_i64),
-            max_receive_count: redrive.and_then(|rp| rp.get("maxReceiveCount")).and_then(Value::as_i64),
+            visibility_timeout: p
+                .and_then(|p| p.get("VisibilityTimeout"))
+                .and_then(Value::as_i64),
+            max_receive_count: redrive
+                .and_then(|rp| rp.get("maxReceiveCount"))
+                .and_then(Value::as_i64),
             dead_letter_logical_id: dlq,
         });
     }
@@ -146,7 +191,11 @@ pub fn queue_definitions(template: &str) -> Result<Vec<QueueDefinition>, StoreEr
 
 impl TableDefinition {
     /// Create this table (used for the local moto server and tests; AWS gets it from SAM).
-    pub async fn create(&self, client: &aws_sdk_dynamodb::Client, table_name: &str) -> Result<(), StoreError> {
+    pub async fn create(
+        &self,
+        client: &aws_sdk_dynamodb::Client,
+        table_name: &str,
+    ) -> Result<(), StoreError> {
         let ks = |v: &Vec<(String, String)>| -> Result<Vec<KeySchemaElement>, StoreError> {
             v.iter()
                 .map(|(n, t)| {
@@ -177,14 +226,23 @@ impl TableDefinition {
                 GlobalSecondaryIndex::builder()
                     .index_name(&g.name)
                     .set_key_schema(Some(ks(&g.key_schema)?))
-                    .projection(Projection::builder().projection_type(ProjectionType::from(g.projection.as_str())).build())
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::from(g.projection.as_str()))
+                            .build(),
+                    )
                     .build()
                     .map_err(StoreError::dynamo)?,
             );
         }
         match req.send().await {
             Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => return Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_in_use_exception()) =>
+            {
+                return Ok(())
+            }
             Err(e) => return Err(StoreError::dynamo(e)),
         }
         if let Some(attr) = &self.ttl_attribute {
@@ -214,7 +272,13 @@ mod tests {
     #[test]
     fn template_table_matches_the_key_module() {
         let t = table_definition(TEMPLATE).expect("template parses");
-        assert_eq!(t.key_schema, vec![(keys::PK.into(), "HASH".into()), (keys::SK.into(), "RANGE".into())]);
+        assert_eq!(
+            t.key_schema,
+            vec![
+                (keys::PK.into(), "HASH".into()),
+                (keys::SK.into(), "RANGE".into())
+            ]
+        );
         let names: Vec<_> = t.gsis.iter().map(|g| g.name.as_str()).collect();
         assert_eq!(names, vec![keys::GSI1, keys::GSI2]);
         assert_eq!(t.gsis[0].key_schema[0].0, keys::GSI1PK);
@@ -230,8 +294,14 @@ mod tests {
     #[test]
     fn template_queues_have_a_dead_letter_queue() {
         let qs = queue_definitions(TEMPLATE).unwrap();
-        let outbox = qs.iter().find(|q| q.logical_id == "OutboxQueue").expect("outbox queue");
-        assert_eq!(outbox.dead_letter_logical_id.as_deref(), Some("OutboxDeadLetterQueue"));
+        let outbox = qs
+            .iter()
+            .find(|q| q.logical_id == "OutboxQueue")
+            .expect("outbox queue");
+        assert_eq!(
+            outbox.dead_letter_logical_id.as_deref(),
+            Some("OutboxDeadLetterQueue")
+        );
         assert_eq!(outbox.max_receive_count, Some(5));
         // dead-letter queues are created first
         let pos = |id: &str| qs.iter().position(|q| q.logical_id == id).unwrap();

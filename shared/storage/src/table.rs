@@ -39,7 +39,11 @@ pub async fn aws_config() -> aws_config::SdkConfig {
 
 impl Table {
     pub fn new(client: Client, name: impl Into<String>) -> Self {
-        Table { client, name: name.into(), clock: Arc::new(SystemClock) }
+        Table {
+            client,
+            name: name.into(),
+            clock: Arc::new(SystemClock),
+        }
     }
 
     pub fn with_clock(mut self, clock: SharedClock) -> Self {
@@ -49,7 +53,8 @@ impl Table {
 
     /// From the environment: `TABLE_NAME` (required).
     pub fn from_env(config: &aws_config::SdkConfig) -> Result<Self, StoreError> {
-        let name = std::env::var("TABLE_NAME").map_err(|_| StoreError::Config("TABLE_NAME is not set".into()))?;
+        let name = std::env::var("TABLE_NAME")
+            .map_err(|_| StoreError::Config("TABLE_NAME is not set".into()))?;
         Ok(Table::new(Client::new(config), name))
     }
 
@@ -104,7 +109,10 @@ impl Table {
             .await;
         match r {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
                 Err(StoreError::AlreadyDone)
             }
             Err(e) => Err(StoreError::dynamo(e)),
@@ -208,13 +216,25 @@ pub struct Query {
 
 impl Query {
     pub fn table(pk: impl Into<String>) -> Self {
-        Query { index: None, pk: pk.into(), sk: SkCondition::Any, descending: false, limit: None }
+        Query {
+            index: None,
+            pk: pk.into(),
+            sk: SkCondition::Any,
+            descending: false,
+            limit: None,
+        }
     }
     pub fn gsi1(pk: impl Into<String>) -> Self {
-        Query { index: Some(keys::GSI1), ..Query::table(pk) }
+        Query {
+            index: Some(keys::GSI1),
+            ..Query::table(pk)
+        }
     }
     pub fn gsi2(pk: impl Into<String>) -> Self {
-        Query { index: Some(keys::GSI2), ..Query::table(pk) }
+        Query {
+            index: Some(keys::GSI2),
+            ..Query::table(pk)
+        }
     }
     pub fn begins_with(mut self, p: impl Into<String>) -> Self {
         self.sk = SkCondition::BeginsWith(p.into());
@@ -259,7 +279,10 @@ pub trait ItemExt {
 impl ItemExt for Item {
     fn with_gsi1(mut self, (pk, sk): (String, String)) -> Self {
         self.insert(keys::GSI1PK.into(), AttributeValue::S(pk));
-        self.insert(keys::GSI1SK.into(), AttributeValue::S(if sk.is_empty() { "-".into() } else { sk }));
+        self.insert(
+            keys::GSI1SK.into(),
+            AttributeValue::S(if sk.is_empty() { "-".into() } else { sk }),
+        );
         self
     }
     fn with_gsi2(mut self, (pk, sk): (String, String)) -> Self {
@@ -268,7 +291,10 @@ impl ItemExt for Item {
         self
     }
     fn with_ttl(mut self, epoch_seconds: i64) -> Self {
-        self.insert(keys::TTL_ATTR.into(), AttributeValue::N(epoch_seconds.to_string()));
+        self.insert(
+            keys::TTL_ATTR.into(),
+            AttributeValue::N(epoch_seconds.to_string()),
+        );
         self
     }
     fn with_s(mut self, name: &str, v: impl Into<String>) -> Self {
@@ -280,9 +306,13 @@ impl ItemExt for Item {
         self
     }
     fn s(&self, name: &str) -> Option<&str> {
-        self.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+        self.get(name)
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
     }
     fn n(&self, name: &str) -> Option<i64> {
-        self.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())
+        self.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
     }
 }

@@ -15,7 +15,11 @@ pub fn unique_name(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    format!("{prefix}-{}-{nanos}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// SDK configuration for the local server. Fails clearly when `AWS_ENDPOINT_URL` is not set,
@@ -26,7 +30,9 @@ pub async fn local_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "static"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "static",
+        ))
         .load()
         .await
 }
@@ -36,7 +42,9 @@ pub async fn fresh_table() -> Result<Table, StoreError> {
     let config = local_config().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
     let name = unique_name("test");
-    schema::table_definition(TEMPLATE)?.create(&client, &name).await?;
+    schema::table_definition(TEMPLATE)?
+        .create(&client, &name)
+        .await?;
     Ok(Table::new(client, name))
 }
 
@@ -48,5 +56,6 @@ pub async fn fresh_queue(sqs: &aws_sdk_sqs::Client) -> Result<String, StoreError
         .send()
         .await
         .map_err(StoreError::dynamo)?;
-    out.queue_url.ok_or_else(|| StoreError::Config("no queue url".into()))
+    out.queue_url
+        .ok_or_else(|| StoreError::Config("no queue url".into()))
 }

@@ -125,7 +125,12 @@ impl UpdateSpec {
     }
     pub(crate) fn into_parts(
         self,
-    ) -> (String, Option<String>, HashMap<String, String>, Option<HashMap<String, AttributeValue>>) {
+    ) -> (
+        String,
+        Option<String>,
+        HashMap<String, String>,
+        Option<HashMap<String, AttributeValue>>,
+    ) {
         let expr = self.expression();
         let values = (!self.values.is_empty()).then_some(self.values);
         (expr, self.condition, self.names, values)
@@ -162,33 +167,71 @@ impl Tx {
         self.len() == 0
     }
 
-    fn push(&mut self, key: Key, label: &str, item: TransactWriteItem, on_fail: OnConditionFail) -> Result<(), StoreError> {
+    fn push(
+        &mut self,
+        key: Key,
+        label: &str,
+        item: TransactWriteItem,
+        on_fail: OnConditionFail,
+    ) -> Result<(), StoreError> {
         if !self.keys.insert(key.clone()) || self.balances.contains_key(&key) {
-            return Err(StoreError::InvalidTransaction(format!("{label}: item {key:?} touched twice")));
+            return Err(StoreError::InvalidTransaction(format!(
+                "{label}: item {key:?} touched twice"
+            )));
         }
-        self.actions.push(Action { key, label: label.to_string(), item, on_fail });
+        self.actions.push(Action {
+            key,
+            label: label.to_string(),
+            item,
+            on_fail,
+        });
         Ok(())
     }
 
     /// The once-only marker of this write (e.g. "event evt_1 processed"). If it already exists
     /// the commit returns `Err(AlreadyDone)` and nothing is written.
     pub fn marker(&mut self, item: Item) -> Result<(), StoreError> {
-        self.put_cond(item, "attribute_not_exists(PK)", "marker", OnConditionFail::AlreadyDone)
+        self.put_cond(
+            item,
+            "attribute_not_exists(PK)",
+            "marker",
+            OnConditionFail::AlreadyDone,
+        )
     }
 
     /// Put a new item; fails the transaction with `ConditionFailed{label}` if it exists.
     pub fn put_new(&mut self, item: Item, label: &str) -> Result<(), StoreError> {
-        self.put_cond(item, "attribute_not_exists(PK)", label, OnConditionFail::Fail)
+        self.put_cond(
+            item,
+            "attribute_not_exists(PK)",
+            label,
+            OnConditionFail::Fail,
+        )
     }
 
     /// Put (overwrite) an item.
     pub fn put(&mut self, item: Item, label: &str) -> Result<(), StoreError> {
         let key = key_of(&item)?;
-        let put = Put::builder().set_item(Some(item)).table_name("").build().map_err(StoreError::dynamo)?;
-        self.push(key, label, TransactWriteItem::builder().put(put).build(), OnConditionFail::Fail)
+        let put = Put::builder()
+            .set_item(Some(item))
+            .table_name("")
+            .build()
+            .map_err(StoreError::dynamo)?;
+        self.push(
+            key,
+            label,
+            TransactWriteItem::builder().put(put).build(),
+            OnConditionFail::Fail,
+        )
     }
 
-    fn put_cond(&mut self, item: Item, cond: &str, label: &str, on_fail: OnConditionFail) -> Result<(), StoreError> {
+    fn put_cond(
+        &mut self,
+        item: Item,
+        cond: &str,
+        label: &str,
+        on_fail: OnConditionFail,
+    ) -> Result<(), StoreError> {
         let key = key_of(&item)?;
         let put = Put::builder()
             .set_item(Some(item))
@@ -196,7 +239,12 @@ impl Tx {
             .condition_expression(cond)
             .build()
             .map_err(StoreError::dynamo)?;
-        self.push(key, label, TransactWriteItem::builder().put(put).build(), on_fail)
+        self.push(
+            key,
+            label,
+            TransactWriteItem::builder().put(put).build(),
+            on_fail,
+        )
     }
 
     /// Update an item.
@@ -211,7 +259,12 @@ impl Tx {
             .set_expression_attribute_values(values)
             .build()
             .map_err(StoreError::dynamo)?;
-        self.push(key.clone(), label, TransactWriteItem::builder().update(up).build(), OnConditionFail::Fail)
+        self.push(
+            key.clone(),
+            label,
+            TransactWriteItem::builder().update(up).build(),
+            OnConditionFail::Fail,
+        )
     }
 
     /// Like [`Tx::update`], but a failed condition means the whole write was already done.
@@ -232,8 +285,14 @@ impl Tx {
         values: Vec<(&str, AttributeValue)>,
         label: &str,
     ) -> Result<(), StoreError> {
-        let names: HashMap<String, String> = names.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
-        let values: HashMap<String, AttributeValue> = values.into_iter().map(|(a, b)| (a.to_string(), b)).collect();
+        let names: HashMap<String, String> = names
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        let values: HashMap<String, AttributeValue> = values
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b))
+            .collect();
         let c = ConditionCheck::builder()
             .set_key(Some(Table::key_item(key)))
             .table_name("")
@@ -242,7 +301,12 @@ impl Tx {
             .set_expression_attribute_values((!values.is_empty()).then_some(values))
             .build()
             .map_err(StoreError::dynamo)?;
-        self.push(key.clone(), label, TransactWriteItem::builder().condition_check(c).build(), OnConditionFail::Fail)
+        self.push(
+            key.clone(),
+            label,
+            TransactWriteItem::builder().condition_check(c).build(),
+            OnConditionFail::Fail,
+        )
     }
 
     /// Move a balance of (partner, program, currency). Moves of the same balance are summed, so
@@ -256,7 +320,9 @@ impl Tx {
     ) -> Result<(), StoreError> {
         let key = keys::balance(partner_id, program_id, currency);
         if self.keys.contains(&key) {
-            return Err(StoreError::InvalidTransaction(format!("balance {key:?} also written directly")));
+            return Err(StoreError::InvalidTransaction(format!(
+                "balance {key:?} also written directly"
+            )));
         }
         let m = self.balances.entry(key).or_insert_with(|| BalanceMove {
             partner_id: partner_id.to_string(),
@@ -264,7 +330,10 @@ impl Tx {
             currency,
             delta: BalanceDelta::default(),
         });
-        m.delta = m.delta.checked_add(&delta).map_err(|e| StoreError::InvalidTransaction(e.to_string()))?;
+        m.delta = m
+            .delta
+            .checked_add(&delta)
+            .map_err(|e| StoreError::InvalidTransaction(e.to_string()))?;
         Ok(())
     }
 
@@ -340,7 +409,12 @@ async fn commit_actions(table: &Table, actions: Vec<Action>) -> Result<(), Store
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let r = table.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
+        let r = table
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items.clone()))
+            .send()
+            .await;
         let err = match r {
             Ok(_) => return Ok(()),
             Err(e) => e,
@@ -362,11 +436,12 @@ async fn commit_actions(table: &Table, actions: Vec<Action>) -> Result<(), Store
                             if a.on_fail == OnConditionFail::AlreadyDone {
                                 return Err(StoreError::AlreadyDone);
                             }
-                            failed_business.get_or_insert_with(|| format!("{} {:?}", a.label, a.key));
+                            failed_business
+                                .get_or_insert_with(|| format!("{} {:?}", a.label, a.key));
                         }
-                        Some("TransactionConflict") | Some("ThrottlingError") | Some("ProvisionedThroughputExceeded") => {
-                            conflict = true
-                        }
+                        Some("TransactionConflict")
+                        | Some("ThrottlingError")
+                        | Some("ProvisionedThroughputExceeded") => conflict = true,
                         _ => {}
                     }
                 }
@@ -411,13 +486,20 @@ mod tests {
     fn same_item_twice_is_refused() {
         let mut tx = Tx::new();
         tx.put_new(item("A", "1"), "a").unwrap();
-        assert!(matches!(tx.put(item("A", "1"), "b"), Err(StoreError::InvalidTransaction(_))));
+        assert!(matches!(
+            tx.put(item("A", "1"), "b"),
+            Err(StoreError::InvalidTransaction(_))
+        ));
     }
 
     #[test]
     fn balance_moves_are_summed_into_one_action() {
         let mut tx = Tx::new();
-        let d = BalanceDelta { pending: 100, available: 0, paid: 0 };
+        let d = BalanceDelta {
+            pending: 100,
+            available: 0,
+            paid: 0,
+        };
         tx.move_balance("p", "prog", Currency::USD, d).unwrap();
         tx.move_balance("p", "prog", Currency::USD, d).unwrap();
         tx.move_balance("p", "prog", Currency::EUR, d).unwrap();
@@ -429,7 +511,10 @@ mod tests {
 
     #[test]
     fn update_expression_is_well_formed() {
-        let s = UpdateSpec::new().set_s("a", "1").add_n("n", 2).remove("GSI2PK");
+        let s = UpdateSpec::new()
+            .set_s("a", "1")
+            .add_n("n", 2)
+            .remove("GSI2PK");
         assert_eq!(s.expression(), "SET #a0 = :v0 ADD #a1 :v1 REMOVE #a2");
     }
 }
