@@ -197,6 +197,19 @@ pub fn customer_invoice(program_id: &str, customer_key: &str, invoice_id: &str) 
     )
 }
 pub const CUSTOMER_INVOICE_PREFIX: &str = "INVOICE#";
+/// A customer's sales state in a program: version (optimistic lock of every booking) and the
+/// first paid sale.
+pub fn sales_state(program_id: &str, customer_key: &str) -> Key {
+    Key::new(customer_pk(program_id, customer_key), "SALESTATE")
+}
+/// A subscription that ended: later invoices of it earn nothing.
+pub fn subscription_ended(subscription_id: &str) -> Key {
+    Key::new(format!("SUBENDED#{subscription_id}"), "SUBENDED")
+}
+/// An invoice whose payment failed ("in collections"), for operators.
+pub fn invoice_in_collections(customer_key: &str, invoice_id: &str) -> Key {
+    Key::new(format!("COLLECTIONS#{customer_key}"), format!("INVOICE#{invoice_id}"))
+}
 /// A flagged self-referral attempt.
 pub fn self_referral_flag(program_id: &str, customer_key: &str, at_ms: i64) -> Key {
     Key::new(
@@ -215,12 +228,9 @@ pub fn flags_gsi(program_id: &str, at_ms: i64, customer_key: &str) -> (String, S
 pub fn promotion_code(code: &str) -> Key {
     Key::new(format!("PROMO#{code}"), "PROMO")
 }
-/// An invoice paid before its customer was bound, kept by provider customer id.
-pub fn unattributed_sale(customer_key: &str, invoice_id: &str) -> Key {
-    Key::new(
-        format!("UNATTR#{customer_key}"),
-        format!("INVOICE#{invoice_id}"),
-    )
+/// An invoice paid before its customer was bound in `program_id`, kept by customer key.
+pub fn unattributed_sale(customer_key: &str, invoice_id: &str, program_id: &str) -> Key {
+    Key::new(format!("UNATTR#{customer_key}"), format!("INVOICE#{invoice_id}#{program_id}"))
 }
 pub fn unattributed_pk(customer_key: &str) -> String {
     format!("UNATTR#{customer_key}")

@@ -6,11 +6,14 @@
 //! - [`outbox`] writes messages in the same transaction as the fact that causes them.
 
 pub mod clock;
+pub mod customers;
 pub mod error;
 pub mod keys;
 pub mod ledger;
 pub mod links;
 pub mod outbox;
+pub mod partners;
+pub mod programs;
 pub mod schema;
 pub mod table;
 pub mod testing;

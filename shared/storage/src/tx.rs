@@ -247,6 +247,39 @@ impl Tx {
         )
     }
 
+    /// Put an item if `expr` holds (optimistic locking: `attribute_not_exists(PK) OR version = :v`).
+    pub fn put_if(
+        &mut self,
+        item: Item,
+        expr: &str,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
+        label: &str,
+    ) -> Result<(), StoreError> {
+        let key = key_of(&item)?;
+        let names: HashMap<String, String> = names.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let values: HashMap<String, AttributeValue> = values.into_iter().map(|(a, b)| (a.to_string(), b)).collect();
+        let put = Put::builder()
+            .set_item(Some(item))
+            .table_name("")
+            .condition_expression(expr)
+            .set_expression_attribute_names((!names.is_empty()).then_some(names))
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .build()
+            .map_err(StoreError::dynamo)?;
+        self.push(key, label, TransactWriteItem::builder().put(put).build(), OnConditionFail::Fail)
+    }
+
+    /// Delete an item (no condition: deleting what is gone is fine).
+    pub fn delete(&mut self, key: &Key, label: &str) -> Result<(), StoreError> {
+        let d = aws_sdk_dynamodb::types::Delete::builder()
+            .set_key(Some(Table::key_item(key)))
+            .table_name("")
+            .build()
+            .map_err(StoreError::dynamo)?;
+        self.push(key.clone(), label, TransactWriteItem::builder().delete(d).build(), OnConditionFail::Fail)
+    }
+
     /// Update an item.
     pub fn update(&mut self, key: &Key, spec: UpdateSpec, label: &str) -> Result<(), StoreError> {
         let (expr, cond, names, values) = spec.into_parts();

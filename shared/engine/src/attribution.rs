@@ -1,0 +1,519 @@
+//! Binding customers to partners: by click id, partner code, coupon, invitation or by hand.
+//!
+//! Rules (see `rules::attribution`): the program's model picks among the visitor's clicks within
+//! the cookie window (first or last click); once a customer has a paid sale, later causes no longer
+//! move them (only an operator does); a customer whose e-mail is the partner's own is not bound
+//! and the attempt is flagged. Every binding records its cause and when, in business time, and
+//! keeps a history. Concurrent binds of one customer meet on the binding's version and retry.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use rules::attribution::{choose_click, is_self_referral, normalize_email, BindingCause, ClickCandidate};
+use rules::{AttributionModel, Program, ProgramStatus};
+use storage::customers::{self, BindingHistoryRow, BindingRow, FlagRow, InviteRow};
+use storage::links::{self, LinkStatus};
+use storage::table::{to_item, ItemExt};
+use storage::{keys, partners, programs, StoreError, Tx};
+
+use crate::{sales, utc, Engine, EngineError, OPTIMISTIC_ATTEMPTS};
+
+const DAY_MS: i64 = 86_400_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindSource {
+    /// A click id (`ref_click`, Stripe `client_reference_id` or `metadata.ref_click`).
+    ClickId(String),
+    /// A partner's link code given at sign-up.
+    Code(String),
+    /// A promotion code assigned to a partner.
+    Coupon(String),
+    /// The customer's e-mail was invited by a partner (`email` and `program_id` required).
+    Invite,
+    /// An operator assigns the customer (`program_id` required).
+    Manual { partner_id: String, reason: String, operator: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindRequest {
+    /// Required for `Invite` and `Manual`; otherwise checked against the source's program.
+    pub program_id: Option<String>,
+    /// Payment provider customer id (`cus_…`) or the merchant's own id.
+    pub customer_key: String,
+    pub email: Option<String>,
+    pub source: BindSource,
+    /// Business time of the request or event.
+    pub at_ms: i64,
+    /// What delivered it (`api:…`, `stripe:evt_…`, `operator:…`).
+    pub source_event: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindOutcome {
+    /// The customer is now bound to this partner (new binding or a move).
+    Bound { program_id: String, partner_id: String },
+    /// Nothing changed: the customer stays with this partner.
+    AlreadyBound { program_id: String, partner_id: String },
+    /// Refused: the caller's input is at fault (4xx) or the rules say no (self-referral).
+    Rejected(BindRejection),
+}
+
+/// Why a binding was refused. Each is the caller's input or a rule, never our fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BindRejection {
+    #[error("customer key is missing or not a valid id")]
+    MissingCustomerKey,
+    #[error("e-mail {0:?} is malformed")]
+    MalformedEmail(String),
+    #[error("click id is not valid (bad signature or format)")]
+    InvalidClickId,
+    #[error("click id refers to no known link")]
+    UnknownClick,
+    #[error("the click is older than the program's cookie window")]
+    ExpiredClick,
+    #[error("no click of this visitor counts (after the customer's first paid sale, or outside the window)")]
+    NoEligibleClick,
+    #[error("unknown or disabled partner code")]
+    UnknownCode,
+    #[error("unknown promotion code")]
+    UnknownCoupon,
+    #[error("no invitation for this e-mail in the program")]
+    NoInvitation,
+    #[error("program_id is required for this kind of binding")]
+    ProgramRequired,
+    #[error("unknown program")]
+    UnknownProgram,
+    #[error("the source belongs to program {actual}, not {requested}")]
+    ProgramMismatch { requested: String, actual: String },
+    #[error("the program is paused")]
+    ProgramPaused,
+    #[error("unknown partner")]
+    UnknownPartner,
+    #[error("the customer's e-mail is the partner's own (self-referral); flagged for review")]
+    SelfReferral,
+}
+
+impl BindRejection {
+    /// Stable machine code (problem+json `type` suffix).
+    pub fn code(&self) -> &'static str {
+        match self {
+            BindRejection::MissingCustomerKey => "missing-customer-key",
+            BindRejection::MalformedEmail(_) => "malformed-email",
+            BindRejection::InvalidClickId => "invalid-click-id",
+            BindRejection::UnknownClick => "unknown-click",
+            BindRejection::ExpiredClick => "expired-click",
+            BindRejection::NoEligibleClick => "no-eligible-click",
+            BindRejection::UnknownCode => "unknown-code",
+            BindRejection::UnknownCoupon => "unknown-coupon",
+            BindRejection::NoInvitation => "no-invitation",
+            BindRejection::ProgramRequired => "program-required",
+            BindRejection::UnknownProgram => "unknown-program",
+            BindRejection::ProgramMismatch { .. } => "program-mismatch",
+            BindRejection::ProgramPaused => "program-paused",
+            BindRejection::UnknownPartner => "unknown-partner",
+            BindRejection::SelfReferral => "self-referral",
+        }
+    }
+}
+
+/// What the source resolved to.
+#[derive(Debug, Clone)]
+pub(crate) struct Resolved {
+    pub program: Program,
+    pub partner_id: String,
+    pub cause: BindingCause,
+    pub cause_at_ms: i64,
+    pub manual: bool,
+}
+
+type Decided<T> = Result<T, BindRejection>;
+
+/// Bind a customer to a partner. Idempotent: the same request again answers `AlreadyBound`.
+/// A successful (new) binding also books the customer's paid invoices that were waiting for
+/// attribution and came after the cause.
+pub async fn bind(engine: &Engine, req: BindRequest) -> Result<BindOutcome, EngineError> {
+    if !keys::safe_id(&req.customer_key) {
+        return Ok(BindOutcome::Rejected(BindRejection::MissingCustomerKey));
+    }
+    let email = match &req.email {
+        None => None,
+        Some(e) if e.trim().is_empty() => None,
+        Some(e) => match normalize_email(e) {
+            Ok(n) => Some(n.to_string()),
+            Err(_) => return Ok(BindOutcome::Rejected(BindRejection::MalformedEmail(e.clone()))),
+        },
+    };
+    let resolved = match resolve(engine, &req, email.as_deref()).await? {
+        Ok(r) => r,
+        Err(rej) => return Ok(BindOutcome::Rejected(rej)),
+    };
+    if resolved.program.status == ProgramStatus::Paused && !resolved.manual {
+        return Ok(BindOutcome::Rejected(BindRejection::ProgramPaused));
+    }
+    bind_resolved(engine, &req.customer_key, email.as_deref(), resolved, req.at_ms, &req.source_event).await
+}
+
+/// Bind with an already resolved source: self-referral check, write, then late booking.
+pub(crate) async fn bind_resolved(
+    engine: &Engine,
+    customer_key: &str,
+    email: Option<&str>,
+    resolved: Resolved,
+    at_ms: i64,
+    source_event: &str,
+) -> Result<BindOutcome, EngineError> {
+    let t = &engine.table;
+    let Some(partner) = partners::get_partner(t, &resolved.partner_id).await? else {
+        return Ok(BindOutcome::Rejected(BindRejection::UnknownPartner));
+    };
+    if let Some(e) = email {
+        if is_self_referral(e, &partner.email) {
+            flag_self_referral(engine, &resolved.program.id, customer_key, &partner.partner_id, Some(e), at_ms, source_event).await?;
+            return Ok(BindOutcome::Rejected(BindRejection::SelfReferral));
+        }
+    }
+    let outcome = write_binding(engine, customer_key, email, &resolved, at_ms, source_event).await?;
+    if let BindOutcome::Bound { .. } = &outcome {
+        sales::book_waiting_sales(engine, &resolved.program, customer_key, email, resolved.cause_at_ms).await?;
+    }
+    Ok(outcome)
+}
+
+/// Record a flagged self-referral attempt (idempotent per customer and business time).
+pub(crate) async fn flag_self_referral(
+    engine: &Engine,
+    program_id: &str,
+    customer_key: &str,
+    partner_id: &str,
+    email: Option<&str>,
+    at_ms: i64,
+    source_event: &str,
+) -> Result<(), EngineError> {
+    let row = FlagRow {
+        program_id: program_id.into(),
+        customer_key: customer_key.into(),
+        partner_id: partner_id.into(),
+        customer_email: email.map(str::to_string),
+        reason: "self_referral".into(),
+        at_ms,
+        source_event: source_event.into(),
+    };
+    let item = to_item(&row, &keys::self_referral_flag(program_id, customer_key, at_ms))?
+        .with_gsi1(keys::flags_gsi(program_id, at_ms, customer_key));
+    match engine.table.put_if_absent(item).await {
+        Ok(()) | Err(StoreError::AlreadyDone) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn program_of(engine: &Engine, id: &str) -> Result<Decided<Program>, EngineError> {
+    Ok(programs::get_program(&engine.table, id).await?.ok_or(BindRejection::UnknownProgram))
+}
+
+fn check_program(req: &BindRequest, actual: &str) -> Decided<()> {
+    match &req.program_id {
+        Some(p) if p != actual => Err(BindRejection::ProgramMismatch { requested: p.clone(), actual: actual.to_string() }),
+        _ => Ok(()),
+    }
+}
+
+async fn resolve(engine: &Engine, req: &BindRequest, email: Option<&str>) -> Result<Decided<Resolved>, EngineError> {
+    let t = &engine.table;
+    match &req.source {
+        BindSource::ClickId(id) => resolve_click(engine, req, id).await,
+        BindSource::Code(code) => {
+            let Some(link) = links::get_link(t, code).await?.filter(|l| l.status == LinkStatus::Active) else {
+                return Ok(Err(BindRejection::UnknownCode));
+            };
+            if let Err(r) = check_program(req, &link.program_id) {
+                return Ok(Err(r));
+            }
+            let program = match program_of(engine, &link.program_id).await? {
+                Ok(p) => p,
+                Err(r) => return Ok(Err(r)),
+            };
+            Ok(Ok(Resolved { program, partner_id: link.partner_id, cause: BindingCause::Code { code: code.clone() }, cause_at_ms: req.at_ms, manual: false }))
+        }
+        BindSource::Coupon(code) => {
+            let Some(promo) = programs::get_promotion_code(t, code).await? else {
+                return Ok(Err(BindRejection::UnknownCoupon));
+            };
+            if let Err(r) = check_program(req, &promo.program_id) {
+                return Ok(Err(r));
+            }
+            let program = match program_of(engine, &promo.program_id).await? {
+                Ok(p) => p,
+                Err(r) => return Ok(Err(r)),
+            };
+            Ok(Ok(Resolved {
+                program,
+                partner_id: promo.partner_id,
+                cause: BindingCause::Coupon { promotion_code: code.clone() },
+                cause_at_ms: req.at_ms,
+                manual: false,
+            }))
+        }
+        BindSource::Invite => {
+            let (Some(pid), Some(e)) = (&req.program_id, email) else {
+                return Ok(Err(BindRejection::ProgramRequired));
+            };
+            let program = match program_of(engine, pid).await? {
+                Ok(p) => p,
+                Err(r) => return Ok(Err(r)),
+            };
+            let Some(inv) = customers::get_invite(t, pid, e).await? else {
+                return Ok(Err(BindRejection::NoInvitation));
+            };
+            Ok(Ok(Resolved { program, partner_id: inv.partner_id, cause: BindingCause::Invite, cause_at_ms: inv.at_ms, manual: false }))
+        }
+        BindSource::Manual { partner_id, reason, operator } => {
+            let Some(pid) = &req.program_id else {
+                return Ok(Err(BindRejection::ProgramRequired));
+            };
+            let program = match program_of(engine, pid).await? {
+                Ok(p) => p,
+                Err(r) => return Ok(Err(r)),
+            };
+            Ok(Ok(Resolved {
+                program,
+                partner_id: partner_id.clone(),
+                cause: BindingCause::Manual { reason: reason.clone(), operator: operator.clone() },
+                cause_at_ms: req.at_ms,
+                manual: true,
+            }))
+        }
+    }
+}
+
+async fn resolve_click(engine: &Engine, req: &BindRequest, click_id: &str) -> Result<Decided<Resolved>, EngineError> {
+    let t = &engine.table;
+    let Ok(claims) = engine.keys.verify_click_id(click_id) else {
+        return Ok(Err(BindRejection::InvalidClickId));
+    };
+    // The click item may be missing (the redirect answered before its write landed): the id's
+    // signature proves the link and the time.
+    let click = links::get_click(t, click_id).await?;
+    let code = match (&click, claims.link_code()) {
+        (Some(c), _) => c.link_code.clone(),
+        (None, Some(code)) => code.to_string(),
+        (None, None) => return Ok(Err(BindRejection::UnknownClick)),
+    };
+    if !claims.is_for_link(&code) {
+        return Ok(Err(BindRejection::UnknownClick));
+    }
+    let Some(link) = links::get_link(t, &code).await? else {
+        return Ok(Err(BindRejection::UnknownClick));
+    };
+    if let Err(r) = check_program(req, &link.program_id) {
+        return Ok(Err(r));
+    }
+    let program = match program_of(engine, &link.program_id).await? {
+        Ok(p) => p,
+        Err(r) => return Ok(Err(r)),
+    };
+    let window_ms = i64::from(program.cookie_days) * DAY_MS;
+    if req.at_ms - claims.at_ms > window_ms {
+        return Ok(Err(BindRejection::ExpiredClick));
+    }
+    // Every click of this visitor in this program is a candidate; the presented one always is.
+    let presented = ClickCandidate { click_id: click_id.to_string(), partner_id: link.partner_id.clone(), link_code: code, clicked_at: utc(claims.at_ms) };
+    let mut candidates = vec![presented];
+    if let Some(c) = &click {
+        for other in links::visitor_clicks(t, &c.visitor_id).await? {
+            if other.program_id == program.id && other.click_id != click_id {
+                candidates.push(ClickCandidate { click_id: other.click_id, partner_id: other.partner_id, link_code: other.link_code, clicked_at: utc(other.at_ms) });
+            }
+        }
+    }
+    let state = customers::sales_state(t, &program.id, &req.customer_key).await?;
+    // A click in the future of the request (clock skew between the edge and the merchant) counts
+    // at the request's time.
+    let at = utc(req.at_ms.max(claims.at_ms));
+    let winner = match choose_click(program.attribution, &candidates, program.cookie_days, at, state.first_paid_sale_at_ms.map(utc)) {
+        Some(w) => w.clone(),
+        // Only clicks after the customer's first paid sale: they cannot move the customer, and
+        // the binding decision below keeps whoever has the credit.
+        None if state.first_paid_sale_at_ms.is_some() => candidates[0].clone(),
+        None => return Ok(Err(BindRejection::NoEligibleClick)),
+    };
+    Ok(Ok(Resolved {
+        partner_id: winner.partner_id,
+        cause: BindingCause::Click { click_id: winner.click_id },
+        cause_at_ms: winner.clicked_at.timestamp_millis(),
+        program,
+        manual: false,
+    }))
+}
+
+/// Does a new cause replace the existing binding under the program's model? Ties are broken by
+/// partner id so that the outcome never depends on arrival order.
+fn new_cause_wins(model: AttributionModel, existing: &BindingRow, r: &Resolved) -> bool {
+    let old = (existing.cause_at_ms, existing.partner_id.as_str());
+    let new = (r.cause_at_ms, r.partner_id.as_str());
+    match model {
+        AttributionModel::FirstClick => new < old,
+        AttributionModel::LastClick => new > old,
+    }
+}
+
+/// Write a binding without the late booking of waiting sales (the sales path books its own sale).
+pub(crate) async fn write_binding_only(
+    engine: &Engine,
+    customer_key: &str,
+    email: Option<&str>,
+    r: &Resolved,
+    at_ms: i64,
+    source_event: &str,
+) -> Result<BindOutcome, EngineError> {
+    write_binding(engine, customer_key, email, r, at_ms, source_event).await
+}
+
+async fn write_binding(
+    engine: &Engine,
+    customer_key: &str,
+    email: Option<&str>,
+    r: &Resolved,
+    at_ms: i64,
+    source_event: &str,
+) -> Result<BindOutcome, EngineError> {
+    let t = &engine.table;
+    let program_id = r.program.id.clone();
+    for _ in 0..OPTIMISTIC_ATTEMPTS {
+        let existing = customers::get_binding(t, &program_id, customer_key).await?;
+        let (version, action, previous) = match &existing {
+            None => (1, "bound", None),
+            Some(b) => {
+                let same = b.partner_id == r.partner_id;
+                let keep = if r.manual {
+                    same && b.cause == r.cause
+                } else if same {
+                    true
+                } else {
+                    let state = customers::sales_state(t, &program_id, customer_key).await?;
+                    state.first_paid_sale_at_ms.is_some() || !new_cause_wins(r.program.attribution, b, r)
+                };
+                if keep {
+                    return Ok(BindOutcome::AlreadyBound { program_id, partner_id: b.partner_id.clone() });
+                }
+                (b.version + 1, if r.manual { "manual" } else { "rebound" }, Some(b.partner_id.clone()))
+            }
+        };
+        let email = email.map(str::to_string).or_else(|| existing.as_ref().and_then(|b| b.email.clone()));
+        let row = BindingRow {
+            program_id: program_id.clone(),
+            customer_key: customer_key.into(),
+            email: email.clone(),
+            partner_id: r.partner_id.clone(),
+            cause: r.cause.clone(),
+            cause_at_ms: r.cause_at_ms,
+            bound_at_ms: at_ms,
+            version,
+            source_event: source_event.into(),
+        };
+        let mut item = to_item(&row, &keys::binding(&program_id, customer_key))?;
+        if let Some(e) = &email {
+            item = item.with_gsi1(keys::binding_email_gsi(&program_id, e));
+        }
+        let hist = BindingHistoryRow {
+            program_id: program_id.clone(),
+            customer_key: customer_key.into(),
+            action: action.into(),
+            partner_id: r.partner_id.clone(),
+            previous_partner_id: previous,
+            cause: r.cause.clone(),
+            cause_at_ms: r.cause_at_ms,
+            at_ms,
+            version,
+            source_event: source_event.into(),
+        };
+        let mut tx = Tx::new();
+        tx.put_if(
+            item,
+            "attribute_not_exists(PK) OR #v = :v",
+            &[("#v", "version")],
+            vec![(":v", AttributeValue::N((version - 1).to_string()))],
+            "binding",
+        )?;
+        tx.put_new(to_item(&hist, &keys::binding_history(&program_id, customer_key, at_ms, &format!("{version:06}")))?, "binding history")?;
+        match tx.commit(t).await {
+            Ok(()) => return Ok(BindOutcome::Bound { program_id, partner_id: r.partner_id.clone() }),
+            Err(StoreError::ConditionFailed { .. }) => continue, // a concurrent bind won; decide again
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StoreError::Contention { attempts: OPTIMISTIC_ATTEMPTS }.into())
+}
+
+/// A partner invites a friend by e-mail: the e-mail is pre-attributed to the partner in the
+/// program, and the invitation goes out through the outbox. Idempotent per (program, e-mail):
+/// the first invitation keeps the credit.
+pub async fn invite(engine: &Engine, program_id: &str, partner_id: &str, email: &str, at_ms: i64) -> Result<Result<(), BindRejection>, EngineError> {
+    let Ok(email) = normalize_email(email) else {
+        return Ok(Err(BindRejection::MalformedEmail(email.to_string())));
+    };
+    let email = email.to_string();
+    let Some(partner) = partners::get_partner(&engine.table, partner_id).await? else {
+        return Ok(Err(BindRejection::UnknownPartner));
+    };
+    if programs::get_program(&engine.table, program_id).await?.is_none() {
+        return Ok(Err(BindRejection::UnknownProgram));
+    }
+    if is_self_referral(&email, &partner.email) {
+        return Ok(Err(BindRejection::SelfReferral));
+    }
+    let row = InviteRow { program_id: program_id.into(), email: email.clone(), partner_id: partner_id.into(), at_ms };
+    let env = messages::Envelope {
+        id: format!("partner-invite:{program_id}:{email}"),
+        at_ms,
+        message: messages::Message::PartnerInvite { partner_id: partner_id.into(), program_id: program_id.into(), email: email.clone() },
+    };
+    let mut tx = Tx::new();
+    tx.marker(to_item(&row, &keys::email_invite(program_id, &email))?)?;
+    storage::outbox::enqueue(&mut tx, &env)?;
+    match tx.commit(&engine.table).await {
+        Ok(()) | Err(StoreError::AlreadyDone) => {}
+        Err(e) => return Err(e.into()),
+    }
+    engine.deliver_outbox(&[env.id]).await;
+    Ok(Ok(()))
+}
+
+/// Record that `partner_id` joined `program_id` through `recruiter_code` (a link code or a
+/// partner id of the recruiter): the recruiter earns tier 2 on the new partner's sales.
+/// Refuses self-recruitment and a recruiter from another program. Idempotent.
+pub async fn record_recruitment(engine: &Engine, program_id: &str, partner_id: &str, recruiter_code: &str) -> Result<Result<String, BindRejection>, EngineError> {
+    let t = &engine.table;
+    let recruiter = match links::get_link(t, recruiter_code).await? {
+        Some(l) if l.program_id == program_id && l.status == LinkStatus::Active => l.partner_id,
+        Some(_) => return Ok(Err(BindRejection::UnknownCode)),
+        None => match partners::get_membership(t, recruiter_code, program_id).await? {
+            Some(m) => m.membership.partner_id,
+            None => return Ok(Err(BindRejection::UnknownCode)),
+        },
+    };
+    if recruiter == partner_id {
+        return Ok(Err(BindRejection::SelfReferral));
+    }
+    if partners::get_partner(t, partner_id).await?.is_none() {
+        return Ok(Err(BindRejection::UnknownPartner));
+    }
+    let existing = partners::get_membership(t, partner_id, program_id).await?;
+    let mut row = existing.unwrap_or(partners::MembershipRow {
+        membership: rules::Membership { partner_id: partner_id.into(), program_id: program_id.into(), level: 0, recruiter: None },
+        level_history: Default::default(),
+    });
+    match &row.membership.recruiter {
+        Some(r) if r == &recruiter => return Ok(Ok(recruiter)),
+        Some(r) => return Ok(Ok(r.clone())), // the first recruiter keeps the credit
+        None => row.membership.recruiter = Some(recruiter.clone()),
+    }
+    let item = to_item(&row, &keys::membership(partner_id, program_id))?.with_gsi1(keys::program_members_gsi(program_id, partner_id));
+    let mut tx = Tx::new();
+    tx.put_if(item, "attribute_not_exists(PK) OR attribute_not_exists(membership.recruiter) OR membership.recruiter = :null", &[], vec![(":null", AttributeValue::Null(true))], "membership")?;
+    match tx.commit(t).await {
+        Ok(()) => Ok(Ok(recruiter)),
+        Err(StoreError::ConditionFailed { .. }) => {
+            let m = partners::get_membership(t, partner_id, program_id).await?;
+            Ok(Ok(m.and_then(|m| m.membership.recruiter).unwrap_or(recruiter)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}

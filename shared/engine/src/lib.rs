@@ -1,0 +1,84 @@
+//! Domain operations of the partner program engine, over `storage` and `rules`:
+//! [`attribution`] binds customers to partners, [`sales`] turns paid invoices into commissions
+//! exactly once, [`release`] ends holds. Functions stay thin: they parse their trigger and call
+//! these.
+
+pub mod attribution;
+pub mod release;
+pub mod sales;
+
+use storage::outbox::{self, DeliverError};
+use storage::{StoreError, Table};
+
+/// Where outbox messages go after a write (the outbox queue). Without it, messages wait for the
+/// sweep.
+#[derive(Clone, Debug)]
+pub struct OutboxTarget {
+    pub sqs: aws_sdk_sqs::Client,
+    pub queue_url: String,
+}
+
+/// What every operation needs, built once per process.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    pub table: Table,
+    /// Keys that sign and verify click ids.
+    pub keys: tracking::KeyRing,
+    pub outbox: Option<OutboxTarget>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("commission rules: {0}")]
+    Plan(#[from] rules::plan::PlanError),
+    #[error("inconsistent data: {0}")]
+    Inconsistent(String),
+}
+
+impl EngineError {
+    /// Worth retrying (redelivery): storage trouble, contention.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            EngineError::Store(e) => e.is_retryable() || matches!(e, StoreError::ConditionFailed { .. }),
+            EngineError::Plan(_) | EngineError::Inconsistent(_) => false,
+        }
+    }
+}
+
+impl Engine {
+    pub fn new(table: Table, keys: tracking::KeyRing) -> Self {
+        Engine { table, keys, outbox: None }
+    }
+
+    pub fn with_outbox(mut self, sqs: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        self.outbox = Some(OutboxTarget { sqs, queue_url: queue_url.into() });
+        self
+    }
+
+    /// Deliver these outbox messages if they are still unsent. Failures are logged: the sweep
+    /// delivers them later.
+    pub async fn deliver_outbox(&self, ids: &[String]) {
+        let Some(t) = &self.outbox else { return };
+        if ids.is_empty() {
+            return;
+        }
+        let r: Result<usize, DeliverError> = async {
+            let rows = outbox::unsent_by_id(&self.table, ids).await?;
+            outbox::deliver(&self.table, &t.sqs, &t.queue_url, &rows).await
+        }
+        .await;
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "outbox delivery failed; the sweep will retry");
+        }
+    }
+}
+
+/// Epoch ms → UTC date-time (business time).
+pub(crate) fn utc(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+}
+
+/// Attempts of an optimistic read-decide-write loop before giving up as contention.
+pub(crate) const OPTIMISTIC_ATTEMPTS: u32 = 10;
