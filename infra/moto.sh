@@ -23,7 +23,8 @@ free_port() {
 
 start() {
   local port="$1" log="$2"
-  "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  # moto's own app, one request at a time (see infra/moto_serial.py for why)
+  "$venv/bin/python" "$root/infra/moto_serial.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
   echo $!
 }
 

@@ -357,7 +357,8 @@ pub(crate) async fn book_customer(engine: &Engine, program: &Program, customer_k
             Err(StoreError::AlreadyDone) => {
                 new = None;
             }
-            Err(StoreError::ConditionFailed { label }) if label.starts_with("sales state") => {}
+            // Another booking of this customer committed first: read again and decide again.
+            Err(StoreError::ConditionFailed { .. }) => {}
             Err(e) => return Err(e.into()),
         }
     }

@@ -13,14 +13,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::money::{Currency, Money};
 
+/// One of the three balance buckets of a (partner, program, currency).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Bucket {
+    /// Earned, still in the hold.
     Pending,
+    /// Released, waiting for a payout.
     Available,
+    /// Sent to the partner.
     Paid,
 }
 
+/// Kind of an append-only ledger entry; [`entry_delta`] says how each moves the buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryKind {
@@ -43,6 +48,7 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
+    /// The snake_case name, as serialized.
     pub fn as_str(&self) -> &'static str {
         match self {
             EntryKind::Earned => "earned",
@@ -57,16 +63,37 @@ impl EntryKind {
     }
 }
 
+/// Why an entry cannot be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LedgerError {
+    /// Every kind but `Adjusted` needs a positive amount.
     #[error("{kind:?} needs a positive amount, got {amount}")]
-    NotPositive { kind: EntryKind, amount: i64 },
+    NotPositive {
+        /// The entry kind.
+        kind: EntryKind,
+        /// The amount given.
+        amount: i64,
+    },
+    /// The kind cannot move that bucket.
     #[error("{kind:?} cannot apply to the {bucket:?} bucket")]
-    WrongBucket { kind: EntryKind, bucket: Bucket },
+    WrongBucket {
+        /// The entry kind.
+        kind: EntryKind,
+        /// The bucket given.
+        bucket: Bucket,
+    },
+    /// `Adjusted` with 0.
     #[error("an adjustment of zero moves nothing")]
     ZeroAdjustment,
+    /// A payout larger than the available balance.
     #[error("payout of {wanted} exceeds the available balance {available}")]
-    PayoutExceedsAvailable { wanted: i64, available: i64 },
+    PayoutExceedsAvailable {
+        /// The payout amount.
+        wanted: i64,
+        /// The available balance.
+        available: i64,
+    },
+    /// Arithmetic overflow.
     #[error("amount overflows 64-bit minor units")]
     Overflow,
 }
@@ -74,12 +101,16 @@ pub enum LedgerError {
 /// A signed move of each bucket, in minor units of one currency.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BalanceDelta {
+    /// Move of `pending`.
     pub pending: i64,
+    /// Move of `available`.
     pub available: i64,
+    /// Move of `paid`.
     pub paid: i64,
 }
 
 impl BalanceDelta {
+    /// True when nothing moves.
     pub fn is_zero(&self) -> bool {
         self.pending == 0 && self.available == 0 && self.paid == 0
     }
@@ -87,6 +118,7 @@ impl BalanceDelta {
     pub fn total(&self) -> i64 {
         self.pending + self.available + self.paid
     }
+    /// Sum of two moves.
     pub fn checked_add(&self, o: &BalanceDelta) -> Result<BalanceDelta, LedgerError> {
         Ok(BalanceDelta {
             pending: self
@@ -175,13 +207,18 @@ pub fn entry_delta(
 /// Balances of one (partner, program, currency).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Balance {
+    /// Currency of all three buckets.
     pub currency: Currency,
+    /// In hold, minor units.
     pub pending: i64,
+    /// Released and unpaid, minor units; negative after a clawback of paid money.
     pub available: i64,
+    /// Paid out (net of returned payouts), minor units.
     pub paid: i64,
 }
 
 impl Balance {
+    /// All buckets at zero.
     pub fn zero(currency: Currency) -> Self {
         Balance {
             currency,
@@ -190,6 +227,7 @@ impl Balance {
             paid: 0,
         }
     }
+    /// Applies a move (checked for overflow).
     pub fn apply(&mut self, d: &BalanceDelta) -> Result<(), LedgerError> {
         self.pending = self
             .pending
@@ -202,6 +240,7 @@ impl Balance {
         self.paid = self.paid.checked_add(d.paid).ok_or(LedgerError::Overflow)?;
         Ok(())
     }
+    /// The available bucket as money.
     pub fn available_money(&self) -> Money {
         Money::new(self.available, self.currency)
     }
@@ -219,7 +258,8 @@ mod tests {
     #[test]
     fn every_kind_moves_as_documented() {
         use EntryKind::*;
-        let cases: &[(EntryKind, i64, Option<Bucket>, (i64, i64, i64))] = &[
+        type Case = (EntryKind, i64, Option<Bucket>, (i64, i64, i64));
+        let cases: &[Case] = &[
             (Earned, 2475, None, (2475, 0, 0)),
             (Released, 2475, None, (-2475, 2475, 0)),
             (Reversed, 2475, None, (-2475, 0, 0)),

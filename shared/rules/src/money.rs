@@ -18,14 +18,19 @@ pub const COMMISSION_ROUNDING: RoundingStrategy = RoundingStrategy::MidpointAway
 pub const COMMISSION_ROUNDING_NAME: &str =
     "half away from zero, once per commission, to the minor unit";
 
+/// Why a money operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {
+    /// Not a three-letter code.
     #[error("currency code must be three ASCII letters, got {0:?}")]
     BadCurrency(String),
+    /// Arithmetic on two currencies.
     #[error("currencies differ: {0} and {1}")]
     CurrencyMismatch(Currency, Currency),
+    /// Out of `i64` minor units.
     #[error("amount overflows 64-bit minor units")]
     Overflow,
+    /// A decimal string that is not an exact amount of the currency.
     #[error("amount {0:?} is not a valid decimal amount in {1}")]
     BadAmount(String, Currency),
 }
@@ -43,11 +48,16 @@ const ZERO_DECIMAL: &[&str] = &[
 const THREE_DECIMAL: &[&str] = &["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
 
 impl Currency {
+    /// US dollar (2 decimals).
     pub const USD: Currency = Currency(*b"USD");
+    /// Euro (2 decimals).
     pub const EUR: Currency = Currency(*b"EUR");
+    /// Japanese yen (no decimals).
     pub const JPY: Currency = Currency(*b"JPY");
+    /// Kuwaiti dinar (3 decimals).
     pub const KWD: Currency = Currency(*b"KWD");
 
+    /// Parses a three-letter code, any case.
     pub fn new(code: &str) -> Result<Self, MoneyError> {
         let b = code.as_bytes();
         if b.len() != 3 || !b.iter().all(u8::is_ascii_alphabetic) {
@@ -60,6 +70,7 @@ impl Currency {
         ]))
     }
 
+    /// The upper-case code.
     pub fn code(&self) -> &str {
         // Constructed only from ASCII letters.
         std::str::from_utf8(&self.0).unwrap_or("XXX")
@@ -116,19 +127,24 @@ impl From<Currency> for String {
 pub struct Money {
     /// Minor units (cents for USD). May be negative for reversals and carried negative balances.
     pub minor: i64,
+    /// The currency.
     pub currency: Currency,
 }
 
 impl Money {
+    /// `minor` units of `currency`.
     pub const fn new(minor: i64, currency: Currency) -> Self {
         Money { minor, currency }
     }
+    /// Zero of `currency`.
     pub const fn zero(currency: Currency) -> Self {
         Money { minor: 0, currency }
     }
+    /// True for zero.
     pub fn is_zero(&self) -> bool {
         self.minor == 0
     }
+    /// True above zero.
     pub fn is_positive(&self) -> bool {
         self.minor > 0
     }
@@ -158,6 +174,7 @@ impl Money {
         format!("{:.*}", self.currency.exponent() as usize, d)
     }
 
+    /// Sum; errors on different currencies or overflow.
     pub fn checked_add(self, other: Money) -> Result<Money, MoneyError> {
         self.same_currency(&other)?;
         let minor = self
@@ -167,6 +184,7 @@ impl Money {
         Ok(Money::new(minor, self.currency))
     }
 
+    /// Difference; errors on different currencies or overflow.
     pub fn checked_sub(self, other: Money) -> Result<Money, MoneyError> {
         self.same_currency(&other)?;
         let minor = self
@@ -176,6 +194,7 @@ impl Money {
         Ok(Money::new(minor, self.currency))
     }
 
+    /// The opposite amount.
     pub fn negate(self) -> Money {
         Money::new(-self.minor, self.currency)
     }
@@ -193,9 +212,16 @@ impl Money {
         let exact = Decimal::from(self.minor)
             .checked_mul(rate)
             .ok_or(MoneyError::Overflow)?;
-        let rounded = exact.round_dp_with_strategy(0, COMMISSION_ROUNDING);
+        Money::round_minor(exact, self.currency)
+    }
+
+    /// An exact amount in (fractional) minor units, rounded once with [`COMMISSION_ROUNDING`].
+    /// Use it when one commission is the exact sum of several parts (several reward groups on
+    /// one invoice), so that the commission is still rounded only once.
+    pub fn round_minor(exact_minor: Decimal, currency: Currency) -> Result<Money, MoneyError> {
+        let rounded = exact_minor.round_dp_with_strategy(0, COMMISSION_ROUNDING);
         let minor = i64::try_from(rounded).map_err(|_| MoneyError::Overflow)?;
-        Ok(Money::new(minor, self.currency))
+        Ok(Money::new(minor, currency))
     }
 }
 
