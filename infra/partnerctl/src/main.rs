@@ -3,21 +3,9 @@
 //! Works against local (moto, `AWS_ENDPOINT_URL`) or real DynamoDB with the usual AWS
 //! configuration; the table name comes from `--table` or `TABLE_NAME`.
 
-mod setup;
+use partnerctl::{apply, setup, show, CliError, Format};
 
 use clap::{Parser, Subcommand};
-
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    #[error("{0}")]
-    Usage(String),
-    #[error(transparent)]
-    Store(#[from] storage::StoreError),
-    #[error("AWS: {0}")]
-    Aws(String),
-    #[error("reading {path}: {source}")]
-    Io { path: String, source: std::io::Error },
-}
 
 #[derive(Parser, Debug)]
 #[command(name = "partnerctl", version, about = "Operate the partner program engine")]
@@ -32,14 +20,38 @@ struct Cli {
     command: Command,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    Table,
-    Json,
-}
-
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Apply a program file (YAML or JSON; schema: docs/program-file.md). Idempotent.
+    Apply {
+        file: String,
+        /// Validate and show what would be written, without writing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// A customer's binding in a program: partner, cause, history, sales waiting for attribution.
+    Customer {
+        #[arg(long)]
+        program: String,
+        /// Customer key (Stripe `cus_...` or the merchant's id).
+        customer: String,
+    },
+    /// Flagged self-referrals of a program.
+    Flags {
+        #[arg(long)]
+        program: String,
+    },
+    /// A partner's balances, commissions and ledger entries per program and currency.
+    Partner { partner: String },
+    /// Sales still waiting for attribution (by month, customer or e-mail).
+    Unattributed {
+        #[arg(long)]
+        month: Option<String>,
+        #[arg(long)]
+        customer: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+    },
     /// Create the table and queues of template.yaml (local endpoint) and print queue URLs as env lines.
     SetupLocal {
         /// Prefix of the queue names.
@@ -60,7 +72,32 @@ async fn main() {
 
 async fn run(cli: Cli) -> Result<(), CliError> {
     let config = storage::table::aws_config().await;
+    let table = || storage::Table::new(aws_sdk_dynamodb::Client::new(&config), cli.table.clone());
     match cli.command {
+        Command::Apply { file, dry_run } => {
+            let text = std::fs::read_to_string(&file).map_err(|source| CliError::Io { path: file.clone(), source })?;
+            let plan = apply::parse(&text)?;
+            if dry_run {
+                for (what, _) in &plan.items {
+                    println!("would apply {what}");
+                }
+                return Ok(());
+            }
+            let r = apply::apply(&table(), plan).await?;
+            for c in &r.created {
+                println!("created {c}");
+            }
+            for u in &r.updated {
+                println!("updated {u}");
+            }
+            println!("{} created, {} updated, {} unchanged", r.created.len(), r.updated.len(), r.unchanged);
+        }
+        Command::Customer { program, customer } => print!("{}", show::customer(&table(), cli.format, &program, &customer).await?),
+        Command::Flags { program } => print!("{}", show::flags(&table(), cli.format, &program).await?),
+        Command::Partner { partner } => print!("{}", show::partner(&table(), cli.format, &partner).await?),
+        Command::Unattributed { month, customer, email } => {
+            print!("{}", show::unattributed(&table(), cli.format, month.as_deref(), customer.as_deref(), email.as_deref()).await?)
+        }
         Command::SetupLocal { queue_prefix } => {
             if std::env::var("AWS_ENDPOINT_URL").is_err() {
                 return Err(CliError::Usage("setup-local needs AWS_ENDPOINT_URL (the local moto server); in AWS the table comes from template.yaml".into()));
