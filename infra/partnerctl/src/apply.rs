@@ -185,7 +185,7 @@ pub fn parse(text: &str) -> Result<Plan, CliError> {
                     LinkDecl::Full { code, destination, disabled } => (code.clone(), destination.clone(), *disabled),
                 };
                 if !links::valid_code(&code) {
-                    return Err(bad(format!("link code {code:?}: use 1-64 of A-Z a-z 0-9 _ -")));
+                    return Err(bad(format!("link code {code:?}: use 1-31 of A-Z a-z 0-9 _ -")));
                 }
                 if !codes.insert(code.clone()) {
                     return Err(bad(format!("link code {code} declared twice")));

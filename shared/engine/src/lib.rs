@@ -82,3 +82,11 @@ pub(crate) fn utc(ms: i64) -> chrono::DateTime<chrono::Utc> {
 
 /// Attempts of an optimistic read-decide-write loop before giving up as contention.
 pub(crate) const OPTIMISTIC_ATTEMPTS: u32 = 10;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_link_code_fits_in_a_click_id() {
+        assert_eq!(storage::links::MAX_CODE_LEN, tracking::click_id::INLINE_CODE_MAX_LEN);
+    }
+}

@@ -18,7 +18,7 @@ pub enum LinkStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Link {
-    /// The public code in `/r/{code}`: `[A-Za-z0-9_-]{1,64}`, unique in the deployment.
+    /// The public code in `/r/{code}`: `[A-Za-z0-9_-]{1,31}`, unique in the deployment.
     pub code: String,
     pub partner_id: String,
     pub program_id: String,
@@ -29,13 +29,14 @@ pub struct Link {
     pub destination: Option<String>,
 }
 
-/// Link codes are URL path segments and click-id parts.
+/// Longest link code: click ids (at most 64 characters, so Stripe keeps them) carry the code
+/// verbatim up to this length (`tracking::click_id::INLINE_CODE_MAX_LEN`), so a click id can be
+/// resolved even when its click item was never written.
+pub const MAX_CODE_LEN: usize = 31;
+
+/// Link codes are URL path segments and click-id parts: `[A-Za-z0-9_-]{1,31}`.
 pub fn valid_code(code: &str) -> bool {
-    !code.is_empty()
-        && code.len() <= 64
-        && code
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !code.is_empty() && code.len() <= MAX_CODE_LEN && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 pub fn link_item(link: &Link) -> Result<crate::Item, StoreError> {

@@ -39,6 +39,14 @@ struct BalanceMove {
     delta: BalanceDelta,
 }
 
+/// Update expression, condition, attribute names and values of an [`UpdateSpec`].
+pub(crate) type UpdateParts = (
+    String,
+    Option<String>,
+    HashMap<String, String>,
+    Option<HashMap<String, AttributeValue>>,
+);
+
 /// An update of one item: `SET`/`ADD`/`REMOVE` clauses with their values.
 #[derive(Debug, Default, Clone)]
 pub struct UpdateSpec {
@@ -123,14 +131,7 @@ impl UpdateSpec {
         }
         parts.join(" ")
     }
-    pub(crate) fn into_parts(
-        self,
-    ) -> (
-        String,
-        Option<String>,
-        HashMap<String, String>,
-        Option<HashMap<String, AttributeValue>>,
-    ) {
+    pub(crate) fn into_parts(self) -> UpdateParts {
         let expr = self.expression();
         let values = (!self.values.is_empty()).then_some(self.values);
         (expr, self.condition, self.names, values)

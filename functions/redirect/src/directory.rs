@@ -1,0 +1,215 @@
+//! Finding a link and the program settings a redirect needs: the [`LinkDirectory`] port, its
+//! DynamoDB adapter ([`TableDirectory`], two GetItems on a miss) and an in-memory cache in front
+//! of any directory ([`CachedDirectory`]), so a warm function that saw the link recently makes no
+//! DynamoDB read at all.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use storage::links::{self, Link, LinkStatus};
+use storage::{SharedClock, StoreError, Table};
+
+/// Why a lookup or a write could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// What a redirect needs to know about a link's program (a narrow view of `rules::Program`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectProgram {
+    pub program_id: String,
+    /// Takes clicks (`rules::ProgramStatus::Active`).
+    pub active: bool,
+    pub default_destination: String,
+    /// Hosts a deep link may go to: the default destination's host plus the program's
+    /// `allowed_hosts` (as `rules::Program::allows_destination` reads them).
+    pub allowed_hosts: Vec<String>,
+    /// Cookie window in days: click item TTL and cookie `Max-Age`.
+    pub cookie_days: u32,
+}
+
+impl From<&rules::Program> for RedirectProgram {
+    fn from(p: &rules::Program) -> Self {
+        let mut allowed_hosts = Vec::with_capacity(p.allowed_hosts.len() + 1);
+        if let Some(h) = url::Url::parse(&p.default_destination)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+        {
+            allowed_hosts.push(h);
+        }
+        allowed_hosts.extend(p.allowed_hosts.iter().cloned());
+        RedirectProgram {
+            program_id: p.id.clone(),
+            active: p.status == rules::ProgramStatus::Active,
+            default_destination: p.default_destination.clone(),
+            allowed_hosts,
+            cookie_days: p.cookie_days,
+        }
+    }
+}
+
+/// A link with its program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkWithProgram {
+    pub link: Link,
+    pub program: RedirectProgram,
+}
+
+impl LinkWithProgram {
+    /// Counting clicks: the link is active and its program is not paused.
+    pub fn is_live(&self) -> bool {
+        self.link.status == LinkStatus::Active && self.program.active
+    }
+
+    /// Where the link goes without a deep link: the link's own destination when it is on the
+    /// program's allow-list, otherwise the program's default.
+    pub fn default_destination(&self) -> String {
+        tracking::resolve_destination(
+            &self.program.default_destination,
+            self.link.destination.as_deref(),
+            &self.program.allowed_hosts,
+        )
+    }
+}
+
+/// Port: the link behind a code, with its program. `Ok(None)` for unknown codes and links whose
+/// program does not exist.
+pub trait LinkDirectory: Send + Sync {
+    fn link(
+        &self,
+        code: &str,
+    ) -> impl Future<Output = Result<Option<Arc<LinkWithProgram>>, BackendError>> + Send;
+}
+
+/// DynamoDB adapter: `GetItem` of the link, then `GetItem` of its program. Counts its reads.
+#[derive(Debug)]
+pub struct TableDirectory {
+    table: Table,
+    reads: AtomicU64,
+}
+
+impl TableDirectory {
+    pub fn new(table: Table) -> Self {
+        TableDirectory {
+            table,
+            reads: AtomicU64::new(0),
+        }
+    }
+
+    /// DynamoDB reads made so far.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    /// One cheap read (of a key that never exists) so the TLS connection and credentials are
+    /// ready before the first click.
+    pub async fn warm_up(&self) -> Result<(), BackendError> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.table
+            .get(&storage::keys::link("-warm-up-"))
+            .await
+            .map(|_| ())
+            .map_err(BackendError::from)
+    }
+}
+
+impl LinkDirectory for TableDirectory {
+    async fn link(&self, code: &str) -> Result<Option<Arc<LinkWithProgram>>, BackendError> {
+        if !links::valid_code(code) {
+            return Ok(None);
+        }
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let Some(link) = links::get_link(&self.table, code).await? else {
+            return Ok(None);
+        };
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let Some(program) = storage::programs::get_program(&self.table, &link.program_id).await?
+        else {
+            tracing::warn!(code, program_id = %link.program_id, "link of a missing program");
+            return Ok(None);
+        };
+        Ok(Some(Arc::new(LinkWithProgram {
+            program: RedirectProgram::from(&program),
+            link,
+        })))
+    }
+}
+
+/// Most entries kept; when full, expired entries are dropped, then everything.
+pub const CACHE_MAX_ENTRIES: usize = 10_000;
+
+type Entry = (i64, Option<Arc<LinkWithProgram>>);
+
+/// In-memory cache in front of a directory, on the injected technical clock. Found links live
+/// `ttl`, unknown codes `negative_ttl`; errors are never cached. A Lambda execution environment
+/// handles one request at a time, so there is no stampede to guard against.
+pub struct CachedDirectory<D> {
+    inner: D,
+    clock: SharedClock,
+    ttl_ms: i64,
+    negative_ttl_ms: i64,
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+impl<D> CachedDirectory<D> {
+    pub fn new(inner: D, clock: SharedClock, ttl: Duration, negative_ttl: Duration) -> Self {
+        CachedDirectory {
+            inner,
+            clock,
+            ttl_ms: ttl.as_millis() as i64,
+            negative_ttl_ms: negative_ttl.as_millis() as i64,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn inner(&self) -> &D {
+        &self.inner
+    }
+
+    fn cached(&self, code: &str, now: i64) -> Option<Option<Arc<LinkWithProgram>>> {
+        let entries = self.entries.lock().ok()?;
+        match entries.get(code) {
+            Some((expires, v)) if now < *expires => Some(v.clone()),
+            _ => None,
+        }
+    }
+
+    fn store(&self, code: &str, now: i64, v: Option<Arc<LinkWithProgram>>) {
+        let ttl = if v.is_some() {
+            self.ttl_ms
+        } else {
+            self.negative_ttl_ms
+        };
+        if ttl <= 0 {
+            return;
+        }
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= CACHE_MAX_ENTRIES {
+                entries.retain(|_, (expires, _)| now < *expires);
+                if entries.len() >= CACHE_MAX_ENTRIES {
+                    entries.clear();
+                }
+            }
+            entries.insert(code.to_string(), (now + ttl, v));
+        }
+    }
+}
+
+impl<D: LinkDirectory> LinkDirectory for CachedDirectory<D> {
+    async fn link(&self, code: &str) -> Result<Option<Arc<LinkWithProgram>>, BackendError> {
+        let now = self.clock.now_ms();
+        if let Some(hit) = self.cached(code, now) {
+            return Ok(hit);
+        }
+        let found = self.inner.link(code).await?;
+        self.store(code, self.clock.now_ms(), found.clone());
+        Ok(found)
+    }
+}

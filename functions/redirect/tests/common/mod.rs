@@ -1,0 +1,218 @@
+//! Shared helpers of the redirect tests: sample events, a seeded moto table, response readers.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lambda_http::http::header::{LOCATION, SET_COOKIE};
+use lambda_http::{Body, Request, Response};
+use redirect::{Config, Deps, TableDeps};
+use serde_json::Value;
+use storage::links::{self, Link, LinkStatus};
+use storage::{testing, Clock, ManualClock, SharedClock, Table};
+use tracking::KeyRing;
+
+pub const KEY: &str = "test-tracking-key-0123456789abcdef-0123";
+/// `requestContext.timeEpoch` of the sample events: 2026-01-01T12:00:00Z.
+pub const T0: i64 = 1_767_268_800_000;
+pub const DAY: &str = "2026-01-01";
+pub const MINUTE: i64 = 60_000;
+pub const DEFAULT_DEST: &str = "https://shop.example.com/";
+pub const FALLBACK: &str = "https://example.com/partners/link-not-found";
+
+/// Technical clock for tests: `now_ms` only moves when told to, `sleep` really waits (so the
+/// bounded wait on the click write behaves as in production).
+#[derive(Clone)]
+pub struct TestClock(pub ManualClock);
+
+#[async_trait::async_trait]
+impl Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.0.now_ms()
+    }
+    async fn sleep(&self, d: Duration) {
+        tokio::time::sleep(d).await
+    }
+}
+
+pub fn keys() -> KeyRing {
+    KeyRing::from_secrets(KEY, None).unwrap()
+}
+
+pub fn config() -> Config {
+    Config {
+        fallback_url: Some(FALLBACK.into()),
+        cookie_domain: Some(".example.com".into()),
+        ..Config::default()
+    }
+}
+
+/// A sample event from `events/redirect/`.
+pub fn event(name: &str) -> Value {
+    let path = format!(
+        "{}/../../events/redirect/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The request lambda_http builds from an event.
+pub fn request(ev: &Value) -> Request {
+    lambda_http::request::from_str(&ev.to_string()).unwrap()
+}
+
+pub fn at(mut ev: Value, at_ms: i64) -> Value {
+    ev["requestContext"]["timeEpoch"] = at_ms.into();
+    ev
+}
+
+pub fn with_ip(mut ev: Value, ip: &str) -> Value {
+    ev["requestContext"]["http"]["sourceIp"] = ip.into();
+    ev["headers"]["x-forwarded-for"] = ip.into();
+    ev
+}
+
+pub fn with_cookies(mut ev: Value, cookies: &[String]) -> Value {
+    ev["cookies"] = cookies.to_vec().into();
+    ev
+}
+
+/// The event with `rawQueryString` (and the decoded `queryStringParameters` API Gateway adds).
+pub fn with_query(mut ev: Value, pairs: &[(&str, &str)]) -> Value {
+    let raw = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    ev["rawQueryString"] = raw.into();
+    let mut qsp = serde_json::Map::new();
+    for (k, v) in pairs {
+        qsp.insert(k.to_string(), Value::from(*v));
+    }
+    ev["queryStringParameters"] = Value::Object(qsp);
+    ev
+}
+
+/// The event for `/r/{code}`.
+pub fn for_code(mut ev: Value, code: &str) -> Value {
+    ev["rawPath"] = format!("/r/{code}").into();
+    ev["requestContext"]["http"]["path"] = format!("/r/{code}").into();
+    ev["pathParameters"] = serde_json::json!({ "code": code });
+    ev
+}
+
+pub fn program_json(id: &str, status: &str) -> rules::Program {
+    serde_json::from_value(serde_json::json!({
+        "id": id,
+        "name": "Demo program",
+        "plan": {
+            "reward": { "type": "percentage", "rate": "0.25" },
+            "duration": { "type": "lifetime" }
+        },
+        "cookie_days": 30,
+        "default_destination": DEFAULT_DEST,
+        "allowed_hosts": ["docs.example.com"],
+        "status": status
+    }))
+    .unwrap()
+}
+
+pub fn link(code: &str, program: &str, status: LinkStatus) -> Link {
+    Link {
+        code: code.into(),
+        partner_id: format!("partner-{code}"),
+        program_id: program.into(),
+        status,
+        destination: None,
+    }
+}
+
+/// A fresh table with program `demo` (active), program `paused` (paused), and links `alice`
+/// (active), `off` (disabled), `sleepy` (on the paused program), `orphan` (no program).
+pub async fn seeded_table() -> Table {
+    let t = testing::fresh_table().await.unwrap();
+    for p in [
+        program_json("demo", "active"),
+        program_json("paused", "paused"),
+    ] {
+        t.put(storage::programs::program_item(&p).unwrap())
+            .await
+            .unwrap();
+    }
+    for l in [
+        link("alice", "demo", LinkStatus::Active),
+        link("off", "demo", LinkStatus::Disabled),
+        link("sleepy", "paused", LinkStatus::Active),
+        link("orphan", "nope", LinkStatus::Active),
+    ] {
+        t.put(links::link_item(&l).unwrap()).await.unwrap();
+    }
+    t
+}
+
+pub fn test_clock() -> (ManualClock, SharedClock) {
+    let manual = ManualClock::at(1_000_000);
+    (manual.clone(), Arc::new(TestClock(manual)))
+}
+
+/// Production wiring over a seeded table.
+pub async fn table_deps() -> (TableDeps, Table, ManualClock) {
+    let t = seeded_table().await;
+    let (manual, clock) = test_clock();
+    (
+        Deps::from_table(t.clone(), config(), keys(), clock),
+        t,
+        manual,
+    )
+}
+
+pub fn location(r: &Response<Body>) -> String {
+    r.headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+pub fn set_cookies(r: &Response<Body>) -> Vec<String> {
+    r.headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .collect()
+}
+
+/// `name=value` of each Set-Cookie (what the browser sends back).
+pub fn cookie_pairs(r: &Response<Body>) -> Vec<String> {
+    set_cookies(r)
+        .iter()
+        .filter_map(|c| c.split(';').next().map(str::to_string))
+        .collect()
+}
+
+pub fn cookie_value(r: &Response<Body>, name: &str) -> Option<String> {
+    cookie_pairs(r)
+        .iter()
+        .find_map(|p| p.strip_prefix(&format!("{name}=")).map(str::to_string))
+}
+
+/// The `ref_click` query parameter of the Location.
+pub fn click_param(r: &Response<Body>) -> Option<String> {
+    let loc = location(r);
+    let u = url::Url::parse(&loc).ok()?;
+    let v: Vec<String> = u
+        .query_pairs()
+        .filter(|(k, _)| k == "ref_click")
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    assert!(v.len() <= 1, "one ref_click at most: {loc}");
+    v.into_iter().next()
+}
+
+pub async fn daily(t: &Table, code: &str) -> i64 {
+    links::daily_clicks(t, code, DAY, DAY)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, n)| n)
+        .sum()
+}
