@@ -32,3 +32,22 @@ fmt:
 clean:
 	$(CARGO) clean
 	rm -rf $(VENV) .dev
+
+# --- local development and init benchmark (infra/dev.sh, infra/devgw, infra/bench-init.sh) ---
+.PHONY: bench-init
+
+# make dev [SEED=file|none] [PORT=9000]: moto + table/queues + build + seed + every function on loopback.
+dev:
+	$(if $(SEED),SEED='$(SEED)') $(if $(PORT),PORT='$(PORT)') infra/dev.sh
+
+# Init time and stripped size of the function binaries beside a hello-world lambda_runtime binary.
+bench-init:
+	infra/bench-init.sh
+
+bench: bench-init bench-requests
+
+# DynamoDB and SQS requests per invoice.paid, counted against moto (dev profile: counts do not
+# depend on optimisation).
+.PHONY: bench-requests
+bench-requests:
+	infra/moto.sh run -- $(CARGO) bench --profile dev -p engine --bench requests

@@ -57,6 +57,19 @@ impl Engine {
         self
     }
 
+    /// Deliver messages this process has just committed to the outbox (no read needed).
+    /// Failures are logged: the sweep delivers them later.
+    pub async fn deliver_new(&self, envelopes: &[messages::Envelope]) {
+        let Some(t) = &self.outbox else { return };
+        if envelopes.is_empty() {
+            return;
+        }
+        let rows: Vec<_> = envelopes.iter().map(outbox::row_of).collect();
+        if let Err(e) = outbox::deliver(&self.table, &t.sqs, &t.queue_url, &rows).await {
+            tracing::warn!(error = %e, "outbox delivery failed; the sweep will retry");
+        }
+    }
+
     /// Deliver these outbox messages if they are still unsent. Failures are logged: the sweep
     /// delivers them later.
     pub async fn deliver_outbox(&self, ids: &[String]) {

@@ -172,8 +172,6 @@ pub async fn invoice_paid(engine: &Engine, inv: PaidInvoice) -> Result<SaleOutco
         booked.push(pid.clone());
     }
     put_event_marker(t, &inv.event_id, inv.paid_at_ms).await?;
-    let messages: Vec<String> = commission_ids.iter().map(|c| earned_message_id(c)).collect();
-    engine.deliver_outbox(&messages).await;
     Ok(if !booked.is_empty() {
         SaleOutcome::Booked { program_ids: booked, commission_ids }
     } else if !unattributed.is_empty() {
@@ -287,7 +285,6 @@ pub(crate) async fn book_waiting_sales(engine: &Engine, program: &Program, custo
         };
         ids.extend(book_customer(engine, program, &row.customer_key, Some(new_sale)).await?);
     }
-    engine.deliver_outbox(&ids.iter().map(|c| earned_message_id(c)).collect::<Vec<_>>()).await;
     Ok(ids)
 }
 
@@ -304,9 +301,21 @@ pub(crate) struct NewSale {
 /// Add `new` (if any) to the customer's invoices and book the differences. Returns the ids of
 /// commissions earned or adjusted. Safe to repeat; concurrent bookings of one customer retry.
 pub(crate) async fn book_customer(engine: &Engine, program: &Program, customer_key: &str, new: Option<NewSale>) -> Result<Vec<String>, EngineError> {
+    let (ids, envelopes) = book_customer_inner(engine, program, customer_key, new).await?;
+    engine.deliver_new(&envelopes).await;
+    Ok(ids)
+}
+
+async fn book_customer_inner(
+    engine: &Engine,
+    program: &Program,
+    customer_key: &str,
+    new: Option<NewSale>,
+) -> Result<(Vec<String>, Vec<messages::Envelope>), EngineError> {
     let t = &engine.table;
     let products = programs::program_products(t, &program.id).await?;
     let mut touched = vec![];
+    let mut sent: Vec<messages::Envelope> = vec![];
     let mut new = new;
     let mut attempts = 0;
     loop {
@@ -324,7 +333,7 @@ pub(crate) async fn book_customer(engine: &Engine, program: &Program, customer_k
         }
         let plan = match plan_booking(engine, program, &products, customer_key, &rows, new.as_ref()).await? {
             Some(p) => p,
-            None => return Ok(touched),
+            None => return Ok((touched, sent)),
         };
         let mut tx = Tx::new();
         if let Some(n) = &new {
@@ -343,14 +352,16 @@ pub(crate) async fn book_customer(engine: &Engine, program: &Program, customer_k
             vec![(":ver", AttributeValue::N(state.version.to_string()))],
         );
         tx.update(&keys::sales_state(&program.id, customer_key), spec, "sales state")?;
-        let ids = plan.write(engine, program, customer_key, state.version + 1, &mut tx).await?;
+        let mut envelopes = vec![];
+        let ids = plan.write(engine, program, customer_key, state.version + 1, &mut tx, &mut envelopes).await?;
         let complete = plan.complete;
         match tx.commit(t).await {
             Ok(()) => {
                 touched.extend(ids);
+                sent.extend(envelopes);
                 new = None;
                 if complete {
-                    return Ok(touched);
+                    return Ok((touched, sent));
                 }
                 // a large correction continues in the next transaction
             }
@@ -375,6 +386,8 @@ struct BookingPlan {
     first_paid_sale_at_ms: Option<i64>,
     /// False when the budget cut the plan short.
     complete: bool,
+    /// The invoice this booking adds, if any.
+    new_invoice: Option<String>,
     at_ms: i64,
 }
 
@@ -470,7 +483,15 @@ async fn plan_booking(
         _ => None,
     };
     let at_ms = new.map(|n| n.facts.paid_at.timestamp_millis()).unwrap_or_else(|| current.iter().map(|c| c.paid_at.timestamp_millis()).max().unwrap_or(0));
-    Ok(Some(BookingPlan { rows: out_rows, changes: grouped, level, first_paid_sale_at_ms, complete: true, at_ms }))
+    Ok(Some(BookingPlan {
+        rows: out_rows,
+        changes: grouped,
+        level,
+        first_paid_sale_at_ms,
+        complete: true,
+        new_invoice: new.map(|n| n.facts.invoice_id.clone()),
+        at_ms,
+    }))
 }
 
 async fn load_metrics(t: &Table, partner_id: &str, program_id: &str) -> Result<PartnerMetrics, EngineError> {
@@ -490,7 +511,15 @@ async fn load_metrics(t: &Table, partner_id: &str, program_id: &str) -> Result<P
 
 impl BookingPlan {
     /// Add this plan's writes to `tx`; returns the commission ids touched.
-    async fn write(&self, engine: &Engine, program: &Program, customer_key: &str, version: u64, tx: &mut Tx) -> Result<Vec<String>, EngineError> {
+    async fn write(
+        &self,
+        engine: &Engine,
+        program: &Program,
+        customer_key: &str,
+        version: u64,
+        tx: &mut Tx,
+        envelopes: &mut Vec<messages::Envelope>,
+    ) -> Result<Vec<String>, EngineError> {
         let t = &engine.table;
         let mut ids = vec![];
         let rows: BTreeMap<&str, &CustomerInvoiceRow> = self.rows.iter().map(|r| (r.facts.invoice_id.as_str(), r)).collect();
@@ -512,7 +541,12 @@ impl BookingPlan {
                     },
                 };
                 let cid = keys::commission_id(&program.id, invoice_id, tier);
-                let existing = customers::get_commission(t, &partner_id, &cid).await?;
+                // A brand-new invoice has no commission yet: read only for invoices booked before.
+                let existing = if self.new_invoice.as_deref() == Some(invoice_id.as_str()) {
+                    None
+                } else {
+                    customers::get_commission(t, &partner_id, &cid).await?
+                };
                 let source = row.source_event.clone();
                 match (ch.kind, existing) {
                     (EntryKind::Earned, None) | (EntryKind::Adjusted, None) if ch.amount.minor > 0 => {
@@ -557,6 +591,7 @@ impl BookingPlan {
                                 },
                             };
                             storage::outbox::enqueue(tx, &env)?;
+                            envelopes.push(env);
                         }
                     }
                     (_, None) => {

@@ -11,6 +11,7 @@ pub mod error;
 pub mod keys;
 pub mod ledger;
 pub mod links;
+pub mod metrics;
 pub mod outbox;
 pub mod partners;
 pub mod programs;

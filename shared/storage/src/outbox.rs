@@ -11,6 +11,7 @@ use crate::keys;
 use crate::table::{to_item, ItemExt, Query, Table};
 use crate::tx::{Tx, UpdateSpec};
 
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxRow {
     pub message_id: String,
@@ -23,13 +24,7 @@ pub struct OutboxRow {
 
 /// Add the message to a transaction (written only if new: the id is the fact's).
 pub fn enqueue(tx: &mut Tx, env: &Envelope) -> Result<(), StoreError> {
-    let row = OutboxRow {
-        message_id: env.id.clone(),
-        body: env.to_json(),
-        kind: env.message.kind().to_string(),
-        created_ms: env.at_ms,
-        sent_ms: None,
-    };
+    let row = row_of(env);
     let item = to_item(&row, &keys::outbox(&env.id))?
         .with_gsi2(keys::outbox_unsent_gsi(&env.id, env.at_ms));
     tx.put_new(item, "outbox message")
@@ -126,20 +121,38 @@ fn dedup_id(id: &str) -> String {
     h.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Mark a message sent: it leaves the unsent index.
+/// Mark a message sent: it leaves the unsent index. One conditional `UpdateItem`.
 pub async fn mark_sent(table: &Table, message_id: &str) -> Result<(), StoreError> {
-    let now = table.clock.now_ms();
-    let mut tx = Tx::new();
-    tx.update(
-        &keys::outbox(message_id),
-        UpdateSpec::new()
-            .set_n("sent_ms", now)
-            .remove(keys::GSI2PK)
-            .remove(keys::GSI2SK)
-            .condition("attribute_exists(PK)", &[], vec![]),
-        "outbox sent",
-    )?;
-    tx.commit(table).await
+    let (expr, cond, names, values) = UpdateSpec::new()
+        .set_n("sent_ms", table.clock.now_ms())
+        .remove(keys::GSI2PK)
+        .remove(keys::GSI2SK)
+        .condition("attribute_exists(PK)", &[], vec![])
+        .into_parts();
+    table
+        .client
+        .update_item()
+        .table_name(&table.name)
+        .set_key(Some(Table::key_item(&keys::outbox(message_id))))
+        .update_expression(expr)
+        .set_condition_expression(cond)
+        .set_expression_attribute_names(Some(names))
+        .set_expression_attribute_values(values)
+        .send()
+        .await
+        .map_err(StoreError::dynamo)?;
+    Ok(())
+}
+
+/// The row an envelope is stored as.
+pub fn row_of(env: &Envelope) -> OutboxRow {
+    OutboxRow {
+        message_id: env.id.clone(),
+        body: env.to_json(),
+        kind: env.message.kind().to_string(),
+        created_ms: env.at_ms,
+        sent_ms: None,
+    }
 }
 
 /// Deliver every unsent message (the periodic sweep).
