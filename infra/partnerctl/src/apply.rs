@@ -5,7 +5,9 @@
 use std::collections::BTreeSet;
 
 use rules::attribution::normalize_email;
-use rules::{Membership, PartnerStatus, PayoutMethod, Program, ProgramProduct, Reward, TaxInfoState};
+use rules::{
+    Membership, PartnerStatus, PayoutMethod, Program, ProgramProduct, Reward, TaxInfoState,
+};
 use serde::Deserialize;
 use serde_yaml::Value;
 use storage::links::{self, Link, LinkStatus};
@@ -104,46 +106,83 @@ fn bad(msg: impl Into<String>) -> CliError {
 
 /// Parse and validate (YAML or JSON: JSON is YAML).
 pub fn parse(text: &str) -> Result<Plan, CliError> {
-    let file: ProgramFile = serde_yaml::from_str(text).map_err(|e| bad(format!("program file: {e}")))?;
+    let file: ProgramFile =
+        serde_yaml::from_str(text).map_err(|e| bad(format!("program file: {e}")))?;
     let mut items: Vec<(String, Item)> = vec![];
     let mut program_ids = BTreeSet::new();
     let mut programs_by_id = std::collections::BTreeMap::new();
     for raw in file.programs {
-        let mut map = raw.as_mapping().cloned().ok_or_else(|| bad("each program must be a mapping"))?;
+        let mut map = raw
+            .as_mapping()
+            .cloned()
+            .ok_or_else(|| bad("each program must be a mapping"))?;
         let mut extras_map = serde_yaml::Mapping::new();
         for k in EXTRA_KEYS {
             if let Some(v) = map.remove(k) {
                 extras_map.insert(Value::from(k), v);
             }
         }
-        let program: Program = serde_yaml::from_value(Value::Mapping(map)).map_err(|e| bad(format!("program: {e}")))?;
-        let extras: ProgramExtras = serde_yaml::from_value(Value::Mapping(extras_map)).map_err(|e| bad(format!("program {}: {e}", program.id)))?;
+        let program: Program = serde_yaml::from_value(Value::Mapping(map))
+            .map_err(|e| bad(format!("program: {e}")))?;
+        let extras: ProgramExtras = serde_yaml::from_value(Value::Mapping(extras_map))
+            .map_err(|e| bad(format!("program {}: {e}", program.id)))?;
         if !keys::safe_id(&program.id) {
-            return Err(bad(format!("program id {:?} is not a valid id", program.id)));
+            return Err(bad(format!(
+                "program id {:?} is not a valid id",
+                program.id
+            )));
         }
-        program.validate().map_err(|e| bad(format!("program {}: {e}", program.id)))?;
+        program
+            .validate()
+            .map_err(|e| bad(format!("program {}: {e}", program.id)))?;
         if !program_ids.insert(program.id.clone()) {
             return Err(bad(format!("program {} declared twice", program.id)));
         }
         let products: Vec<ProgramProduct> = extras
             .products
             .into_iter()
-            .map(|p| ProgramProduct { program_id: program.id.clone(), product_id: p.product_id, reward_override: p.reward_override })
+            .map(|p| ProgramProduct {
+                program_id: program.id.clone(),
+                product_id: p.product_id,
+                reward_override: p.reward_override,
+            })
             .collect();
-        rules::program::validate_products(&program, &products).map_err(|e| bad(format!("program {}: {e}", program.id)))?;
-        items.push((format!("program {}", program.id), programs::program_item(&program)?));
+        rules::program::validate_products(&program, &products)
+            .map_err(|e| bad(format!("program {}: {e}", program.id)))?;
+        items.push((
+            format!("program {}", program.id),
+            programs::program_item(&program)?,
+        ));
         for p in &products {
-            items.push((format!("product {} on {}", p.product_id, p.program_id), programs::product_item(p)?));
+            items.push((
+                format!("product {} on {}", p.product_id, p.program_id),
+                programs::product_item(p)?,
+            ));
         }
         let hash = match (extras.tracking_key, extras.tracking_key_sha256) {
             (Some(k), None) => Some(programs::key_hash(&k)),
-            (None, Some(h)) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => Some(h.to_ascii_lowercase()),
-            (None, Some(_)) => return Err(bad(format!("program {}: tracking_key_sha256 must be 64 hex digits", program.id))),
-            (Some(_), Some(_)) => return Err(bad(format!("program {}: give tracking_key or tracking_key_sha256, not both", program.id))),
+            (None, Some(h)) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Some(h.to_ascii_lowercase())
+            }
+            (None, Some(_)) => {
+                return Err(bad(format!(
+                    "program {}: tracking_key_sha256 must be 64 hex digits",
+                    program.id
+                )))
+            }
+            (Some(_), Some(_)) => {
+                return Err(bad(format!(
+                    "program {}: give tracking_key or tracking_key_sha256, not both",
+                    program.id
+                )))
+            }
             (None, None) => None,
         };
         if let Some(h) = hash {
-            items.push((format!("tracking key of {}", program.id), programs::tracking_key_item(&program.id, &h)));
+            items.push((
+                format!("tracking key of {}", program.id),
+                programs::tracking_key_item(&program.id, &h),
+            ));
         }
         programs_by_id.insert(program.id.clone(), program);
     }
@@ -156,7 +195,10 @@ pub fn parse(text: &str) -> Result<Plan, CliError> {
         }
         let email = normalize_email(&d.email).map_err(|e| bad(format!("partner {}: {e}", d.id)))?;
         if !emails.insert(email.to_string()) {
-            return Err(bad(format!("partner {}: e-mail {email} is used by another partner", d.id)));
+            return Err(bad(format!(
+                "partner {}: e-mail {email} is used by another partner",
+                d.id
+            )));
         }
         let partner = Partner {
             partner_id: d.id.clone(),
@@ -166,40 +208,73 @@ pub fn parse(text: &str) -> Result<Plan, CliError> {
             payout_method: d.payout_method.clone(),
             tax_info: d.tax_info,
         };
-        items.push((format!("partner {}", d.id), partners::partner_item(&partner)?));
-        items.push((format!("e-mail of {}", d.id), partners::partner_email_unique_item(&partner)));
+        items.push((
+            format!("partner {}", d.id),
+            partners::partner_item(&partner)?,
+        ));
+        items.push((
+            format!("e-mail of {}", d.id),
+            partners::partner_email_unique_item(&partner),
+        ));
         for en in &d.programs {
-            let program = programs_by_id
-                .get(&en.program)
-                .ok_or_else(|| bad(format!("partner {}: program {} is not declared in this file", d.id, en.program)))?;
+            let program = programs_by_id.get(&en.program).ok_or_else(|| {
+                bad(format!(
+                    "partner {}: program {} is not declared in this file",
+                    d.id, en.program
+                ))
+            })?;
             if let Some(r) = &en.recruiter {
                 if !partner_ids.contains(r.as_str()) || r == &d.id {
-                    return Err(bad(format!("partner {}: recruiter {r} must be another partner of this file", d.id)));
+                    return Err(bad(format!(
+                        "partner {}: recruiter {r} must be another partner of this file",
+                        d.id
+                    )));
                 }
             }
-            let m = Membership { partner_id: d.id.clone(), program_id: en.program.clone(), level: 0, recruiter: en.recruiter.clone() };
-            items.push((format!("membership of {} in {}", d.id, en.program), partners::membership_item(&m)?));
+            let m = Membership {
+                partner_id: d.id.clone(),
+                program_id: en.program.clone(),
+                level: 0,
+                recruiter: en.recruiter.clone(),
+            };
+            items.push((
+                format!("membership of {} in {}", d.id, en.program),
+                partners::membership_item(&m)?,
+            ));
             for l in &en.links {
                 let (code, destination, disabled) = match l {
                     LinkDecl::Code(c) => (c.clone(), None, false),
-                    LinkDecl::Full { code, destination, disabled } => (code.clone(), destination.clone(), *disabled),
+                    LinkDecl::Full {
+                        code,
+                        destination,
+                        disabled,
+                    } => (code.clone(), destination.clone(), *disabled),
                 };
                 if !links::valid_code(&code) {
-                    return Err(bad(format!("link code {code:?}: use 1-31 of A-Z a-z 0-9 _ -")));
+                    return Err(bad(format!(
+                        "link code {code:?}: use 1-31 of A-Z a-z 0-9 _ -"
+                    )));
                 }
                 if !codes.insert(code.clone()) {
                     return Err(bad(format!("link code {code} declared twice")));
                 }
                 if let Some(dest) = &destination {
                     if !program.allows_destination(dest) {
-                        return Err(bad(format!("link {code}: destination {dest} is not on program {}'s allow-list", program.id)));
+                        return Err(bad(format!(
+                            "link {code}: destination {dest} is not on program {}'s allow-list",
+                            program.id
+                        )));
                     }
                 }
                 let link = Link {
                     code: code.clone(),
                     partner_id: d.id.clone(),
                     program_id: en.program.clone(),
-                    status: if disabled { LinkStatus::Disabled } else { LinkStatus::Active },
+                    status: if disabled {
+                        LinkStatus::Disabled
+                    } else {
+                        LinkStatus::Active
+                    },
                     destination,
                 };
                 items.push((format!("link {code}"), links::link_item(&link)?));
@@ -208,8 +283,15 @@ pub fn parse(text: &str) -> Result<Plan, CliError> {
                 if !keys::safe_id(code) {
                     return Err(bad(format!("promotion code {code:?} is not a valid id")));
                 }
-                let p = PromotionCode { code: code.clone(), partner_id: d.id.clone(), program_id: en.program.clone() };
-                items.push((format!("promotion code {code}"), programs::promotion_code_item(&p)?));
+                let p = PromotionCode {
+                    code: code.clone(),
+                    partner_id: d.id.clone(),
+                    program_id: en.program.clone(),
+                };
+                items.push((
+                    format!("promotion code {code}"),
+                    programs::promotion_code_item(&p)?,
+                ));
             }
         }
     }
@@ -234,7 +316,9 @@ pub async fn apply(table: &Table, plan: Plan) -> Result<Applied, CliError> {
         if let Some(old) = &existing {
             for owned in ["partner_id"] {
                 // uniqueness items and links belong to one partner
-                if (key.sk == "UNIQUE" || key.sk == "LINK" || key.sk == "PROMO") && old.get(owned) != item.get(owned) {
+                if (key.sk == "UNIQUE" || key.sk == "LINK" || key.sk == "PROMO")
+                    && old.get(owned) != item.get(owned)
+                {
                     return Err(bad(format!("{what} already belongs to another partner")));
                 }
             }
@@ -260,13 +344,22 @@ fn keep_membership_state(old: &Item, new: &mut Item) {
     if let Some(h) = old.get("level_history") {
         new.insert("level_history".into(), h.clone());
     }
-    let old_level = old.get("membership").and_then(|m| m.as_m().ok()).and_then(|m| m.get("level")).cloned();
+    let old_level = old
+        .get("membership")
+        .and_then(|m| m.as_m().ok())
+        .and_then(|m| m.get("level"))
+        .cloned();
     if let (Some(level), Some(AttributeValue::M(m))) = (old_level, new.get_mut("membership")) {
         m.insert("level".into(), level);
     }
 }
 
 fn key_of(item: &Item) -> Result<storage::Key, CliError> {
-    let s = |a: &str| item.get(a).and_then(|v| v.as_s().ok()).cloned().ok_or_else(|| bad("item without key"));
+    let s = |a: &str| {
+        item.get(a)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .ok_or_else(|| bad("item without key"))
+    };
     Ok(storage::Key::new(s(keys::PK)?, s(keys::SK)?))
 }

@@ -8,10 +8,19 @@ use partnerctl::{apply, setup, show, CliError, Format};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "partnerctl", version, about = "Operate the partner program engine")]
+#[command(
+    name = "partnerctl",
+    version,
+    about = "Operate the partner program engine"
+)]
 struct Cli {
     /// DynamoDB table name.
-    #[arg(long, env = "TABLE_NAME", global = true, default_value = "partner-engine-local")]
+    #[arg(
+        long,
+        env = "TABLE_NAME",
+        global = true,
+        default_value = "partner-engine-local"
+    )]
     table: String,
     /// Output format.
     #[arg(long, value_enum, global = true, default_value = "table")]
@@ -62,7 +71,10 @@ enum Command {
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     if let Err(e) = run(cli).await {
         eprintln!("partnerctl: {e}");
@@ -75,7 +87,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     let table = || storage::Table::new(aws_sdk_dynamodb::Client::new(&config), cli.table.clone());
     match cli.command {
         Command::Apply { file, dry_run } => {
-            let text = std::fs::read_to_string(&file).map_err(|source| CliError::Io { path: file.clone(), source })?;
+            let text = std::fs::read_to_string(&file).map_err(|source| CliError::Io {
+                path: file.clone(),
+                source,
+            })?;
             let plan = apply::parse(&text)?;
             if dry_run {
                 for (what, _) in &plan.items {
@@ -90,13 +105,39 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             for u in &r.updated {
                 println!("updated {u}");
             }
-            println!("{} created, {} updated, {} unchanged", r.created.len(), r.updated.len(), r.unchanged);
+            println!(
+                "{} created, {} updated, {} unchanged",
+                r.created.len(),
+                r.updated.len(),
+                r.unchanged
+            );
         }
-        Command::Customer { program, customer } => print!("{}", show::customer(&table(), cli.format, &program, &customer).await?),
-        Command::Flags { program } => print!("{}", show::flags(&table(), cli.format, &program).await?),
-        Command::Partner { partner } => print!("{}", show::partner(&table(), cli.format, &partner).await?),
-        Command::Unattributed { month, customer, email } => {
-            print!("{}", show::unattributed(&table(), cli.format, month.as_deref(), customer.as_deref(), email.as_deref()).await?)
+        Command::Customer { program, customer } => print!(
+            "{}",
+            show::customer(&table(), cli.format, &program, &customer).await?
+        ),
+        Command::Flags { program } => {
+            print!("{}", show::flags(&table(), cli.format, &program).await?)
+        }
+        Command::Partner { partner } => {
+            print!("{}", show::partner(&table(), cli.format, &partner).await?)
+        }
+        Command::Unattributed {
+            month,
+            customer,
+            email,
+        } => {
+            print!(
+                "{}",
+                show::unattributed(
+                    &table(),
+                    cli.format,
+                    month.as_deref(),
+                    customer.as_deref(),
+                    email.as_deref()
+                )
+                .await?
+            )
         }
         Command::SetupLocal { queue_prefix } => {
             if std::env::var("AWS_ENDPOINT_URL").is_err() {

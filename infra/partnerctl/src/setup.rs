@@ -24,20 +24,32 @@ pub async fn setup_local(
     queue_prefix: &str,
 ) -> Result<Vec<(String, String)>, CliError> {
     let ddb = aws_sdk_dynamodb::Client::new(config);
-    schema::table_definition(TEMPLATE)?.create(&ddb, table_name).await?;
+    schema::table_definition(TEMPLATE)?
+        .create(&ddb, table_name)
+        .await?;
     let sqs = aws_sdk_sqs::Client::new(config);
     let mut urls: Vec<(String, String, String)> = vec![]; // logical id, env, url
     for q in schema::queue_definitions(TEMPLATE)? {
-        let mut req = sqs.create_queue().queue_name(format!("{queue_prefix}-{}", q.logical_id));
+        let mut req = sqs
+            .create_queue()
+            .queue_name(format!("{queue_prefix}-{}", q.logical_id));
         if let Some(v) = q.visibility_timeout {
-            req = req.attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, v.to_string());
+            req = req.attributes(
+                aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+                v.to_string(),
+            );
         }
         if let Some(dlq) = &q.dead_letter_logical_id {
             let dlq_url = urls
                 .iter()
                 .find(|(id, _, _)| id == dlq)
                 .map(|(_, _, u)| u.clone())
-                .ok_or_else(|| CliError::Usage(format!("dead-letter queue {dlq} not defined before {}", q.logical_id)))?;
+                .ok_or_else(|| {
+                    CliError::Usage(format!(
+                        "dead-letter queue {dlq} not defined before {}",
+                        q.logical_id
+                    ))
+                })?;
             let arn = sqs
                 .get_queue_attributes()
                 .queue_url(&dlq_url)
@@ -46,13 +58,19 @@ pub async fn setup_local(
                 .await
                 .map_err(|e| CliError::Aws(format!("{e:?}")))?
                 .attributes
-                .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+                .and_then(|a| {
+                    a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                        .cloned()
+                })
                 .ok_or_else(|| CliError::Aws("no QueueArn".into()))?;
             let policy = serde_json::json!({
                 "deadLetterTargetArn": arn,
                 "maxReceiveCount": q.max_receive_count.unwrap_or(5).to_string(),
             });
-            req = req.attributes(aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy, policy.to_string());
+            req = req.attributes(
+                aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
+                policy.to_string(),
+            );
         }
         let url = req
             .send()
@@ -70,6 +88,9 @@ mod tests {
     #[test]
     fn env_names() {
         assert_eq!(super::queue_env_name("OutboxQueue"), "OUTBOX_QUEUE_URL");
-        assert_eq!(super::queue_env_name("OutboxDeadLetterQueue"), "OUTBOX_DEAD_LETTER_QUEUE_URL");
+        assert_eq!(
+            super::queue_env_name("OutboxDeadLetterQueue"),
+            "OUTBOX_DEAD_LETTER_QUEUE_URL"
+        );
     }
 }

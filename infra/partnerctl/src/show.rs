@@ -2,16 +2,26 @@
 //! partner's commissions, ledger and balances, and sales waiting for attribution.
 
 use serde::Serialize;
-use storage::customers::{self, BindingHistoryRow, BindingRow, CommissionRow, FlagRow, UnattributedRow};
+use storage::customers::{
+    self, BindingHistoryRow, BindingRow, CommissionRow, FlagRow, UnattributedRow,
+};
 use storage::ledger::{self, BalanceRow, LedgerEntry};
 use storage::{partners, Table};
 
 use crate::{CliError, Format};
 
 /// Render rows as an aligned text table or as JSON.
-pub fn render<T: Serialize>(format: Format, title: &str, headers: &[&str], rows: &[T], cells: impl Fn(&T) -> Vec<String>) -> String {
+pub fn render<T: Serialize>(
+    format: Format,
+    title: &str,
+    headers: &[&str],
+    rows: &[T],
+    cells: impl Fn(&T) -> Vec<String>,
+) -> String {
     match format {
-        Format::Json => serde_json::to_string_pretty(rows).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")),
+        Format::Json => {
+            serde_json::to_string_pretty(rows).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+        }
         Format::Table => {
             let body: Vec<Vec<String>> = rows.iter().map(&cells).collect();
             let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
@@ -23,7 +33,13 @@ pub fn render<T: Serialize>(format: Format, title: &str, headers: &[&str], rows:
                 }
             }
             let line = |cols: Vec<String>| {
-                cols.iter().enumerate().map(|(i, c)| format!("{:<w$}", c, w = widths.get(i).copied().unwrap_or(0))).collect::<Vec<_>>().join("  ").trim_end().to_string()
+                cols.iter()
+                    .enumerate()
+                    .map(|(i, c)| format!("{:<w$}", c, w = widths.get(i).copied().unwrap_or(0)))
+                    .collect::<Vec<_>>()
+                    .join("  ")
+                    .trim_end()
+                    .to_string()
             };
             let mut out = format!("{title}\n");
             out.push_str(&line(headers.iter().map(|h| h.to_string()).collect()));
@@ -41,7 +57,9 @@ pub fn render<T: Serialize>(format: Format, title: &str, headers: &[&str], rows:
 }
 
 fn time(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).map(|d| d.format("%Y-%m-%d %H:%M:%SZ").to_string()).unwrap_or_else(|| ms.to_string())
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|d| d.format("%Y-%m-%d %H:%M:%SZ").to_string())
+        .unwrap_or_else(|| ms.to_string())
 }
 
 fn money(minor: i64, currency: rules::Currency) -> String {
@@ -55,11 +73,20 @@ pub struct CustomerView {
     pub waiting_sales: Vec<UnattributedRow>,
 }
 
-pub async fn customer(table: &Table, format: Format, program: &str, customer_key: &str) -> Result<String, CliError> {
+pub async fn customer(
+    table: &Table,
+    format: Format,
+    program: &str,
+    customer_key: &str,
+) -> Result<String, CliError> {
     let view = CustomerView {
         binding: customers::get_binding(table, program, customer_key).await?,
         history: customers::binding_history(table, program, customer_key).await?,
-        waiting_sales: customers::unattributed_of_customer(table, customer_key).await?.into_iter().filter(|u| u.program_id == program).collect(),
+        waiting_sales: customers::unattributed_of_customer(table, customer_key)
+            .await?
+            .into_iter()
+            .filter(|u| u.program_id == program)
+            .collect(),
     };
     if format == Format::Json {
         return serde_json::to_string_pretty(&view).map_err(|e| CliError::Usage(e.to_string()));
@@ -75,20 +102,58 @@ pub async fn customer(table: &Table, format: Format, program: &str, customer_key
             b.source_event
         ),
     };
-    out.push_str(&render(format, "\nhistory", &["at", "action", "partner", "previous", "cause"], &view.history, |h| {
-        vec![time(h.at_ms), h.action.clone(), h.partner_id.clone(), h.previous_partner_id.clone().unwrap_or_default(), serde_json::to_string(&h.cause).unwrap_or_default()]
-    }));
-    out.push_str(&render(format, "\nsales waiting for attribution", &["paid at", "invoice", "amount"], &view.waiting_sales, |u| {
-        vec![time(u.at_ms), u.facts.invoice_id.clone(), u.facts.amount_paid().map(|m| m.to_string()).unwrap_or_default()]
-    }));
+    out.push_str(&render(
+        format,
+        "\nhistory",
+        &["at", "action", "partner", "previous", "cause"],
+        &view.history,
+        |h| {
+            vec![
+                time(h.at_ms),
+                h.action.clone(),
+                h.partner_id.clone(),
+                h.previous_partner_id.clone().unwrap_or_default(),
+                serde_json::to_string(&h.cause).unwrap_or_default(),
+            ]
+        },
+    ));
+    out.push_str(&render(
+        format,
+        "\nsales waiting for attribution",
+        &["paid at", "invoice", "amount"],
+        &view.waiting_sales,
+        |u| {
+            vec![
+                time(u.at_ms),
+                u.facts.invoice_id.clone(),
+                u.facts
+                    .amount_paid()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default(),
+            ]
+        },
+    ));
     Ok(out)
 }
 
 pub async fn flags(table: &Table, format: Format, program: &str) -> Result<String, CliError> {
     let rows: Vec<FlagRow> = customers::flags(table, program).await?;
-    Ok(render(format, &format!("flagged self-referrals in {program}"), &["at", "customer", "partner", "email", "reason", "source"], &rows, |f| {
-        vec![time(f.at_ms), f.customer_key.clone(), f.partner_id.clone(), f.customer_email.clone().unwrap_or_default(), f.reason.clone(), f.source_event.clone()]
-    }))
+    Ok(render(
+        format,
+        &format!("flagged self-referrals in {program}"),
+        &["at", "customer", "partner", "email", "reason", "source"],
+        &rows,
+        |f| {
+            vec![
+                time(f.at_ms),
+                f.customer_key.clone(),
+                f.partner_id.clone(),
+                f.customer_email.clone().unwrap_or_default(),
+                f.reason.clone(),
+                f.source_event.clone(),
+            ]
+        },
+    ))
 }
 
 #[derive(Serialize)]
@@ -106,37 +171,130 @@ pub async fn partner(table: &Table, format: Format, partner_id: &str) -> Result<
         entries.extend(ledger::entries(table, partner_id, &b.program_id, b.currency).await?);
     }
     let memberships = partners::partner_memberships(table, partner_id).await?;
-    let view = PartnerView { balances, commissions, entries };
+    let view = PartnerView {
+        balances,
+        commissions,
+        entries,
+    };
     if format == Format::Json {
         return serde_json::to_string_pretty(&view).map_err(|e| CliError::Usage(e.to_string()));
     }
     let mut out = format!(
         "partner {partner_id}: programs {}\n",
-        memberships.iter().map(|m| format!("{} (level {}{})", m.membership.program_id, m.level_history.current_level(), m.membership.recruiter.as_ref().map(|r| format!(", recruited by {r}")).unwrap_or_default())).collect::<Vec<_>>().join(", ")
+        memberships
+            .iter()
+            .map(|m| format!(
+                "{} (level {}{})",
+                m.membership.program_id,
+                m.level_history.current_level(),
+                m.membership
+                    .recruiter
+                    .as_ref()
+                    .map(|r| format!(", recruited by {r}"))
+                    .unwrap_or_default()
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
-    out.push_str(&render(format, "\nbalances", &["program", "currency", "pending", "available", "paid"], &view.balances, |b| {
-        vec![b.program_id.clone(), b.currency.to_string(), money(b.pending, b.currency), money(b.available, b.currency), money(b.paid, b.currency)]
-    }));
-    out.push_str(&render(format, "\ncommissions", &["earned at", "commission", "customer", "amount", "state", "available at", "reason"], &view.commissions, |c| {
-        vec![time(c.earned_at_ms), c.commission_id.clone(), c.customer_key.clone(), money(c.amount, c.currency), format!("{:?}", c.state).to_lowercase(), time(c.available_at_ms), c.reason.clone()]
-    }));
-    out.push_str(&render(format, "\nledger", &["at", "kind", "amount", "program", "reason", "source"], &view.entries, |e| {
-        vec![time(e.at_ms), e.kind.as_str().to_string(), money(e.amount, e.currency), e.program_id.clone(), e.reason.clone(), e.source_event.clone()]
-    }));
+    out.push_str(&render(
+        format,
+        "\nbalances",
+        &["program", "currency", "pending", "available", "paid"],
+        &view.balances,
+        |b| {
+            vec![
+                b.program_id.clone(),
+                b.currency.to_string(),
+                money(b.pending, b.currency),
+                money(b.available, b.currency),
+                money(b.paid, b.currency),
+            ]
+        },
+    ));
+    out.push_str(&render(
+        format,
+        "\ncommissions",
+        &[
+            "earned at",
+            "commission",
+            "customer",
+            "amount",
+            "state",
+            "available at",
+            "reason",
+        ],
+        &view.commissions,
+        |c| {
+            vec![
+                time(c.earned_at_ms),
+                c.commission_id.clone(),
+                c.customer_key.clone(),
+                money(c.amount, c.currency),
+                format!("{:?}", c.state).to_lowercase(),
+                time(c.available_at_ms),
+                c.reason.clone(),
+            ]
+        },
+    ));
+    out.push_str(&render(
+        format,
+        "\nledger",
+        &["at", "kind", "amount", "program", "reason", "source"],
+        &view.entries,
+        |e| {
+            vec![
+                time(e.at_ms),
+                e.kind.as_str().to_string(),
+                money(e.amount, e.currency),
+                e.program_id.clone(),
+                e.reason.clone(),
+                e.source_event.clone(),
+            ]
+        },
+    ));
     Ok(out)
 }
 
-pub async fn unattributed(table: &Table, format: Format, month: Option<&str>, customer: Option<&str>, email: Option<&str>) -> Result<String, CliError> {
+pub async fn unattributed(
+    table: &Table,
+    format: Format,
+    month: Option<&str>,
+    customer: Option<&str>,
+    email: Option<&str>,
+) -> Result<String, CliError> {
     let rows = match (month, customer, email) {
         (_, Some(c), _) => customers::unattributed_of_customer(table, c).await?,
         (_, _, Some(e)) => {
-            let e = rules::attribution::normalize_email(e).map_err(|err| CliError::Usage(err.to_string()))?;
+            let e = rules::attribution::normalize_email(e)
+                .map_err(|err| CliError::Usage(err.to_string()))?;
             customers::unattributed_of_email(table, e.as_str()).await?
         }
         (Some(m), _, _) => customers::unattributed_in_month(table, m).await?,
-        (None, None, None) => return Err(CliError::Usage("give --month YYYY-MM, --customer KEY or --email ADDRESS".into())),
+        (None, None, None) => {
+            return Err(CliError::Usage(
+                "give --month YYYY-MM, --customer KEY or --email ADDRESS".into(),
+            ))
+        }
     };
-    Ok(render(format, "sales waiting for attribution", &["paid at", "program", "customer", "email", "invoice", "amount"], &rows, |u| {
-        vec![time(u.at_ms), u.program_id.clone(), u.customer_key.clone(), u.email.clone().unwrap_or_default(), u.facts.invoice_id.clone(), u.facts.amount_paid().map(|m| m.to_string()).unwrap_or_default()]
-    }))
+    Ok(render(
+        format,
+        "sales waiting for attribution",
+        &[
+            "paid at", "program", "customer", "email", "invoice", "amount",
+        ],
+        &rows,
+        |u| {
+            vec![
+                time(u.at_ms),
+                u.program_id.clone(),
+                u.customer_key.clone(),
+                u.email.clone().unwrap_or_default(),
+                u.facts.invoice_id.clone(),
+                u.facts
+                    .amount_paid()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default(),
+            ]
+        },
+    ))
 }

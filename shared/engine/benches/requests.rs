@@ -4,7 +4,9 @@
 use engine::attribution::{BindRequest, BindSource};
 use engine::sales::{invoice_paid, InvoiceLine, PaidInvoice};
 use engine::Engine;
-use rules::{Currency, Membership, PartnerStatus, PayoutMethod, Program, ProgramProduct, TaxInfoState};
+use rules::{
+    Currency, Membership, PartnerStatus, PayoutMethod, Program, ProgramProduct, TaxInfoState,
+};
 use storage::links::{Link, LinkStatus};
 use storage::metrics::RequestCounter;
 use storage::partners::Partner;
@@ -21,8 +23,18 @@ fn invoice(event: &str, id: &str, customer: &str, at: i64) -> PaidInvoice {
         customer_email: Some(format!("{customer}@customers.test")),
         currency: Currency::USD,
         lines: vec![
-            InvoiceLine { product_id: Some("prod_demo".into()), amount_minor: 9900, metered: false, excluded: false },
-            InvoiceLine { product_id: Some("prod_demo".into()), amount_minor: 1500, metered: true, excluded: false },
+            InvoiceLine {
+                product_id: Some("prod_demo".into()),
+                amount_minor: 9900,
+                metered: false,
+                excluded: false,
+            },
+            InvoiceLine {
+                product_id: Some("prod_demo".into()),
+                amount_minor: 1500,
+                metered: true,
+                excluded: false,
+            },
         ],
         paid_at_ms: at,
         subscription_id: Some("sub_1".into()),
@@ -34,10 +46,22 @@ fn invoice(event: &str, id: &str, customer: &str, at: i64) -> PaidInvoice {
 async fn main() {
     let config = testing::local_config().await;
     let counter = RequestCounter::new();
-    let ddb = aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(&config).interceptor(counter.clone()).build());
-    let sqs = aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(&config).interceptor(counter.clone()).build());
+    let ddb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&config)
+            .interceptor(counter.clone())
+            .build(),
+    );
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(&config)
+            .interceptor(counter.clone())
+            .build(),
+    );
     let name = testing::unique_name("bench");
-    schema::table_definition(schema::TEMPLATE).expect("template").create(&ddb, &name).await.expect("table");
+    schema::table_definition(schema::TEMPLATE)
+        .expect("template")
+        .create(&ddb, &name)
+        .await
+        .expect("table");
     let queue = testing::fresh_queue(&sqs).await.expect("queue");
     let table = Table::new(ddb, name);
     let keys = tracking::KeyRing::from_secrets("bench-tracking-key-0123456789", None).expect("key");
@@ -49,38 +73,105 @@ async fn main() {
         "default_destination": "https://example.com/pricing"
     }))
     .expect("program");
-    table.put(programs::program_item(&program).expect("item")).await.expect("put");
-    table.put(programs::product_item(&ProgramProduct::new("demo", "prod_demo")).expect("item")).await.expect("put");
+    table
+        .put(programs::program_item(&program).expect("item"))
+        .await
+        .expect("put");
+    table
+        .put(programs::product_item(&ProgramProduct::new("demo", "prod_demo")).expect("item"))
+        .await
+        .expect("put");
     for (id, recruiter) in [("alice", None), ("bob", Some("alice"))] {
-        let p = Partner { partner_id: id.into(), email: format!("{id}@p.test"), name: id.into(), status: PartnerStatus::Active, payout_method: PayoutMethod::None, tax_info: TaxInfoState::Approved };
-        table.put(partners::partner_item(&p).expect("item")).await.expect("put");
-        let m = Membership { partner_id: id.into(), program_id: "demo".into(), level: 0, recruiter: recruiter.map(str::to_string) };
-        table.put(partners::membership_item(&m).expect("item")).await.expect("put");
-        let l = Link { code: id.into(), partner_id: id.into(), program_id: "demo".into(), status: LinkStatus::Active, destination: None };
-        table.put(links::link_item(&l).expect("item")).await.expect("put");
+        let p = Partner {
+            partner_id: id.into(),
+            email: format!("{id}@p.test"),
+            name: id.into(),
+            status: PartnerStatus::Active,
+            payout_method: PayoutMethod::None,
+            tax_info: TaxInfoState::Approved,
+        };
+        table
+            .put(partners::partner_item(&p).expect("item"))
+            .await
+            .expect("put");
+        let m = Membership {
+            partner_id: id.into(),
+            program_id: "demo".into(),
+            level: 0,
+            recruiter: recruiter.map(str::to_string),
+        };
+        table
+            .put(partners::membership_item(&m).expect("item"))
+            .await
+            .expect("put");
+        let l = Link {
+            code: id.into(),
+            partner_id: id.into(),
+            program_id: "demo".into(),
+            status: LinkStatus::Active,
+            destination: None,
+        };
+        table
+            .put(links::link_item(&l).expect("item"))
+            .await
+            .expect("put");
     }
-    let bind = |c: &str| BindRequest { program_id: None, customer_key: c.into(), email: None, source: BindSource::Code("bob".into()), at_ms: T0, source_event: "bench".into() };
-    engine::attribution::bind(&engine, bind("cus_1")).await.expect("bind");
+    let bind = |c: &str| BindRequest {
+        program_id: None,
+        customer_key: c.into(),
+        email: None,
+        source: BindSource::Code("bob".into()),
+        at_ms: T0,
+        source_event: "bench".into(),
+    };
+    engine::attribution::bind(&engine, bind("cus_1"))
+        .await
+        .expect("bind");
 
     let mut rows = vec![];
     let mut measure = |label: &str, c: &RequestCounter| {
         let snap = c.snapshot();
-        let ddb: u64 = snap.iter().filter(|(k, _)| k.to_lowercase().starts_with("dynamodb")).map(|(_, v)| v).sum();
-        let sqs: u64 = snap.iter().filter(|(k, _)| k.to_lowercase().starts_with("sqs")).map(|(_, v)| v).sum();
-        let detail = snap.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
+        let ddb: u64 = snap
+            .iter()
+            .filter(|(k, _)| k.to_lowercase().starts_with("dynamodb"))
+            .map(|(_, v)| v)
+            .sum();
+        let sqs: u64 = snap
+            .iter()
+            .filter(|(k, _)| k.to_lowercase().starts_with("sqs"))
+            .map(|(_, v)| v)
+            .sum();
+        let detail = snap
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         rows.push(format!("| {label} | {ddb} | {sqs} | {detail} |"));
         c.reset();
     };
     counter.reset();
-    invoice_paid(&engine, invoice("evt_1", "in_1", "cus_1", T0 + DAY)).await.expect("paid");
-    measure("first sale, 2-tier, notify on (2 commissions, 2 outbox messages)", &counter);
-    invoice_paid(&engine, invoice("evt_1", "in_1", "cus_1", T0 + DAY)).await.expect("paid");
+    invoice_paid(&engine, invoice("evt_1", "in_1", "cus_1", T0 + DAY))
+        .await
+        .expect("paid");
+    measure(
+        "first sale, 2-tier, notify on (2 commissions, 2 outbox messages)",
+        &counter,
+    );
+    invoice_paid(&engine, invoice("evt_1", "in_1", "cus_1", T0 + DAY))
+        .await
+        .expect("paid");
     measure("duplicate delivery of the same event", &counter);
-    invoice_paid(&engine, invoice("evt_1b", "in_1", "cus_1", T0 + DAY)).await.expect("paid");
+    invoice_paid(&engine, invoice("evt_1b", "in_1", "cus_1", T0 + DAY))
+        .await
+        .expect("paid");
     measure("same invoice in a new event", &counter);
-    invoice_paid(&engine, invoice("evt_2", "in_2", "cus_1", T0 + 31 * DAY)).await.expect("paid");
+    invoice_paid(&engine, invoice("evt_2", "in_2", "cus_1", T0 + 31 * DAY))
+        .await
+        .expect("paid");
     measure("renewal (second invoice of the customer)", &counter);
-    invoice_paid(&engine, invoice("evt_3", "in_3", "cus_unbound", T0 + DAY)).await.expect("paid");
+    invoice_paid(&engine, invoice("evt_3", "in_3", "cus_unbound", T0 + DAY))
+        .await
+        .expect("paid");
     measure("customer not bound (kept as unattributed)", &counter);
 
     println!("| invoice.paid | DynamoDB requests | SQS requests | by operation |");

@@ -7,7 +7,9 @@
 //! keeps a history. Concurrent binds of one customer meet on the binding's version and retry.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use rules::attribution::{choose_click, is_self_referral, normalize_email, BindingCause, ClickCandidate};
+use rules::attribution::{
+    choose_click, is_self_referral, normalize_email, BindingCause, ClickCandidate,
+};
 use rules::{AttributionModel, Program, ProgramStatus};
 use storage::customers::{self, BindingHistoryRow, BindingRow, FlagRow, InviteRow};
 use storage::links::{self, LinkStatus};
@@ -29,7 +31,11 @@ pub enum BindSource {
     /// The customer's e-mail was invited by a partner (`email` and `program_id` required).
     Invite,
     /// An operator assigns the customer (`program_id` required).
-    Manual { partner_id: String, reason: String, operator: String },
+    Manual {
+        partner_id: String,
+        reason: String,
+        operator: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,9 +55,15 @@ pub struct BindRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BindOutcome {
     /// The customer is now bound to this partner (new binding or a move).
-    Bound { program_id: String, partner_id: String },
+    Bound {
+        program_id: String,
+        partner_id: String,
+    },
     /// Nothing changed: the customer stays with this partner.
-    AlreadyBound { program_id: String, partner_id: String },
+    AlreadyBound {
+        program_id: String,
+        partner_id: String,
+    },
     /// Refused: the caller's input is at fault (4xx) or the rules say no (self-referral).
     Rejected(BindRejection),
 }
@@ -138,7 +150,11 @@ pub async fn bind(engine: &Engine, req: BindRequest) -> Result<BindOutcome, Engi
         Some(e) if e.trim().is_empty() => None,
         Some(e) => match normalize_email(e) {
             Ok(n) => Some(n.to_string()),
-            Err(_) => return Ok(BindOutcome::Rejected(BindRejection::MalformedEmail(e.clone()))),
+            Err(_) => {
+                return Ok(BindOutcome::Rejected(BindRejection::MalformedEmail(
+                    e.clone(),
+                )))
+            }
         },
     };
     let resolved = match resolve(engine, &req, email.as_deref()).await? {
@@ -148,7 +164,15 @@ pub async fn bind(engine: &Engine, req: BindRequest) -> Result<BindOutcome, Engi
     if resolved.program.status == ProgramStatus::Paused && !resolved.manual {
         return Ok(BindOutcome::Rejected(BindRejection::ProgramPaused));
     }
-    bind_resolved(engine, &req.customer_key, email.as_deref(), resolved, req.at_ms, &req.source_event).await
+    bind_resolved(
+        engine,
+        &req.customer_key,
+        email.as_deref(),
+        resolved,
+        req.at_ms,
+        &req.source_event,
+    )
+    .await
 }
 
 /// Bind with an already resolved source: self-referral check, write, then late booking.
@@ -166,13 +190,30 @@ pub(crate) async fn bind_resolved(
     };
     if let Some(e) = email {
         if is_self_referral(e, &partner.email) {
-            flag_self_referral(engine, &resolved.program.id, customer_key, &partner.partner_id, Some(e), at_ms, source_event).await?;
+            flag_self_referral(
+                engine,
+                &resolved.program.id,
+                customer_key,
+                &partner.partner_id,
+                Some(e),
+                at_ms,
+                source_event,
+            )
+            .await?;
             return Ok(BindOutcome::Rejected(BindRejection::SelfReferral));
         }
     }
-    let outcome = write_binding(engine, customer_key, email, &resolved, at_ms, source_event).await?;
+    let outcome =
+        write_binding(engine, customer_key, email, &resolved, at_ms, source_event).await?;
     if let BindOutcome::Bound { .. } = &outcome {
-        sales::book_waiting_sales(engine, &resolved.program, customer_key, email, resolved.cause_at_ms).await?;
+        sales::book_waiting_sales(
+            engine,
+            &resolved.program,
+            customer_key,
+            email,
+            resolved.cause_at_ms,
+        )
+        .await?;
     }
     Ok(outcome)
 }
@@ -196,8 +237,11 @@ pub(crate) async fn flag_self_referral(
         at_ms,
         source_event: source_event.into(),
     };
-    let item = to_item(&row, &keys::self_referral_flag(program_id, customer_key, at_ms))?
-        .with_gsi1(keys::flags_gsi(program_id, at_ms, customer_key));
+    let item = to_item(
+        &row,
+        &keys::self_referral_flag(program_id, customer_key, at_ms),
+    )?
+    .with_gsi1(keys::flags_gsi(program_id, at_ms, customer_key));
     match engine.table.put_if_absent(item).await {
         Ok(()) | Err(StoreError::AlreadyDone) => Ok(()),
         Err(e) => Err(e.into()),
@@ -205,22 +249,34 @@ pub(crate) async fn flag_self_referral(
 }
 
 async fn program_of(engine: &Engine, id: &str) -> Result<Decided<Program>, EngineError> {
-    Ok(programs::get_program(&engine.table, id).await?.ok_or(BindRejection::UnknownProgram))
+    Ok(programs::get_program(&engine.table, id)
+        .await?
+        .ok_or(BindRejection::UnknownProgram))
 }
 
 fn check_program(req: &BindRequest, actual: &str) -> Decided<()> {
     match &req.program_id {
-        Some(p) if p != actual => Err(BindRejection::ProgramMismatch { requested: p.clone(), actual: actual.to_string() }),
+        Some(p) if p != actual => Err(BindRejection::ProgramMismatch {
+            requested: p.clone(),
+            actual: actual.to_string(),
+        }),
         _ => Ok(()),
     }
 }
 
-async fn resolve(engine: &Engine, req: &BindRequest, email: Option<&str>) -> Result<Decided<Resolved>, EngineError> {
+async fn resolve(
+    engine: &Engine,
+    req: &BindRequest,
+    email: Option<&str>,
+) -> Result<Decided<Resolved>, EngineError> {
     let t = &engine.table;
     match &req.source {
         BindSource::ClickId(id) => resolve_click(engine, req, id).await,
         BindSource::Code(code) => {
-            let Some(link) = links::get_link(t, code).await?.filter(|l| l.status == LinkStatus::Active) else {
+            let Some(link) = links::get_link(t, code)
+                .await?
+                .filter(|l| l.status == LinkStatus::Active)
+            else {
                 return Ok(Err(BindRejection::UnknownCode));
             };
             if let Err(r) = check_program(req, &link.program_id) {
@@ -230,7 +286,13 @@ async fn resolve(engine: &Engine, req: &BindRequest, email: Option<&str>) -> Res
                 Ok(p) => p,
                 Err(r) => return Ok(Err(r)),
             };
-            Ok(Ok(Resolved { program, partner_id: link.partner_id, cause: BindingCause::Code { code: code.clone() }, cause_at_ms: req.at_ms, manual: false }))
+            Ok(Ok(Resolved {
+                program,
+                partner_id: link.partner_id,
+                cause: BindingCause::Code { code: code.clone() },
+                cause_at_ms: req.at_ms,
+                manual: false,
+            }))
         }
         BindSource::Coupon(code) => {
             let Some(promo) = programs::get_promotion_code(t, code).await? else {
@@ -246,7 +308,9 @@ async fn resolve(engine: &Engine, req: &BindRequest, email: Option<&str>) -> Res
             Ok(Ok(Resolved {
                 program,
                 partner_id: promo.partner_id,
-                cause: BindingCause::Coupon { promotion_code: code.clone() },
+                cause: BindingCause::Coupon {
+                    promotion_code: code.clone(),
+                },
                 cause_at_ms: req.at_ms,
                 manual: false,
             }))
@@ -262,9 +326,19 @@ async fn resolve(engine: &Engine, req: &BindRequest, email: Option<&str>) -> Res
             let Some(inv) = customers::get_invite(t, pid, e).await? else {
                 return Ok(Err(BindRejection::NoInvitation));
             };
-            Ok(Ok(Resolved { program, partner_id: inv.partner_id, cause: BindingCause::Invite, cause_at_ms: inv.at_ms, manual: false }))
+            Ok(Ok(Resolved {
+                program,
+                partner_id: inv.partner_id,
+                cause: BindingCause::Invite,
+                cause_at_ms: inv.at_ms,
+                manual: false,
+            }))
         }
-        BindSource::Manual { partner_id, reason, operator } => {
+        BindSource::Manual {
+            partner_id,
+            reason,
+            operator,
+        } => {
             let Some(pid) = &req.program_id else {
                 return Ok(Err(BindRejection::ProgramRequired));
             };
@@ -275,7 +349,10 @@ async fn resolve(engine: &Engine, req: &BindRequest, email: Option<&str>) -> Res
             Ok(Ok(Resolved {
                 program,
                 partner_id: partner_id.clone(),
-                cause: BindingCause::Manual { reason: reason.clone(), operator: operator.clone() },
+                cause: BindingCause::Manual {
+                    reason: reason.clone(),
+                    operator: operator.clone(),
+                },
                 cause_at_ms: req.at_ms,
                 manual: true,
             }))
@@ -283,7 +360,11 @@ async fn resolve(engine: &Engine, req: &BindRequest, email: Option<&str>) -> Res
     }
 }
 
-async fn resolve_click(engine: &Engine, req: &BindRequest, click_id: &str) -> Result<Decided<Resolved>, EngineError> {
+async fn resolve_click(
+    engine: &Engine,
+    req: &BindRequest,
+    click_id: &str,
+) -> Result<Decided<Resolved>, EngineError> {
     let t = &engine.table;
     let Ok(claims) = engine.keys.verify_click_id(click_id) else {
         return Ok(Err(BindRejection::InvalidClickId));
@@ -314,12 +395,22 @@ async fn resolve_click(engine: &Engine, req: &BindRequest, click_id: &str) -> Re
         return Ok(Err(BindRejection::ExpiredClick));
     }
     // Every click of this visitor in this program is a candidate; the presented one always is.
-    let presented = ClickCandidate { click_id: click_id.to_string(), partner_id: link.partner_id.clone(), link_code: code, clicked_at: utc(claims.at_ms) };
+    let presented = ClickCandidate {
+        click_id: click_id.to_string(),
+        partner_id: link.partner_id.clone(),
+        link_code: code,
+        clicked_at: utc(claims.at_ms),
+    };
     let mut candidates = vec![presented];
     if let Some(c) = &click {
         for other in links::visitor_clicks(t, &c.visitor_id).await? {
             if other.program_id == program.id && other.click_id != click_id {
-                candidates.push(ClickCandidate { click_id: other.click_id, partner_id: other.partner_id, link_code: other.link_code, clicked_at: utc(other.at_ms) });
+                candidates.push(ClickCandidate {
+                    click_id: other.click_id,
+                    partner_id: other.partner_id,
+                    link_code: other.link_code,
+                    clicked_at: utc(other.at_ms),
+                });
             }
         }
     }
@@ -327,7 +418,13 @@ async fn resolve_click(engine: &Engine, req: &BindRequest, click_id: &str) -> Re
     // A click in the future of the request (clock skew between the edge and the merchant) counts
     // at the request's time.
     let at = utc(req.at_ms.max(claims.at_ms));
-    let winner = match choose_click(program.attribution, &candidates, program.cookie_days, at, state.first_paid_sale_at_ms.map(utc)) {
+    let winner = match choose_click(
+        program.attribution,
+        &candidates,
+        program.cookie_days,
+        at,
+        state.first_paid_sale_at_ms.map(utc),
+    ) {
         Some(w) => w.clone(),
         // Only clicks after the customer's first paid sale: they cannot move the customer, and
         // the binding decision below keeps whoever has the credit.
@@ -336,7 +433,9 @@ async fn resolve_click(engine: &Engine, req: &BindRequest, click_id: &str) -> Re
     };
     Ok(Ok(Resolved {
         partner_id: winner.partner_id,
-        cause: BindingCause::Click { click_id: winner.click_id },
+        cause: BindingCause::Click {
+            click_id: winner.click_id,
+        },
         cause_at_ms: winner.clicked_at.timestamp_millis(),
         program,
         manual: false,
@@ -388,15 +487,25 @@ async fn write_binding(
                     true
                 } else {
                     let state = customers::sales_state(t, &program_id, customer_key).await?;
-                    state.first_paid_sale_at_ms.is_some() || !new_cause_wins(r.program.attribution, b, r)
+                    state.first_paid_sale_at_ms.is_some()
+                        || !new_cause_wins(r.program.attribution, b, r)
                 };
                 if keep {
-                    return Ok(BindOutcome::AlreadyBound { program_id, partner_id: b.partner_id.clone() });
+                    return Ok(BindOutcome::AlreadyBound {
+                        program_id,
+                        partner_id: b.partner_id.clone(),
+                    });
                 }
-                (b.version + 1, if r.manual { "manual" } else { "rebound" }, Some(b.partner_id.clone()))
+                (
+                    b.version + 1,
+                    if r.manual { "manual" } else { "rebound" },
+                    Some(b.partner_id.clone()),
+                )
             }
         };
-        let email = email.map(str::to_string).or_else(|| existing.as_ref().and_then(|b| b.email.clone()));
+        let email = email
+            .map(str::to_string)
+            .or_else(|| existing.as_ref().and_then(|b| b.email.clone()));
         let row = BindingRow {
             program_id: program_id.clone(),
             customer_key: customer_key.into(),
@@ -432,20 +541,40 @@ async fn write_binding(
             vec![(":v", AttributeValue::N((version - 1).to_string()))],
             "binding",
         )?;
-        tx.put_new(to_item(&hist, &keys::binding_history(&program_id, customer_key, at_ms, &format!("{version:06}")))?, "binding history")?;
+        tx.put_new(
+            to_item(
+                &hist,
+                &keys::binding_history(&program_id, customer_key, at_ms, &format!("{version:06}")),
+            )?,
+            "binding history",
+        )?;
         match tx.commit(t).await {
-            Ok(()) => return Ok(BindOutcome::Bound { program_id, partner_id: r.partner_id.clone() }),
+            Ok(()) => {
+                return Ok(BindOutcome::Bound {
+                    program_id,
+                    partner_id: r.partner_id.clone(),
+                })
+            }
             Err(StoreError::ConditionFailed { .. }) => continue, // a concurrent bind won; decide again
             Err(e) => return Err(e.into()),
         }
     }
-    Err(StoreError::Contention { attempts: OPTIMISTIC_ATTEMPTS }.into())
+    Err(StoreError::Contention {
+        attempts: OPTIMISTIC_ATTEMPTS,
+    }
+    .into())
 }
 
 /// A partner invites a friend by e-mail: the e-mail is pre-attributed to the partner in the
 /// program, and the invitation goes out through the outbox. Idempotent per (program, e-mail):
 /// the first invitation keeps the credit.
-pub async fn invite(engine: &Engine, program_id: &str, partner_id: &str, email: &str, at_ms: i64) -> Result<Result<(), BindRejection>, EngineError> {
+pub async fn invite(
+    engine: &Engine,
+    program_id: &str,
+    partner_id: &str,
+    email: &str,
+    at_ms: i64,
+) -> Result<Result<(), BindRejection>, EngineError> {
     let Ok(email) = normalize_email(email) else {
         return Ok(Err(BindRejection::MalformedEmail(email.to_string())));
     };
@@ -453,17 +582,29 @@ pub async fn invite(engine: &Engine, program_id: &str, partner_id: &str, email: 
     let Some(partner) = partners::get_partner(&engine.table, partner_id).await? else {
         return Ok(Err(BindRejection::UnknownPartner));
     };
-    if programs::get_program(&engine.table, program_id).await?.is_none() {
+    if programs::get_program(&engine.table, program_id)
+        .await?
+        .is_none()
+    {
         return Ok(Err(BindRejection::UnknownProgram));
     }
     if is_self_referral(&email, &partner.email) {
         return Ok(Err(BindRejection::SelfReferral));
     }
-    let row = InviteRow { program_id: program_id.into(), email: email.clone(), partner_id: partner_id.into(), at_ms };
+    let row = InviteRow {
+        program_id: program_id.into(),
+        email: email.clone(),
+        partner_id: partner_id.into(),
+        at_ms,
+    };
     let env = messages::Envelope {
         id: format!("partner-invite:{program_id}:{email}"),
         at_ms,
-        message: messages::Message::PartnerInvite { partner_id: partner_id.into(), program_id: program_id.into(), email: email.clone() },
+        message: messages::Message::PartnerInvite {
+            partner_id: partner_id.into(),
+            program_id: program_id.into(),
+            email: email.clone(),
+        },
     };
     let mut tx = Tx::new();
     tx.marker(to_item(&row, &keys::email_invite(program_id, &email))?)?;
@@ -479,7 +620,12 @@ pub async fn invite(engine: &Engine, program_id: &str, partner_id: &str, email: 
 /// Record that `partner_id` joined `program_id` through `recruiter_code` (a link code or a
 /// partner id of the recruiter): the recruiter earns tier 2 on the new partner's sales.
 /// Refuses self-recruitment and a recruiter from another program. Idempotent.
-pub async fn record_recruitment(engine: &Engine, program_id: &str, partner_id: &str, recruiter_code: &str) -> Result<Result<String, BindRejection>, EngineError> {
+pub async fn record_recruitment(
+    engine: &Engine,
+    program_id: &str,
+    partner_id: &str,
+    recruiter_code: &str,
+) -> Result<Result<String, BindRejection>, EngineError> {
     let t = &engine.table;
     let recruiter = match links::get_link(t, recruiter_code).await? {
         Some(l) if l.program_id == program_id && l.status == LinkStatus::Active => l.partner_id,
@@ -497,7 +643,12 @@ pub async fn record_recruitment(engine: &Engine, program_id: &str, partner_id: &
     }
     let existing = partners::get_membership(t, partner_id, program_id).await?;
     let mut row = existing.unwrap_or(partners::MembershipRow {
-        membership: rules::Membership { partner_id: partner_id.into(), program_id: program_id.into(), level: 0, recruiter: None },
+        membership: rules::Membership {
+            partner_id: partner_id.into(),
+            program_id: program_id.into(),
+            level: 0,
+            recruiter: None,
+        },
         level_history: Default::default(),
     });
     match &row.membership.recruiter {
@@ -505,14 +656,17 @@ pub async fn record_recruitment(engine: &Engine, program_id: &str, partner_id: &
         Some(r) => return Ok(Ok(r.clone())), // the first recruiter keeps the credit
         None => row.membership.recruiter = Some(recruiter.clone()),
     }
-    let item = to_item(&row, &keys::membership(partner_id, program_id))?.with_gsi1(keys::program_members_gsi(program_id, partner_id));
+    let item = to_item(&row, &keys::membership(partner_id, program_id))?
+        .with_gsi1(keys::program_members_gsi(program_id, partner_id));
     let mut tx = Tx::new();
     tx.put_if(item, "attribute_not_exists(PK) OR attribute_not_exists(membership.recruiter) OR membership.recruiter = :null", &[], vec![(":null", AttributeValue::Null(true))], "membership")?;
     match tx.commit(t).await {
         Ok(()) => Ok(Ok(recruiter)),
         Err(StoreError::ConditionFailed { .. }) => {
             let m = partners::get_membership(t, partner_id, program_id).await?;
-            Ok(Ok(m.and_then(|m| m.membership.recruiter).unwrap_or(recruiter)))
+            Ok(Ok(m
+                .and_then(|m| m.membership.recruiter)
+                .unwrap_or(recruiter)))
         }
         Err(e) => Err(e.into()),
     }

@@ -41,7 +41,9 @@ impl EngineError {
     /// Worth retrying (redelivery): storage trouble, contention.
     pub fn is_retryable(&self) -> bool {
         match self {
-            EngineError::Store(e) => e.is_retryable() || matches!(e, StoreError::ConditionFailed { .. }),
+            EngineError::Store(e) => {
+                e.is_retryable() || matches!(e, StoreError::ConditionFailed { .. })
+            }
             EngineError::Plan(_) | EngineError::Inconsistent(_) => false,
         }
     }
@@ -49,11 +51,18 @@ impl EngineError {
 
 impl Engine {
     pub fn new(table: Table, keys: tracking::KeyRing) -> Self {
-        Engine { table, keys, outbox: None }
+        Engine {
+            table,
+            keys,
+            outbox: None,
+        }
     }
 
     pub fn with_outbox(mut self, sqs: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
-        self.outbox = Some(OutboxTarget { sqs, queue_url: queue_url.into() });
+        self.outbox = Some(OutboxTarget {
+            sqs,
+            queue_url: queue_url.into(),
+        });
         self
     }
 
@@ -100,6 +109,9 @@ pub(crate) const OPTIMISTIC_ATTEMPTS: u32 = 10;
 mod tests {
     #[test]
     fn every_link_code_fits_in_a_click_id() {
-        assert_eq!(storage::links::MAX_CODE_LEN, tracking::click_id::INLINE_CODE_MAX_LEN);
+        assert_eq!(
+            storage::links::MAX_CODE_LEN,
+            tracking::click_id::INLINE_CODE_MAX_LEN
+        );
     }
 }

@@ -12,7 +12,11 @@ use crate::{Engine, EngineError};
 /// Release every commission due at `now_ms` (business time of the schedule's event). Returns the
 /// released commission ids. Idempotent: a released commission leaves the due index, and the
 /// conditional state change makes a concurrent run a no-op.
-pub async fn release_due(engine: &Engine, now_ms: i64, source_event: &str) -> Result<Vec<String>, EngineError> {
+pub async fn release_due(
+    engine: &Engine,
+    now_ms: i64,
+    source_event: &str,
+) -> Result<Vec<String>, EngineError> {
     let due = customers::commissions_due_for_release(&engine.table, now_ms).await?;
     let mut out = vec![];
     for c in due {
@@ -23,7 +27,11 @@ pub async fn release_due(engine: &Engine, now_ms: i64, source_event: &str) -> Re
     Ok(out)
 }
 
-async fn release_one(engine: &Engine, c: &CommissionRow, source_event: &str) -> Result<bool, EngineError> {
+async fn release_one(
+    engine: &Engine,
+    c: &CommissionRow,
+    source_event: &str,
+) -> Result<bool, EngineError> {
     let mut tx = Tx::new();
     tx.update(
         &keys::commission(&c.partner_id, &c.commission_id),
@@ -31,7 +39,11 @@ async fn release_one(engine: &Engine, c: &CommissionRow, source_event: &str) -> 
             .set_s("state", "available")
             .remove(keys::GSI2PK)
             .remove(keys::GSI2SK)
-            .condition("#state = :pending", &[("#state", "state")], vec![(":pending", AttributeValue::S("pending".into()))]),
+            .condition(
+                "#state = :pending",
+                &[("#state", "state")],
+                vec![(":pending", AttributeValue::S("pending".into()))],
+            ),
         "commission state",
     )?;
     // The amount may have been adjusted since it was earned: release what it is now.

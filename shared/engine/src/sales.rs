@@ -13,10 +13,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_dynamodb::types::AttributeValue;
 use rules::attribution::{is_self_referral, normalize_email};
 use rules::levels::{promotion_after_sale, LevelSale, PartnerMetrics};
-use rules::plan::{diff_booked, evaluate_customer, CommissionTier, InvoiceCommission, InvoiceFacts, RateContext, SaleLine};
+use rules::plan::{
+    diff_booked, evaluate_customer, CommissionTier, InvoiceCommission, InvoiceFacts, RateContext,
+    SaleLine,
+};
 use rules::schedule::available_at;
 use rules::{Bucket, Currency, EntryKind, Money, Program, Tiers};
-use storage::customers::{self, CommissionRow, CommissionState, CustomerInvoiceRow, UnattributedRow};
+use storage::customers::{
+    self, CommissionRow, CommissionState, CustomerInvoiceRow, UnattributedRow,
+};
 use storage::ledger::{self, LedgerEntry};
 use storage::table::{to_item, ItemExt};
 use storage::{keys, partners, programs, Key, StoreError, Table, Tx, UpdateSpec};
@@ -59,7 +64,10 @@ pub struct PaidInvoice {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SaleOutcome {
     /// Booked in these programs (commission ids written or corrected).
-    Booked { program_ids: Vec<String>, commission_ids: Vec<String> },
+    Booked {
+        program_ids: Vec<String>,
+        commission_ids: Vec<String>,
+    },
     /// Kept as unattributed sales in these programs, waiting for a binding.
     Unattributed { program_ids: Vec<String> },
     /// A repeat delivery: nothing changed.
@@ -108,18 +116,34 @@ fn earned_message_id(commission_id: &str) -> String {
 /// `invoice.paid`.
 pub async fn invoice_paid(engine: &Engine, inv: PaidInvoice) -> Result<SaleOutcome, EngineError> {
     let t = &engine.table;
-    if !keys::safe_id(&inv.invoice_id) || !keys::safe_id(&inv.customer_key) || !keys::safe_id(&inv.event_id) {
-        return Ok(SaleOutcome::NotCommissionable { reason: "invoice, customer or event id is not a valid id".into() });
+    if !keys::safe_id(&inv.invoice_id)
+        || !keys::safe_id(&inv.customer_key)
+        || !keys::safe_id(&inv.event_id)
+    {
+        return Ok(SaleOutcome::NotCommissionable {
+            reason: "invoice, customer or event id is not a valid id".into(),
+        });
     }
     let mut program_ids = BTreeSet::new();
-    for p in inv.lines.iter().filter_map(|l| l.product_id.as_deref()).filter(|p| keys::safe_id(p)) {
+    for p in inv
+        .lines
+        .iter()
+        .filter_map(|l| l.product_id.as_deref())
+        .filter(|p| keys::safe_id(p))
+    {
         program_ids.extend(programs::programs_of_product(t, p).await?);
     }
-    if t.get(&keys::processed_event("stripe", &inv.event_id)).await?.is_some() {
+    if t.get(&keys::processed_event("stripe", &inv.event_id))
+        .await?
+        .is_some()
+    {
         // A repeat: re-send anything the first delivery left unsent.
         let ids: Vec<String> = program_ids
             .iter()
-            .flat_map(|p| [1u8, 2].map(|tier| earned_message_id(&keys::commission_id(p, &inv.invoice_id, tier))))
+            .flat_map(|p| {
+                [1u8, 2]
+                    .map(|tier| earned_message_id(&keys::commission_id(p, &inv.invoice_id, tier)))
+            })
             .collect();
         engine.deliver_outbox(&ids).await;
         return Ok(SaleOutcome::AlreadyProcessed);
@@ -132,18 +156,26 @@ pub async fn invoice_paid(engine: &Engine, inv: PaidInvoice) -> Result<SaleOutco
         if let Some(ended) = t.get(&keys::subscription_ended(sub)).await? {
             if ended.n("ended_at_ms").is_some_and(|e| e < inv.paid_at_ms) {
                 put_event_marker(t, &inv.event_id, inv.paid_at_ms).await?;
-                return Ok(SaleOutcome::NotCommissionable { reason: format!("subscription {sub} ended before this payment") });
+                return Ok(SaleOutcome::NotCommissionable {
+                    reason: format!("subscription {sub} ended before this payment"),
+                });
             }
         }
     }
-    let email = inv.customer_email.as_deref().and_then(|e| normalize_email(e).ok()).map(|e| e.to_string());
+    let email = inv
+        .customer_email
+        .as_deref()
+        .and_then(|e| normalize_email(e).ok())
+        .map(|e| e.to_string());
     let facts = facts_of(&inv);
     let mut booked = vec![];
     let mut commission_ids = vec![];
     let mut unattributed = vec![];
     let mut not_commissionable = vec![];
     for pid in &program_ids {
-        let Some(program) = programs::get_program(t, pid).await? else { continue };
+        let Some(program) = programs::get_program(t, pid).await? else {
+            continue;
+        };
         let binding = binding_for_sale(engine, &program, &inv, email.as_deref()).await?;
         let binding = match binding {
             Some(b) if b.cause_at_ms <= inv.paid_at_ms => b,
@@ -154,9 +186,20 @@ pub async fn invoice_paid(engine: &Engine, inv: PaidInvoice) -> Result<SaleOutco
             }
         };
         // Self-referral, checked again with the invoice's e-mail.
-        if let (Some(e), Some(partner)) = (&email, partners::get_partner(t, &binding.partner_id).await?) {
+        if let (Some(e), Some(partner)) =
+            (&email, partners::get_partner(t, &binding.partner_id).await?)
+        {
             if is_self_referral(e, &partner.email) {
-                flag_self_referral(engine, pid, &inv.customer_key, &partner.partner_id, Some(e), inv.paid_at_ms, &format!("stripe:{}", inv.event_id)).await?;
+                flag_self_referral(
+                    engine,
+                    pid,
+                    &inv.customer_key,
+                    &partner.partner_id,
+                    Some(e),
+                    inv.paid_at_ms,
+                    &format!("stripe:{}", inv.event_id),
+                )
+                .await?;
                 not_commissionable.push(format!("self-referral in {pid}"));
                 continue;
             }
@@ -173,11 +216,18 @@ pub async fn invoice_paid(engine: &Engine, inv: PaidInvoice) -> Result<SaleOutco
     }
     put_event_marker(t, &inv.event_id, inv.paid_at_ms).await?;
     Ok(if !booked.is_empty() {
-        SaleOutcome::Booked { program_ids: booked, commission_ids }
+        SaleOutcome::Booked {
+            program_ids: booked,
+            commission_ids,
+        }
     } else if !unattributed.is_empty() {
-        SaleOutcome::Unattributed { program_ids: unattributed }
+        SaleOutcome::Unattributed {
+            program_ids: unattributed,
+        }
     } else {
-        SaleOutcome::NotCommissionable { reason: not_commissionable.join(", ") }
+        SaleOutcome::NotCommissionable {
+            reason: not_commissionable.join(", "),
+        }
     })
 }
 
@@ -197,7 +247,13 @@ async fn binding_for_sale(
     let mut candidates: Vec<Resolved> = vec![];
     if let Some(e) = email {
         for b in customers::bindings_by_email(t, &program.id, e).await? {
-            candidates.push(Resolved { program: program.clone(), partner_id: b.partner_id, cause: b.cause, cause_at_ms: b.cause_at_ms, manual: false });
+            candidates.push(Resolved {
+                program: program.clone(),
+                partner_id: b.partner_id,
+                cause: b.cause,
+                cause_at_ms: b.cause_at_ms,
+                manual: false,
+            });
         }
         if let Some(invite) = customers::get_invite(t, &program.id, e).await? {
             candidates.push(Resolved {
@@ -210,11 +266,16 @@ async fn binding_for_sale(
         }
     }
     for code in &inv.promotion_codes {
-        if let Some(p) = programs::get_promotion_code(t, code).await?.filter(|p| p.program_id == program.id) {
+        if let Some(p) = programs::get_promotion_code(t, code)
+            .await?
+            .filter(|p| p.program_id == program.id)
+        {
             candidates.push(Resolved {
                 program: program.clone(),
                 partner_id: p.partner_id,
-                cause: rules::attribution::BindingCause::Coupon { promotion_code: code.clone() },
+                cause: rules::attribution::BindingCause::Coupon {
+                    promotion_code: code.clone(),
+                },
                 cause_at_ms: inv.paid_at_ms,
                 manual: false,
             });
@@ -228,13 +289,30 @@ async fn binding_for_sale(
     };
     let Some(r) = pick else { return Ok(None) };
     // Bind without booking waiting sales here: this sale is booked by the caller.
-    match crate::attribution::write_binding_only(engine, &inv.customer_key, email, &r, inv.paid_at_ms, &source_event).await? {
-        BindOutcome::Bound { .. } | BindOutcome::AlreadyBound { .. } => Ok(customers::get_binding(t, &program.id, &inv.customer_key).await?),
+    match crate::attribution::write_binding_only(
+        engine,
+        &inv.customer_key,
+        email,
+        &r,
+        inv.paid_at_ms,
+        &source_event,
+    )
+    .await?
+    {
+        BindOutcome::Bound { .. } | BindOutcome::AlreadyBound { .. } => {
+            Ok(customers::get_binding(t, &program.id, &inv.customer_key).await?)
+        }
         BindOutcome::Rejected(_) => Ok(None),
     }
 }
 
-async fn keep_unattributed(t: &Table, program: &Program, inv: &PaidInvoice, email: Option<&str>, facts: &InvoiceFacts) -> Result<(), EngineError> {
+async fn keep_unattributed(
+    t: &Table,
+    program: &Program,
+    inv: &PaidInvoice,
+    email: Option<&str>,
+    facts: &InvoiceFacts,
+) -> Result<(), EngineError> {
     let row = UnattributedRow {
         program_id: program.id.clone(),
         customer_key: inv.customer_key.clone(),
@@ -245,9 +323,16 @@ async fn keep_unattributed(t: &Table, program: &Program, inv: &PaidInvoice, emai
         at_ms: inv.paid_at_ms,
     };
     let month = crate::utc(inv.paid_at_ms).format("%Y-%m").to_string();
-    let mut item = to_item(&row, &keys::unattributed_sale(&inv.customer_key, &inv.invoice_id, &program.id))?
-        .with_gsi2(keys::unattributed_month_gsi(&month, inv.paid_at_ms, &inv.invoice_id))
-        .with_ttl(inv.paid_at_ms / 1000 + UNATTRIBUTED_TTL_DAYS * 86_400);
+    let mut item = to_item(
+        &row,
+        &keys::unattributed_sale(&inv.customer_key, &inv.invoice_id, &program.id),
+    )?
+    .with_gsi2(keys::unattributed_month_gsi(
+        &month,
+        inv.paid_at_ms,
+        &inv.invoice_id,
+    ))
+    .with_ttl(inv.paid_at_ms / 1000 + UNATTRIBUTED_TTL_DAYS * 86_400);
     if let Some(e) = email {
         item = item.with_gsi1(keys::unattributed_email_gsi(e, &inv.invoice_id));
     }
@@ -260,28 +345,63 @@ async fn keep_unattributed(t: &Table, program: &Program, inv: &PaidInvoice, emai
 /// After a new binding: book the customer's waiting sales in the program whose payment came at
 /// or after the binding's cause. Sales found by e-mail under another customer key bind that key
 /// to the same partner first.
-pub(crate) async fn book_waiting_sales(engine: &Engine, program: &Program, customer_key: &str, email: Option<&str>, cause_at_ms: i64) -> Result<Vec<String>, EngineError> {
+pub(crate) async fn book_waiting_sales(
+    engine: &Engine,
+    program: &Program,
+    customer_key: &str,
+    email: Option<&str>,
+    cause_at_ms: i64,
+) -> Result<Vec<String>, EngineError> {
     let t = &engine.table;
     let mut rows = customers::unattributed_of_customer(t, customer_key).await?;
     if let Some(e) = email {
         rows.extend(customers::unattributed_of_email(t, e).await?);
     }
     rows.sort_by(|a, b| (a.at_ms, &a.facts.invoice_id).cmp(&(b.at_ms, &b.facts.invoice_id)));
-    rows.dedup_by(|a, b| a.customer_key == b.customer_key && a.facts.invoice_id == b.facts.invoice_id && a.program_id == b.program_id);
+    rows.dedup_by(|a, b| {
+        a.customer_key == b.customer_key
+            && a.facts.invoice_id == b.facts.invoice_id
+            && a.program_id == b.program_id
+    });
     let binding = customers::get_binding(t, &program.id, customer_key).await?;
-    let Some(binding) = binding else { return Ok(vec![]) };
+    let Some(binding) = binding else {
+        return Ok(vec![]);
+    };
     let mut ids = vec![];
-    for row in rows.into_iter().filter(|r| r.program_id == program.id && r.at_ms >= cause_at_ms) {
+    for row in rows
+        .into_iter()
+        .filter(|r| r.program_id == program.id && r.at_ms >= cause_at_ms)
+    {
         if row.customer_key != customer_key {
-            let r = Resolved { program: program.clone(), partner_id: binding.partner_id.clone(), cause: binding.cause.clone(), cause_at_ms: binding.cause_at_ms, manual: false };
-            crate::attribution::write_binding_only(engine, &row.customer_key, row.email.as_deref(), &r, row.at_ms, &row.source_event).await?;
+            let r = Resolved {
+                program: program.clone(),
+                partner_id: binding.partner_id.clone(),
+                cause: binding.cause.clone(),
+                cause_at_ms: binding.cause_at_ms,
+                manual: false,
+            };
+            crate::attribution::write_binding_only(
+                engine,
+                &row.customer_key,
+                row.email.as_deref(),
+                &r,
+                row.at_ms,
+                &row.source_event,
+            )
+            .await?;
         }
-        let Some(b) = customers::get_binding(t, &program.id, &row.customer_key).await? else { continue };
+        let Some(b) = customers::get_binding(t, &program.id, &row.customer_key).await? else {
+            continue;
+        };
         let new_sale = NewSale {
             facts: row.facts.clone(),
             partner_id: b.partner_id.clone(),
             source_event: row.source_event.clone(),
-            unattributed_key: Some(keys::unattributed_sale(&row.customer_key, &row.facts.invoice_id, &program.id)),
+            unattributed_key: Some(keys::unattributed_sale(
+                &row.customer_key,
+                &row.facts.invoice_id,
+                &program.id,
+            )),
         };
         ids.extend(book_customer(engine, program, &row.customer_key, Some(new_sale)).await?);
     }
@@ -300,7 +420,12 @@ pub(crate) struct NewSale {
 
 /// Add `new` (if any) to the customer's invoices and book the differences. Returns the ids of
 /// commissions earned or adjusted. Safe to repeat; concurrent bookings of one customer retry.
-pub(crate) async fn book_customer(engine: &Engine, program: &Program, customer_key: &str, new: Option<NewSale>) -> Result<Vec<String>, EngineError> {
+pub(crate) async fn book_customer(
+    engine: &Engine,
+    program: &Program,
+    customer_key: &str,
+    new: Option<NewSale>,
+) -> Result<Vec<String>, EngineError> {
     let (ids, envelopes) = book_customer_inner(engine, program, customer_key, new).await?;
     engine.deliver_new(&envelopes).await;
     Ok(ids)
@@ -326,23 +451,41 @@ async fn book_customer_inner(
         let state = customers::sales_state(t, &program.id, customer_key).await?;
         let rows = customers::customer_invoices(t, &program.id, customer_key).await?;
         if let Some(n) = &new {
-            if rows.iter().any(|r| r.facts.invoice_id == n.facts.invoice_id) {
+            if rows
+                .iter()
+                .any(|r| r.facts.invoice_id == n.facts.invoice_id)
+            {
                 new = None; // already booked by an earlier delivery
                 continue;
             }
         }
-        let plan = match plan_booking(engine, program, &products, customer_key, &rows, new.as_ref()).await? {
+        let plan = match plan_booking(
+            engine,
+            program,
+            &products,
+            customer_key,
+            &rows,
+            new.as_ref(),
+        )
+        .await?
+        {
             Some(p) => p,
             None => return Ok((touched, sent)),
         };
         let mut tx = Tx::new();
         if let Some(n) = &new {
-            tx.marker(Table::key_item(&keys::processed_invoice(&program.id, &n.facts.invoice_id)).with_s("source_event", &n.source_event))?;
+            tx.marker(
+                Table::key_item(&keys::processed_invoice(&program.id, &n.facts.invoice_id))
+                    .with_s("source_event", &n.source_event),
+            )?;
             if let Some(k) = &n.unattributed_key {
                 tx.delete(k, "unattributed sale")?;
             }
         }
-        let mut spec = UpdateSpec::new().set_n("version", i64::try_from(state.version + 1).unwrap_or(i64::MAX));
+        let mut spec = UpdateSpec::new().set_n(
+            "version",
+            i64::try_from(state.version + 1).unwrap_or(i64::MAX),
+        );
         if let Some(first) = plan.first_paid_sale_at_ms {
             spec = spec.set_n("first_paid_sale_at_ms", first);
         }
@@ -351,9 +494,22 @@ async fn book_customer_inner(
             &[("#ver", "version")],
             vec![(":ver", AttributeValue::N(state.version.to_string()))],
         );
-        tx.update(&keys::sales_state(&program.id, customer_key), spec, "sales state")?;
+        tx.update(
+            &keys::sales_state(&program.id, customer_key),
+            spec,
+            "sales state",
+        )?;
         let mut envelopes = vec![];
-        let ids = plan.write(engine, program, customer_key, state.version + 1, &mut tx, &mut envelopes).await?;
+        let ids = plan
+            .write(
+                engine,
+                program,
+                customer_key,
+                state.version + 1,
+                &mut tx,
+                &mut envelopes,
+            )
+            .await?;
         let complete = plan.complete;
         match tx.commit(t).await {
             Ok(()) => {
@@ -409,28 +565,52 @@ async fn plan_booking(
     // Partner, recruiter and rate context per invoice: a row keeps the partner it was booked for.
     let mut partner_of: BTreeMap<String, (String, Option<String>)> = rows
         .iter()
-        .map(|r| (r.facts.invoice_id.clone(), (r.partner_id.clone(), r.recruiter_id.clone())))
+        .map(|r| {
+            (
+                r.facts.invoice_id.clone(),
+                (r.partner_id.clone(), r.recruiter_id.clone()),
+            )
+        })
         .collect();
     let mut facts: Vec<InvoiceFacts> = rows.iter().map(|r| r.facts.clone()).collect();
     let current_partner = match new {
         Some(n) => n.partner_id.clone(),
-        None => match rows.iter().max_by_key(|r| (r.facts.paid_at, r.facts.invoice_id.clone())) {
+        None => match rows
+            .iter()
+            .max_by_key(|r| (r.facts.paid_at, r.facts.invoice_id.clone()))
+        {
             Some(r) => r.partner_id.clone(),
             None => return Ok(None),
         },
     };
     let membership = partners::get_membership(t, &current_partner, &program.id).await?;
-    let recruiter = if program.tiers == Tiers::Two { membership.as_ref().and_then(|m| m.membership.recruiter.clone()) } else { None };
+    let recruiter = if program.tiers == Tiers::Two {
+        membership
+            .as_ref()
+            .and_then(|m| m.membership.recruiter.clone())
+    } else {
+        None
+    };
     if let Some(n) = new {
-        partner_of.insert(n.facts.invoice_id.clone(), (n.partner_id.clone(), recruiter.clone()));
+        partner_of.insert(
+            n.facts.invoice_id.clone(),
+            (n.partner_id.clone(), recruiter.clone()),
+        );
         facts.push(n.facts.clone());
     }
-    let history = membership.as_ref().map(|m| m.level_history.clone()).unwrap_or_default();
+    let history = membership
+        .as_ref()
+        .map(|m| m.level_history.clone())
+        .unwrap_or_default();
     let ctx = RateContext::with_levels(history.clone());
     let mut current = evaluate_customer(program, products, &facts, &ctx)?;
     // Tier 2 is booked only where the invoice's partner has a recruiter.
     for c in &mut current {
-        if partner_of.get(&c.invoice_id).and_then(|(_, r)| r.as_ref()).is_none() {
+        if partner_of
+            .get(&c.invoice_id)
+            .and_then(|(_, r)| r.as_ref())
+            .is_none()
+        {
             c.tier2 = Money::zero(c.tier2.currency);
         }
     }
@@ -444,14 +624,23 @@ async fn plan_booking(
         }
     }
     // Rows to write: the new invoice always; others when their booked result changed.
-    let by_id: BTreeMap<&str, &CustomerInvoiceRow> = rows.iter().map(|r| (r.facts.invoice_id.as_str(), r)).collect();
+    let by_id: BTreeMap<&str, &CustomerInvoiceRow> = rows
+        .iter()
+        .map(|r| (r.facts.invoice_id.as_str(), r))
+        .collect();
     let mut out_rows = vec![];
     for c in &current {
-        let changed = by_id.get(c.invoice_id.as_str()).map(|r| r.booked != *c).unwrap_or(true);
+        let changed = by_id
+            .get(c.invoice_id.as_str())
+            .map(|r| r.booked != *c)
+            .unwrap_or(true);
         if !changed {
             continue;
         }
-        let (partner_id, recruiter_id) = partner_of.get(&c.invoice_id).cloned().unwrap_or((current_partner.clone(), None));
+        let (partner_id, recruiter_id) = partner_of
+            .get(&c.invoice_id)
+            .cloned()
+            .unwrap_or((current_partner.clone(), None));
         let (f, source_event) = match by_id.get(c.invoice_id.as_str()) {
             Some(r) => (r.facts.clone(), r.source_event.clone()),
             None => match new {
@@ -472,17 +661,42 @@ async fn plan_booking(
     if out_rows.is_empty() && grouped.is_empty() && new.is_none() {
         return Ok(None);
     }
-    let first_paid_sale_at_ms = current.iter().find(|c| c.is_first_sale).map(|c| c.paid_at.timestamp_millis());
-    let level = match new.and_then(|n| current.iter().find(|c| c.invoice_id == n.facts.invoice_id).map(|c| (n, c))) {
+    let first_paid_sale_at_ms = current
+        .iter()
+        .find(|c| c.is_first_sale)
+        .map(|c| c.paid_at.timestamp_millis());
+    let level = match new.and_then(|n| {
+        current
+            .iter()
+            .find(|c| c.invoice_id == n.facts.invoice_id)
+            .map(|c| (n, c))
+    }) {
         Some((n, c)) if !program.levels.is_empty() && c.base.minor > 0 => {
             let metrics = load_metrics(t, &n.partner_id, &program.id).await?;
-            let sale = LevelSale { paid_at: c.paid_at, revenue: c.base, new_customer: c.is_first_sale };
-            let promotion = promotion_after_sale(program, history.current_level(), &metrics, &sale)?;
-            Some(LevelEffect { partner_id: n.partner_id.clone(), sale, promotion })
+            let sale = LevelSale {
+                paid_at: c.paid_at,
+                revenue: c.base,
+                new_customer: c.is_first_sale,
+            };
+            let promotion =
+                promotion_after_sale(program, history.current_level(), &metrics, &sale)?;
+            Some(LevelEffect {
+                partner_id: n.partner_id.clone(),
+                sale,
+                promotion,
+            })
         }
         _ => None,
     };
-    let at_ms = new.map(|n| n.facts.paid_at.timestamp_millis()).unwrap_or_else(|| current.iter().map(|c| c.paid_at.timestamp_millis()).max().unwrap_or(0));
+    let at_ms = new
+        .map(|n| n.facts.paid_at.timestamp_millis())
+        .unwrap_or_else(|| {
+            current
+                .iter()
+                .map(|c| c.paid_at.timestamp_millis())
+                .max()
+                .unwrap_or(0)
+        });
     Ok(Some(BookingPlan {
         rows: out_rows,
         changes: grouped,
@@ -494,11 +708,21 @@ async fn plan_booking(
     }))
 }
 
-async fn load_metrics(t: &Table, partner_id: &str, program_id: &str) -> Result<PartnerMetrics, EngineError> {
+async fn load_metrics(
+    t: &Table,
+    partner_id: &str,
+    program_id: &str,
+) -> Result<PartnerMetrics, EngineError> {
     let Some(item) = t.get(&keys::level_metrics(partner_id, program_id)).await? else {
         return Ok(PartnerMetrics::default());
     };
-    let mut m = PartnerMetrics { active_customers: item.n("active_customers").and_then(|n| u32::try_from(n).ok()).unwrap_or(0), ..Default::default() };
+    let mut m = PartnerMetrics {
+        active_customers: item
+            .n("active_customers")
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0),
+        ..Default::default()
+    };
     for (k, v) in &item {
         if let (Some(code), Ok(n)) = (k.strip_prefix("revenue_"), v.as_n()) {
             if let (Ok(c), Ok(n)) = (Currency::new(code), n.parse::<i64>()) {
@@ -522,15 +746,23 @@ impl BookingPlan {
     ) -> Result<Vec<String>, EngineError> {
         let t = &engine.table;
         let mut ids = vec![];
-        let rows: BTreeMap<&str, &CustomerInvoiceRow> = self.rows.iter().map(|r| (r.facts.invoice_id.as_str(), r)).collect();
+        let rows: BTreeMap<&str, &CustomerInvoiceRow> = self
+            .rows
+            .iter()
+            .map(|r| (r.facts.invoice_id.as_str(), r))
+            .collect();
         let mut written_rows = BTreeSet::new();
         for (invoice_id, changes) in &self.changes {
             // Each invoice needs: its row, per tier a commission and an entry, an outbox message.
             if tx.len() + 1 + changes.len() * 3 + 4 > TX_BUDGET {
-                return Err(EngineError::Inconsistent(format!("booking of {invoice_id} does not fit one transaction")));
+                return Err(EngineError::Inconsistent(format!(
+                    "booking of {invoice_id} does not fit one transaction"
+                )));
             }
             let Some(row) = rows.get(invoice_id.as_str()) else {
-                return Err(EngineError::Inconsistent(format!("change for {invoice_id} without its row")));
+                return Err(EngineError::Inconsistent(format!(
+                    "change for {invoice_id} without its row"
+                )));
             };
             for ch in changes {
                 let (partner_id, tier) = match ch.tier {
@@ -549,7 +781,9 @@ impl BookingPlan {
                 };
                 let source = row.source_event.clone();
                 match (ch.kind, existing) {
-                    (EntryKind::Earned, None) | (EntryKind::Adjusted, None) if ch.amount.minor > 0 => {
+                    (EntryKind::Earned, None) | (EntryKind::Adjusted, None)
+                        if ch.amount.minor > 0 =>
+                    {
                         let paid_ms = ch.paid_at.timestamp_millis();
                         let avail = available_at(ch.paid_at, program.hold_days).timestamp_millis();
                         let c = CommissionRow {
@@ -573,8 +807,19 @@ impl BookingPlan {
                             .with_gsi1(keys::partner_commissions_gsi(&partner_id, paid_ms, &cid))
                             .with_gsi2(keys::release_due_gsi(&cid, avail));
                         tx.put_new(item, "commission")?;
-                        let entry = LedgerEntry::new(format!("earned:{cid}"), &partner_id, &program.id, ch.amount.currency, EntryKind::Earned, ch.amount.minor, None, paid_ms, c.reason.clone(), source)?
-                            .for_commission(&cid);
+                        let entry = LedgerEntry::new(
+                            format!("earned:{cid}"),
+                            &partner_id,
+                            &program.id,
+                            ch.amount.currency,
+                            EntryKind::Earned,
+                            ch.amount.minor,
+                            None,
+                            paid_ms,
+                            c.reason.clone(),
+                            source,
+                        )?
+                        .for_commission(&cid);
                         ledger::post(tx, &entry)?;
                         if program.notify_on_commission {
                             let env = messages::Envelope {
@@ -595,7 +840,9 @@ impl BookingPlan {
                         }
                     }
                     (_, None) => {
-                        return Err(EngineError::Inconsistent(format!("negative change for {cid} without a commission")));
+                        return Err(EngineError::Inconsistent(format!(
+                            "negative change for {cid} without a commission"
+                        )));
                     }
                     (_, Some(c)) => {
                         let bucket = match c.state {
@@ -611,41 +858,70 @@ impl BookingPlan {
                             ch.amount.minor,
                             Some(bucket),
                             self.at_ms,
-                            format!("re-priced in business-time order: {}", reason_text(&row.booked, tier)),
+                            format!(
+                                "re-priced in business-time order: {}",
+                                reason_text(&row.booked, tier)
+                            ),
                             source,
                         )?
                         .for_commission(&cid);
                         ledger::post(tx, &entry)?;
                         tx.update(
                             &keys::commission(&partner_id, &cid),
-                            UpdateSpec::new().add_n("amount", ch.amount.minor).set_s("reason", reason_text(&row.booked, tier)),
+                            UpdateSpec::new()
+                                .add_n("amount", ch.amount.minor)
+                                .set_s("reason", reason_text(&row.booked, tier)),
                             "commission adjustment",
                         )?;
                     }
                 }
                 ids.push(cid);
             }
-            tx.put(to_item(*row, &keys::customer_invoice(&program.id, customer_key, invoice_id))?, "invoice row")?;
+            tx.put(
+                to_item(
+                    *row,
+                    &keys::customer_invoice(&program.id, customer_key, invoice_id),
+                )?,
+                "invoice row",
+            )?;
             written_rows.insert(invoice_id.clone());
         }
         for row in &self.rows {
             if !written_rows.contains(&row.facts.invoice_id) {
-                tx.put(to_item(row, &keys::customer_invoice(&program.id, customer_key, &row.facts.invoice_id))?, "invoice row")?;
+                tx.put(
+                    to_item(
+                        row,
+                        &keys::customer_invoice(&program.id, customer_key, &row.facts.invoice_id),
+                    )?,
+                    "invoice row",
+                )?;
             }
         }
         if let Some(l) = &self.level {
-            let mut spec = UpdateSpec::new().add_n(&format!("revenue_{}", l.sale.revenue.currency), l.sale.revenue.minor);
+            let mut spec = UpdateSpec::new().add_n(
+                &format!("revenue_{}", l.sale.revenue.currency),
+                l.sale.revenue.minor,
+            );
             if l.sale.new_customer {
                 spec = spec.add_n("active_customers", 1);
             }
-            tx.update(&keys::level_metrics(&l.partner_id, &program.id), spec, "level metrics")?;
+            tx.update(
+                &keys::level_metrics(&l.partner_id, &program.id),
+                spec,
+                "level metrics",
+            )?;
             if let Some(p) = &l.promotion {
-                if let Some(mut m) = partners::get_membership(t, &l.partner_id, &program.id).await? {
+                if let Some(mut m) = partners::get_membership(t, &l.partner_id, &program.id).await?
+                {
                     m.level_history.promote(p.to_level, p.effective_after);
-                    let history = serde_dynamo::to_attribute_value(&m.level_history).map_err(StoreError::from)?;
+                    let history = serde_dynamo::to_attribute_value(&m.level_history)
+                        .map_err(StoreError::from)?;
                     tx.update(
                         &keys::membership(&l.partner_id, &program.id),
-                        UpdateSpec::new().set("level_history", history).set("membership.level", AttributeValue::N(p.to_level.to_string())),
+                        UpdateSpec::new().set("level_history", history).set(
+                            "membership.level",
+                            AttributeValue::N(p.to_level.to_string()),
+                        ),
                         "membership level",
                     )?;
                 }
@@ -658,8 +934,20 @@ impl BookingPlan {
 fn reason_text(c: &InvoiceCommission, tier: u8) -> String {
     let amount = if tier == 1 { c.tier1 } else { c.tier2 };
     match c.rate_used {
-        Some(r) if tier == 1 => format!("{}: {} at {}% of {}", tier_name(tier), amount, (r * rust_decimal::Decimal::ONE_HUNDRED).normalize(), c.base),
-        _ => format!("{}: {} on {} ({:?})", tier_name(tier), amount, c.base, c.reason),
+        Some(r) if tier == 1 => format!(
+            "{}: {} at {}% of {}",
+            tier_name(tier),
+            amount,
+            (r * rust_decimal::Decimal::ONE_HUNDRED).normalize(),
+            c.base
+        ),
+        _ => format!(
+            "{}: {} on {} ({:?})",
+            tier_name(tier),
+            amount,
+            c.base,
+            c.reason
+        ),
     }
 }
 
@@ -673,7 +961,13 @@ fn tier_name(tier: u8) -> &'static str {
 
 /// `invoice.payment_failed`: nothing is earned; the invoice is recorded as in collections so an
 /// operator can answer "I don't see this month's commission". A later `invoice.paid` earns once.
-pub async fn invoice_payment_failed(engine: &Engine, event_id: &str, invoice_id: &str, customer_key: &str, at_ms: i64) -> Result<(), EngineError> {
+pub async fn invoice_payment_failed(
+    engine: &Engine,
+    event_id: &str,
+    invoice_id: &str,
+    customer_key: &str,
+    at_ms: i64,
+) -> Result<(), EngineError> {
     let t = &engine.table;
     if !keys::safe_id(invoice_id) || !keys::safe_id(customer_key) || !keys::safe_id(event_id) {
         return Ok(());
@@ -692,7 +986,13 @@ pub async fn invoice_payment_failed(engine: &Engine, event_id: &str, invoice_id:
 
 /// `customer.subscription.deleted`: payments of the subscription after `at_ms` earn nothing.
 /// The earliest end wins when events repeat.
-pub async fn subscription_ended(engine: &Engine, event_id: &str, subscription_id: &str, customer_key: &str, at_ms: i64) -> Result<(), EngineError> {
+pub async fn subscription_ended(
+    engine: &Engine,
+    event_id: &str,
+    subscription_id: &str,
+    customer_key: &str,
+    at_ms: i64,
+) -> Result<(), EngineError> {
     let t = &engine.table;
     if !keys::safe_id(subscription_id) || !keys::safe_id(event_id) {
         return Ok(());
@@ -703,7 +1003,13 @@ pub async fn subscription_ended(engine: &Engine, event_id: &str, subscription_id
         .with_s("customer_key", customer_key)
         .with_n("ended_at_ms", at_ms)
         .with_s("source_event", format!("stripe:{event_id}"));
-    tx.put_if(item, "attribute_not_exists(PK) OR ended_at_ms > :at", &[], vec![(":at", AttributeValue::N(at_ms.to_string()))], "subscription end")?;
+    tx.put_if(
+        item,
+        "attribute_not_exists(PK) OR ended_at_ms > :at",
+        &[],
+        vec![(":at", AttributeValue::N(at_ms.to_string()))],
+        "subscription end",
+    )?;
     match tx.commit(t).await {
         Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
         Err(e) => return Err(e.into()),
@@ -713,6 +1019,10 @@ pub async fn subscription_ended(engine: &Engine, event_id: &str, subscription_id
 
 /// Re-run the fold for a customer and book any difference (after a crash mid-correction, or an
 /// operator's request). Books nothing when everything is in order.
-pub async fn reconcile_customer(engine: &Engine, program: &Program, customer_key: &str) -> Result<Vec<String>, EngineError> {
+pub async fn reconcile_customer(
+    engine: &Engine,
+    program: &Program,
+    customer_key: &str,
+) -> Result<Vec<String>, EngineError> {
     book_customer(engine, program, customer_key, None).await
 }

@@ -137,23 +137,42 @@ pub struct UnattributedRow {
     pub at_ms: i64,
 }
 
-pub async fn get_binding(table: &Table, program_id: &str, customer_key: &str) -> Result<Option<BindingRow>, StoreError> {
+pub async fn get_binding(
+    table: &Table,
+    program_id: &str,
+    customer_key: &str,
+) -> Result<Option<BindingRow>, StoreError> {
     table.get_as(&keys::binding(program_id, customer_key)).await
 }
 
-pub async fn binding_history(table: &Table, program_id: &str, customer_key: &str) -> Result<Vec<BindingHistoryRow>, StoreError> {
+pub async fn binding_history(
+    table: &Table,
+    program_id: &str,
+    customer_key: &str,
+) -> Result<Vec<BindingHistoryRow>, StoreError> {
     table
-        .query_as(Query::table(keys::customer_pk(program_id, customer_key)).begins_with(keys::BINDING_HISTORY_PREFIX))
+        .query_as(
+            Query::table(keys::customer_pk(program_id, customer_key))
+                .begins_with(keys::BINDING_HISTORY_PREFIX),
+        )
         .await
 }
 
 /// Bindings in a program whose customer has this normalised e-mail.
-pub async fn bindings_by_email(table: &Table, program_id: &str, email: &str) -> Result<Vec<BindingRow>, StoreError> {
+pub async fn bindings_by_email(
+    table: &Table,
+    program_id: &str,
+    email: &str,
+) -> Result<Vec<BindingRow>, StoreError> {
     let (pk, _) = keys::binding_email_gsi(program_id, email);
     table.query_as(Query::gsi1(pk)).await
 }
 
-pub async fn get_invite(table: &Table, program_id: &str, email: &str) -> Result<Option<InviteRow>, StoreError> {
+pub async fn get_invite(
+    table: &Table,
+    program_id: &str,
+    email: &str,
+) -> Result<Option<InviteRow>, StoreError> {
     table.get_as(&keys::email_invite(program_id, email)).await
 }
 
@@ -163,22 +182,47 @@ pub async fn flags(table: &Table, program_id: &str) -> Result<Vec<FlagRow>, Stor
     table.query_as(Query::gsi1(pk)).await
 }
 
-pub async fn sales_state(table: &Table, program_id: &str, customer_key: &str) -> Result<SalesStateRow, StoreError> {
-    Ok(table.get_as(&keys::sales_state(program_id, customer_key)).await?.unwrap_or_default())
+pub async fn sales_state(
+    table: &Table,
+    program_id: &str,
+    customer_key: &str,
+) -> Result<SalesStateRow, StoreError> {
+    Ok(table
+        .get_as(&keys::sales_state(program_id, customer_key))
+        .await?
+        .unwrap_or_default())
 }
 
-pub async fn customer_invoices(table: &Table, program_id: &str, customer_key: &str) -> Result<Vec<CustomerInvoiceRow>, StoreError> {
+pub async fn customer_invoices(
+    table: &Table,
+    program_id: &str,
+    customer_key: &str,
+) -> Result<Vec<CustomerInvoiceRow>, StoreError> {
     table
-        .query_as(Query::table(keys::customer_pk(program_id, customer_key)).begins_with(keys::CUSTOMER_INVOICE_PREFIX))
+        .query_as(
+            Query::table(keys::customer_pk(program_id, customer_key))
+                .begins_with(keys::CUSTOMER_INVOICE_PREFIX),
+        )
         .await
 }
 
-pub async fn get_commission(table: &Table, partner_id: &str, commission_id: &str) -> Result<Option<CommissionRow>, StoreError> {
-    table.get_as(&keys::commission(partner_id, commission_id)).await
+pub async fn get_commission(
+    table: &Table,
+    partner_id: &str,
+    commission_id: &str,
+) -> Result<Option<CommissionRow>, StoreError> {
+    table
+        .get_as(&keys::commission(partner_id, commission_id))
+        .await
 }
 
 /// A partner's commissions by business date (`from_ms..=to_ms`).
-pub async fn partner_commissions(table: &Table, partner_id: &str, from_ms: i64, to_ms: i64) -> Result<Vec<CommissionRow>, StoreError> {
+pub async fn partner_commissions(
+    table: &Table,
+    partner_id: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<CommissionRow>, StoreError> {
     let (pk, _) = keys::partner_commissions_gsi(partner_id, 0, "");
     table
         .query_as(Query::gsi1(pk).between(keys::ts(from_ms), format!("{}#~", keys::ts(to_ms))))
@@ -186,32 +230,51 @@ pub async fn partner_commissions(table: &Table, partner_id: &str, from_ms: i64, 
 }
 
 /// Commissions whose hold ends at or before `now_ms`, from every shard of the sparse index.
-pub async fn commissions_due_for_release(table: &Table, now_ms: i64) -> Result<Vec<CommissionRow>, StoreError> {
+pub async fn commissions_due_for_release(
+    table: &Table,
+    now_ms: i64,
+) -> Result<Vec<CommissionRow>, StoreError> {
     let mut out = vec![];
     for shard in 0..keys::DUE_SHARDS {
         out.extend(
             table
-                .query_as::<CommissionRow>(Query::gsi2(keys::release_due_pk(shard)).sk_le(format!("{}#~", keys::ts(now_ms))))
+                .query_as::<CommissionRow>(
+                    Query::gsi2(keys::release_due_pk(shard))
+                        .sk_le(format!("{}#~", keys::ts(now_ms))),
+                )
                 .await?,
         );
     }
-    out.sort_by(|a, b| (a.available_at_ms, &a.commission_id).cmp(&(b.available_at_ms, &b.commission_id)));
+    out.sort_by(|a, b| {
+        (a.available_at_ms, &a.commission_id).cmp(&(b.available_at_ms, &b.commission_id))
+    });
     Ok(out)
 }
 
 /// Sales waiting for attribution, of one customer key.
-pub async fn unattributed_of_customer(table: &Table, customer_key: &str) -> Result<Vec<UnattributedRow>, StoreError> {
-    table.query_as(Query::table(keys::unattributed_pk(customer_key))).await
+pub async fn unattributed_of_customer(
+    table: &Table,
+    customer_key: &str,
+) -> Result<Vec<UnattributedRow>, StoreError> {
+    table
+        .query_as(Query::table(keys::unattributed_pk(customer_key)))
+        .await
 }
 
 /// Sales waiting for attribution, by normalised e-mail.
-pub async fn unattributed_of_email(table: &Table, email: &str) -> Result<Vec<UnattributedRow>, StoreError> {
+pub async fn unattributed_of_email(
+    table: &Table,
+    email: &str,
+) -> Result<Vec<UnattributedRow>, StoreError> {
     let (pk, _) = keys::unattributed_email_gsi(email, "");
     table.query_as(Query::gsi1(pk)).await
 }
 
 /// Sales waiting for attribution, paid in a month (`YYYY-MM`).
-pub async fn unattributed_in_month(table: &Table, month: &str) -> Result<Vec<UnattributedRow>, StoreError> {
+pub async fn unattributed_in_month(
+    table: &Table,
+    month: &str,
+) -> Result<Vec<UnattributedRow>, StoreError> {
     let (pk, _) = keys::unattributed_month_gsi(month, 0, "");
     table.query_as(Query::gsi2(pk)).await
 }

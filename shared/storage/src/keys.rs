@@ -208,7 +208,10 @@ pub fn subscription_ended(subscription_id: &str) -> Key {
 }
 /// An invoice whose payment failed ("in collections"), for operators.
 pub fn invoice_in_collections(customer_key: &str, invoice_id: &str) -> Key {
-    Key::new(format!("COLLECTIONS#{customer_key}"), format!("INVOICE#{invoice_id}"))
+    Key::new(
+        format!("COLLECTIONS#{customer_key}"),
+        format!("INVOICE#{invoice_id}"),
+    )
 }
 /// A flagged self-referral attempt.
 pub fn self_referral_flag(program_id: &str, customer_key: &str, at_ms: i64) -> Key {
@@ -230,7 +233,10 @@ pub fn promotion_code(code: &str) -> Key {
 }
 /// An invoice paid before its customer was bound in `program_id`, kept by customer key.
 pub fn unattributed_sale(customer_key: &str, invoice_id: &str, program_id: &str) -> Key {
-    Key::new(format!("UNATTR#{customer_key}"), format!("INVOICE#{invoice_id}#{program_id}"))
+    Key::new(
+        format!("UNATTR#{customer_key}"),
+        format!("INVOICE#{invoice_id}#{program_id}"),
+    )
 }
 pub fn unattributed_pk(customer_key: &str) -> String {
     format!("UNATTR#{customer_key}")

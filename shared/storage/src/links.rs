@@ -36,7 +36,11 @@ pub const MAX_CODE_LEN: usize = 31;
 
 /// Link codes are URL path segments and click-id parts: `[A-Za-z0-9_-]{1,31}`.
 pub fn valid_code(code: &str) -> bool {
-    !code.is_empty() && code.len() <= MAX_CODE_LEN && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !code.is_empty()
+        && code.len() <= MAX_CODE_LEN
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 pub fn link_item(link: &Link) -> Result<crate::Item, StoreError> {

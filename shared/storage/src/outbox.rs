@@ -11,7 +11,6 @@ use crate::keys;
 use crate::table::{to_item, ItemExt, Query, Table};
 use crate::tx::{Tx, UpdateSpec};
 
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxRow {
     pub message_id: String,

@@ -24,7 +24,8 @@ pub struct Partner {
 }
 
 pub fn partner_item(p: &Partner) -> Result<Item, StoreError> {
-    Ok(to_item(p, &keys::partner(&p.partner_id))?.with_gsi1(keys::partner_email_gsi(&p.email, &p.partner_id)))
+    Ok(to_item(p, &keys::partner(&p.partner_id))?
+        .with_gsi1(keys::partner_email_gsi(&p.email, &p.partner_id)))
 }
 
 /// The uniqueness item of a partner's e-mail.
@@ -40,9 +41,16 @@ pub async fn get_partner(table: &Table, partner_id: &str) -> Result<Option<Partn
 }
 
 /// Partner by normalised e-mail.
-pub async fn partner_by_email(table: &Table, normalized_email: &str) -> Result<Option<Partner>, StoreError> {
+pub async fn partner_by_email(
+    table: &Table,
+    normalized_email: &str,
+) -> Result<Option<Partner>, StoreError> {
     let (pk, _) = keys::partner_email_gsi(normalized_email, "");
-    Ok(table.query_as::<Partner>(Query::gsi1(pk).limit(1)).await?.into_iter().next())
+    Ok(table
+        .query_as::<Partner>(Query::gsi1(pk).limit(1))
+        .await?
+        .into_iter()
+        .next())
 }
 
 /// How a membership is stored: the rules' `Membership` (configuration) plus its level history
@@ -55,23 +63,41 @@ pub struct MembershipRow {
 }
 
 pub fn membership_item(m: &Membership) -> Result<Item, StoreError> {
-    Ok(to_item(&MembershipRow { membership: m.clone(), level_history: LevelHistory::new() }, &keys::membership(&m.partner_id, &m.program_id))?
-        .with_gsi1(keys::program_members_gsi(&m.program_id, &m.partner_id)))
+    Ok(to_item(
+        &MembershipRow {
+            membership: m.clone(),
+            level_history: LevelHistory::new(),
+        },
+        &keys::membership(&m.partner_id, &m.program_id),
+    )?
+    .with_gsi1(keys::program_members_gsi(&m.program_id, &m.partner_id)))
 }
 
-pub async fn get_membership(table: &Table, partner_id: &str, program_id: &str) -> Result<Option<MembershipRow>, StoreError> {
-    table.get_as(&keys::membership(partner_id, program_id)).await
+pub async fn get_membership(
+    table: &Table,
+    partner_id: &str,
+    program_id: &str,
+) -> Result<Option<MembershipRow>, StoreError> {
+    table
+        .get_as(&keys::membership(partner_id, program_id))
+        .await
 }
 
 /// A partner's memberships (all programs).
-pub async fn partner_memberships(table: &Table, partner_id: &str) -> Result<Vec<MembershipRow>, StoreError> {
+pub async fn partner_memberships(
+    table: &Table,
+    partner_id: &str,
+) -> Result<Vec<MembershipRow>, StoreError> {
     table
         .query_as(Query::table(keys::partner(partner_id).pk).begins_with(keys::MEMBERSHIP_PREFIX))
         .await
 }
 
 /// A program's partners.
-pub async fn program_members(table: &Table, program_id: &str) -> Result<Vec<MembershipRow>, StoreError> {
+pub async fn program_members(
+    table: &Table,
+    program_id: &str,
+) -> Result<Vec<MembershipRow>, StoreError> {
     let (pk, _) = keys::program_members_gsi(program_id, "");
     table.query_as(Query::gsi1(pk)).await
 }

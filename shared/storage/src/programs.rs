@@ -17,21 +17,34 @@ pub struct ProgramRow {
 
 pub fn program_item(program: &Program) -> Result<Item, StoreError> {
     let (pk, _) = keys::programs_index();
-    Ok(to_item(&ProgramRow { program: program.clone() }, &keys::program(&program.id))?
-        .with_gsi1((pk, format!("PROGRAM#{}", program.id))))
+    Ok(to_item(
+        &ProgramRow {
+            program: program.clone(),
+        },
+        &keys::program(&program.id),
+    )?
+    .with_gsi1((pk, format!("PROGRAM#{}", program.id))))
 }
 
 pub async fn get_program(table: &Table, program_id: &str) -> Result<Option<Program>, StoreError> {
     if !keys::safe_id(program_id) {
         return Ok(None);
     }
-    Ok(table.get_as::<ProgramRow>(&keys::program(program_id)).await?.map(|r| r.program))
+    Ok(table
+        .get_as::<ProgramRow>(&keys::program(program_id))
+        .await?
+        .map(|r| r.program))
 }
 
 /// Every program (a deployment has a handful: one GSI1 partition).
 pub async fn list_programs(table: &Table) -> Result<Vec<Program>, StoreError> {
     let (pk, _) = keys::programs_index();
-    Ok(table.query_as::<ProgramRow>(Query::gsi1(pk)).await?.into_iter().map(|r| r.program).collect())
+    Ok(table
+        .query_as::<ProgramRow>(Query::gsi1(pk))
+        .await?
+        .into_iter()
+        .map(|r| r.program)
+        .collect())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,14 +53,22 @@ pub struct ProductRow {
 }
 
 pub fn product_item(p: &ProgramProduct) -> Result<Item, StoreError> {
-    Ok(to_item(&ProductRow { product: p.clone() }, &keys::program_product(&p.program_id, &p.product_id))?
-        .with_gsi1(keys::product_programs_gsi(&p.product_id, &p.program_id)))
+    Ok(to_item(
+        &ProductRow { product: p.clone() },
+        &keys::program_product(&p.program_id, &p.product_id),
+    )?
+    .with_gsi1(keys::product_programs_gsi(&p.product_id, &p.program_id)))
 }
 
 /// A program's products.
-pub async fn program_products(table: &Table, program_id: &str) -> Result<Vec<ProgramProduct>, StoreError> {
+pub async fn program_products(
+    table: &Table,
+    program_id: &str,
+) -> Result<Vec<ProgramProduct>, StoreError> {
     Ok(table
-        .query_as::<ProductRow>(Query::table(keys::program(program_id).pk).begins_with(keys::PROGRAM_PRODUCT_PREFIX))
+        .query_as::<ProductRow>(
+            Query::table(keys::program(program_id).pk).begins_with(keys::PROGRAM_PRODUCT_PREFIX),
+        )
         .await?
         .into_iter()
         .map(|r| r.product)
@@ -55,7 +76,10 @@ pub async fn program_products(table: &Table, program_id: &str) -> Result<Vec<Pro
 }
 
 /// The programs a product is on (ids).
-pub async fn programs_of_product(table: &Table, product_id: &str) -> Result<Vec<String>, StoreError> {
+pub async fn programs_of_product(
+    table: &Table,
+    product_id: &str,
+) -> Result<Vec<String>, StoreError> {
     let (pk, _) = keys::product_programs_gsi(product_id, "");
     Ok(table
         .query_as::<ProductRow>(Query::gsi1(pk))
@@ -67,7 +91,10 @@ pub async fn programs_of_product(table: &Table, product_id: &str) -> Result<Vec<
 
 /// SHA-256 hex of a secret key; only this is stored.
 pub fn key_hash(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 pub fn tracking_key_item(program_id: &str, key_sha256_hex: &str) -> Item {
@@ -75,7 +102,10 @@ pub fn tracking_key_item(program_id: &str, key_sha256_hex: &str) -> Item {
 }
 
 /// The program a presented tracking key belongs to.
-pub async fn program_by_tracking_key(table: &Table, presented: &str) -> Result<Option<String>, StoreError> {
+pub async fn program_by_tracking_key(
+    table: &Table,
+    presented: &str,
+) -> Result<Option<String>, StoreError> {
     Ok(table
         .get(&keys::tracking_key(&key_hash(presented)))
         .await?
@@ -95,7 +125,10 @@ pub fn promotion_code_item(p: &PromotionCode) -> Result<Item, StoreError> {
     to_item(p, &keys::promotion_code(&p.code))
 }
 
-pub async fn get_promotion_code(table: &Table, code: &str) -> Result<Option<PromotionCode>, StoreError> {
+pub async fn get_promotion_code(
+    table: &Table,
+    code: &str,
+) -> Result<Option<PromotionCode>, StoreError> {
     if !keys::safe_id(code) {
         return Ok(None);
     }

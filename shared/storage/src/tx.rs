@@ -258,8 +258,14 @@ impl Tx {
         label: &str,
     ) -> Result<(), StoreError> {
         let key = key_of(&item)?;
-        let names: HashMap<String, String> = names.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
-        let values: HashMap<String, AttributeValue> = values.into_iter().map(|(a, b)| (a.to_string(), b)).collect();
+        let names: HashMap<String, String> = names
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        let values: HashMap<String, AttributeValue> = values
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b))
+            .collect();
         let put = Put::builder()
             .set_item(Some(item))
             .table_name("")
@@ -268,7 +274,12 @@ impl Tx {
             .set_expression_attribute_values((!values.is_empty()).then_some(values))
             .build()
             .map_err(StoreError::dynamo)?;
-        self.push(key, label, TransactWriteItem::builder().put(put).build(), OnConditionFail::Fail)
+        self.push(
+            key,
+            label,
+            TransactWriteItem::builder().put(put).build(),
+            OnConditionFail::Fail,
+        )
     }
 
     /// Delete an item (no condition: deleting what is gone is fine).
@@ -278,7 +289,12 @@ impl Tx {
             .table_name("")
             .build()
             .map_err(StoreError::dynamo)?;
-        self.push(key.clone(), label, TransactWriteItem::builder().delete(d).build(), OnConditionFail::Fail)
+        self.push(
+            key.clone(),
+            label,
+            TransactWriteItem::builder().delete(d).build(),
+            OnConditionFail::Fail,
+        )
     }
 
     /// Update an item.

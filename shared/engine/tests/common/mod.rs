@@ -7,7 +7,10 @@ use engine::attribution::{BindOutcome, BindRequest, BindSource};
 use engine::sales::{InvoiceLine, PaidInvoice};
 use engine::Engine;
 use rules::plan::{CommissionPlan, Duration, Reward};
-use rules::{AttributionModel, Currency, Membership, PartnerStatus, PayoutMethod, Program, ProgramProduct, TaxInfoState, Tiers};
+use rules::{
+    AttributionModel, Currency, Membership, PartnerStatus, PayoutMethod, Program, ProgramProduct,
+    TaxInfoState, Tiers,
+};
 use rust_decimal::Decimal;
 use storage::links::{self, Click, Link, LinkStatus};
 use storage::partners::{self, Partner};
@@ -27,13 +30,23 @@ pub fn program(id: &str, reward: Reward, duration: Duration, tier2: Option<Rewar
         "allowed_hosts": ["example.com"]
     }))
     .expect("program json");
-    p.plan = CommissionPlan { reward, duration, tier2: tier2.clone() };
-    p.tiers = if tier2.is_some() { Tiers::Two } else { Tiers::One };
+    p.plan = CommissionPlan {
+        reward,
+        duration,
+        tier2: tier2.clone(),
+    };
+    p.tiers = if tier2.is_some() {
+        Tiers::Two
+    } else {
+        Tiers::One
+    };
     p
 }
 
 pub fn pct(r: &str) -> Reward {
-    Reward::Percentage { rate: r.parse::<Decimal>().expect("rate") }
+    Reward::Percentage {
+        rate: r.parse::<Decimal>().expect("rate"),
+    }
 }
 pub fn usd(minor: i64) -> BTreeMap<Currency, i64> {
     BTreeMap::from([(Currency::USD, minor)])
@@ -47,7 +60,9 @@ impl World {
     pub async fn new() -> World {
         let table = testing::fresh_table().await.expect("table");
         let keys = tracking::KeyRing::from_secrets(SECRET, None).expect("key");
-        World { engine: Engine::new(table, keys) }
+        World {
+            engine: Engine::new(table, keys),
+        }
     }
     pub fn t(&self) -> &Table {
         &self.engine.table
@@ -58,7 +73,9 @@ impl World {
         let t = self.t();
         t.put(programs::program_item(p).unwrap()).await.unwrap();
         for prod in products {
-            t.put(programs::product_item(&ProgramProduct::new(&p.id, *prod)).unwrap()).await.unwrap();
+            t.put(programs::product_item(&ProgramProduct::new(&p.id, *prod)).unwrap())
+                .await
+                .unwrap();
         }
         for (id, recruiter) in [("alice", None), ("bob", Some("alice")), ("carol", None)] {
             let partner = Partner {
@@ -66,41 +83,108 @@ impl World {
                 email: format!("{id}@partners.test"),
                 name: id.into(),
                 status: PartnerStatus::Active,
-                payout_method: PayoutMethod::PayPal { email: format!("{id}@partners.test") },
+                payout_method: PayoutMethod::PayPal {
+                    email: format!("{id}@partners.test"),
+                },
                 tax_info: TaxInfoState::Approved,
             };
-            t.put(partners::partner_item(&partner).unwrap()).await.unwrap();
-            let m = Membership { partner_id: id.into(), program_id: p.id.clone(), level: 0, recruiter: recruiter.map(str::to_string) };
+            t.put(partners::partner_item(&partner).unwrap())
+                .await
+                .unwrap();
+            let m = Membership {
+                partner_id: id.into(),
+                program_id: p.id.clone(),
+                level: 0,
+                recruiter: recruiter.map(str::to_string),
+            };
             t.put(partners::membership_item(&m).unwrap()).await.unwrap();
-            let code = format!("{id}{}", if p.id == "demo" { String::new() } else { format!("-{}", p.id) });
-            let link = Link { code, partner_id: id.into(), program_id: p.id.clone(), status: LinkStatus::Active, destination: None };
+            let code = format!(
+                "{id}{}",
+                if p.id == "demo" {
+                    String::new()
+                } else {
+                    format!("-{}", p.id)
+                }
+            );
+            let link = Link {
+                code,
+                partner_id: id.into(),
+                program_id: p.id.clone(),
+                status: LinkStatus::Active,
+                destination: None,
+            };
             t.put(links::link_item(&link).unwrap()).await.unwrap();
         }
-        let promo = PromotionCode { code: format!("promo_{}", p.id), partner_id: "carol".into(), program_id: p.id.clone() };
-        t.put(programs::promotion_code_item(&promo).unwrap()).await.unwrap();
+        let promo = PromotionCode {
+            code: format!("promo_{}", p.id),
+            partner_id: "carol".into(),
+            program_id: p.id.clone(),
+        };
+        t.put(programs::promotion_code_item(&promo).unwrap())
+            .await
+            .unwrap();
     }
 
     /// A counted click by `visitor` on link `code` at `at_ms`; returns the click id.
     pub async fn click(&self, code: &str, visitor: &str, at_ms: i64) -> String {
-        let link = links::get_link(self.t(), code).await.unwrap().expect("link");
-        let nonce = [(at_ms % 251) as u8, visitor.len() as u8, code.len() as u8, 1, 2, 3];
-        let id = self.engine.keys.new_click_id(code, at_ms, nonce).expect("click id");
-        let c = Click { click_id: id.clone(), link_code: code.into(), partner_id: link.partner_id, program_id: link.program_id, visitor_id: visitor.into(), sub_id: None, at_ms };
-        links::record_click(self.t(), &c, visitor, 3_600_000, 60).await.unwrap();
+        let link = links::get_link(self.t(), code)
+            .await
+            .unwrap()
+            .expect("link");
+        let nonce = [
+            (at_ms % 251) as u8,
+            visitor.len() as u8,
+            code.len() as u8,
+            1,
+            2,
+            3,
+        ];
+        let id = self
+            .engine
+            .keys
+            .new_click_id(code, at_ms, nonce)
+            .expect("click id");
+        let c = Click {
+            click_id: id.clone(),
+            link_code: code.into(),
+            partner_id: link.partner_id,
+            program_id: link.program_id,
+            visitor_id: visitor.into(),
+            sub_id: None,
+            at_ms,
+        };
+        links::record_click(self.t(), &c, visitor, 3_600_000, 60)
+            .await
+            .unwrap();
         id
     }
 
-    pub async fn bind(&self, customer: &str, email: Option<&str>, source: BindSource, at_ms: i64) -> BindOutcome {
+    pub async fn bind(
+        &self,
+        customer: &str,
+        email: Option<&str>,
+        source: BindSource,
+        at_ms: i64,
+    ) -> BindOutcome {
         engine::attribution::bind(
             &self.engine,
-            BindRequest { program_id: None, customer_key: customer.into(), email: email.map(str::to_string), source, at_ms, source_event: "test".into() },
+            BindRequest {
+                program_id: None,
+                customer_key: customer.into(),
+                email: email.map(str::to_string),
+                source,
+                at_ms,
+                source_event: "test".into(),
+            },
         )
         .await
         .unwrap()
     }
 
     pub async fn balance(&self, partner: &str, program: &str) -> (i64, i64, i64) {
-        let b = storage::ledger::balance(self.t(), partner, program, Currency::USD).await.unwrap();
+        let b = storage::ledger::balance(self.t(), partner, program, Currency::USD)
+            .await
+            .unwrap();
         (b.pending, b.available, b.paid)
     }
 
@@ -116,10 +200,21 @@ impl World {
 }
 
 pub fn line(product: &str, minor: i64) -> InvoiceLine {
-    InvoiceLine { product_id: Some(product.into()), amount_minor: minor, metered: false, excluded: false }
+    InvoiceLine {
+        product_id: Some(product.into()),
+        amount_minor: minor,
+        metered: false,
+        excluded: false,
+    }
 }
 
-pub fn invoice(event: &str, invoice: &str, customer: &str, at_ms: i64, lines: Vec<InvoiceLine>) -> PaidInvoice {
+pub fn invoice(
+    event: &str,
+    invoice: &str,
+    customer: &str,
+    at_ms: i64,
+    lines: Vec<InvoiceLine>,
+) -> PaidInvoice {
     PaidInvoice {
         event_id: event.into(),
         invoice_id: invoice.into(),
