@@ -258,20 +258,13 @@ impl Tx {
         label: &str,
     ) -> Result<(), StoreError> {
         let key = key_of(&item)?;
-        let names: HashMap<String, String> = names
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
-        let values: HashMap<String, AttributeValue> = values
-            .into_iter()
-            .map(|(a, b)| (a.to_string(), b))
-            .collect();
+        let (names, values) = expression_maps(names, values);
         let put = Put::builder()
             .set_item(Some(item))
             .table_name("")
             .condition_expression(expr)
-            .set_expression_attribute_names((!names.is_empty()).then_some(names))
-            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
             .build()
             .map_err(StoreError::dynamo)?;
         self.push(
@@ -335,20 +328,13 @@ impl Tx {
         values: Vec<(&str, AttributeValue)>,
         label: &str,
     ) -> Result<(), StoreError> {
-        let names: HashMap<String, String> = names
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
-        let values: HashMap<String, AttributeValue> = values
-            .into_iter()
-            .map(|(a, b)| (a.to_string(), b))
-            .collect();
+        let (names, values) = expression_maps(names, values);
         let c = ConditionCheck::builder()
             .set_key(Some(Table::key_item(key)))
             .table_name("")
             .condition_expression(expr)
-            .set_expression_attribute_names((!names.is_empty()).then_some(names))
-            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
             .build()
             .map_err(StoreError::dynamo)?;
         self.push(
@@ -430,6 +416,28 @@ impl Tx {
         }
         commit_actions(table, actions).await
     }
+}
+
+type NameMap = Option<HashMap<String, String>>;
+type ValueMap = Option<HashMap<String, AttributeValue>>;
+
+/// Expression attribute names and values as the SDK wants them (`None` when empty).
+fn expression_maps(
+    names: &[(&str, &str)],
+    values: Vec<(&str, AttributeValue)>,
+) -> (NameMap, ValueMap) {
+    let names: HashMap<String, String> = names
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let values: HashMap<String, AttributeValue> = values
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b))
+        .collect();
+    (
+        (!names.is_empty()).then_some(names),
+        (!values.is_empty()).then_some(values),
+    )
 }
 
 fn with_table(item: TransactWriteItem, name: &str) -> Result<TransactWriteItem, StoreError> {
