@@ -1,0 +1,273 @@
+//! Secrets and settings, read once at init. Secrets never come from the repository.
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `STRIPE_SIGNING_SECRET_PARAM` | SSM parameter (SecureString) holding the webhook signing secret(s), comma-separated while rotating (AWS) |
+//! | `STRIPE_SIGNING_SECRET` | the same list, directly (local development, tests); ignored when the parameter is set |
+//! | `TRACKING_KEY_PARAM` | SSM parameter (SecureString) holding the tracking key, optionally followed by previous keys, comma-separated (AWS); the engine verifies click ids with it |
+//! | `TRACKING_KEY`, `TRACKING_KEYS_PREVIOUS` | the same directly, as the redirect function reads them (local) |
+//! | `OUTBOX_QUEUE_URL` | optional: deliver outbox messages right after a booking (otherwise the sweep does) |
+//! | `TABLE_NAME` | the table (read by `storage::Table::from_env`) |
+//!
+//! SSM parameters are read at init, with decryption: Lambda environment variables cannot hold
+//! `{{resolve:ssm-secure:…}}` references, so a template-resolved variable is not an option.
+
+use thiserror::Error;
+
+use tracking::KeyRing;
+
+use crate::signature::SigningSecrets;
+
+pub const SECRET_ENV: &str = "STRIPE_SIGNING_SECRET";
+pub const SECRET_PARAM_ENV: &str = "STRIPE_SIGNING_SECRET_PARAM";
+pub const TRACKING_KEY_ENV: &str = "TRACKING_KEY";
+pub const TRACKING_KEYS_PREVIOUS_ENV: &str = "TRACKING_KEYS_PREVIOUS";
+pub const TRACKING_KEY_PARAM_ENV: &str = "TRACKING_KEY_PARAM";
+pub const OUTBOX_QUEUE_URL_ENV: &str = "OUTBOX_QUEUE_URL";
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("no signing secret: set {SECRET_PARAM_ENV} (SSM parameter name) or {SECRET_ENV}")]
+    NotConfigured,
+    #[error(
+        "no tracking key: set {TRACKING_KEY_PARAM_ENV} (SSM parameter name) or {TRACKING_KEY_ENV}"
+    )]
+    NoTrackingKey,
+    #[error("tracking key from {origin}: {reason}")]
+    BadTrackingKey { origin: String, reason: String },
+    #[error("the signing secret from {0} is empty")]
+    Empty(String),
+    #[error("reading SSM parameter {name} failed: {source}")]
+    Ssm {
+        name: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Where the secrets are to be read from, decided from the environment alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Ssm(String),
+    Env(String),
+}
+
+impl SecretSource {
+    /// From environment variables (`lookup` stands for `std::env::var`).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        if let Some(name) = set(SECRET_PARAM_ENV) {
+            return Ok(SecretSource::Ssm(name.trim().to_string()));
+        }
+        if let Some(list) = set(SECRET_ENV) {
+            return Ok(SecretSource::Env(list));
+        }
+        Err(ConfigError::NotConfigured)
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+}
+
+/// Load the secrets once (one SSM call when configured so).
+pub async fn load_secrets(
+    source: &SecretSource,
+    aws: &aws_config::SdkConfig,
+) -> Result<SigningSecrets, ConfigError> {
+    match source {
+        SecretSource::Env(list) => {
+            SigningSecrets::from_list(list).ok_or_else(|| ConfigError::Empty(SECRET_ENV.into()))
+        }
+        SecretSource::Ssm(name) => {
+            let value = read_parameter(aws, name).await?;
+            SigningSecrets::from_list(&value).ok_or_else(|| ConfigError::Empty(name.clone()))
+        }
+    }
+}
+
+/// One SSM parameter's value, decrypted.
+pub async fn read_parameter(
+    aws: &aws_config::SdkConfig,
+    name: &str,
+) -> Result<String, ConfigError> {
+    let out = aws_sdk_ssm::Client::new(aws)
+        .get_parameter()
+        .name(name)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| ConfigError::Ssm {
+            name: name.to_string(),
+            source: Box::new(e),
+        })?;
+    out.parameter
+        .and_then(|p| p.value)
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| ConfigError::Empty(name.to_string()))
+}
+
+/// Where the tracking key ring comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum TrackingKeySource {
+    /// SSM parameter whose value is `current[,previous…]`.
+    Ssm(String),
+    Env {
+        current: String,
+        previous: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for TrackingKeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TrackingKeySource::Ssm(name) => write!(f, "Ssm({name:?})"),
+            TrackingKeySource::Env { .. } => f.write_str("Env(<redacted>)"),
+        }
+    }
+}
+
+impl TrackingKeySource {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        if let Some(name) = set(TRACKING_KEY_PARAM_ENV) {
+            return Ok(TrackingKeySource::Ssm(name.trim().to_string()));
+        }
+        match set(TRACKING_KEY_ENV) {
+            Some(current) => Ok(TrackingKeySource::Env {
+                current,
+                previous: set(TRACKING_KEYS_PREVIOUS_ENV),
+            }),
+            None => Err(ConfigError::NoTrackingKey),
+        }
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+}
+
+/// A key ring from `current[,previous…]`.
+pub fn key_ring_from_list(list: &str, origin: &str) -> Result<KeyRing, ConfigError> {
+    let bad = |reason: String| ConfigError::BadTrackingKey {
+        origin: origin.to_string(),
+        reason,
+    };
+    let (current, previous) = match list.split_once(',') {
+        Some((c, p)) => (c, Some(p)),
+        None => (list, None),
+    };
+    if current.trim().is_empty() {
+        return Err(bad("the first entry (the current key) is empty".into()));
+    }
+    KeyRing::from_secrets(current, previous).map_err(|e| bad(e.to_string()))
+}
+
+pub async fn load_tracking_keys(
+    source: &TrackingKeySource,
+    aws: &aws_config::SdkConfig,
+) -> Result<KeyRing, ConfigError> {
+    match source {
+        TrackingKeySource::Env { current, previous } => {
+            KeyRing::from_secrets(current, previous.as_deref()).map_err(|e| {
+                ConfigError::BadTrackingKey {
+                    origin: TRACKING_KEY_ENV.into(),
+                    reason: e.to_string(),
+                }
+            })
+        }
+        TrackingKeySource::Ssm(name) => {
+            let value = read_parameter(aws, name).await?;
+            key_ring_from_list(&value, name)
+        }
+    }
+}
+
+/// `OUTBOX_QUEUE_URL`, when set.
+pub fn outbox_queue_url(lookup: impl Fn(&str) -> Option<String>) -> Option<String> {
+    lookup(OUTBOX_QUEUE_URL_ENV)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn parameter_wins_over_plain_secret() {
+        assert_eq!(
+            SecretSource::from_lookup(env(&[
+                (SECRET_PARAM_ENV, "/p/stripe"),
+                (SECRET_ENV, "whsec_x")
+            ]))
+            .ok(),
+            Some(SecretSource::Ssm("/p/stripe".into()))
+        );
+        assert_eq!(
+            SecretSource::from_lookup(env(&[(SECRET_PARAM_ENV, " "), (SECRET_ENV, "whsec_x")]))
+                .ok(),
+            Some(SecretSource::Env("whsec_x".into()))
+        );
+        assert!(matches!(
+            SecretSource::from_lookup(env(&[])),
+            Err(ConfigError::NotConfigured)
+        ));
+    }
+
+    #[test]
+    fn tracking_key_sources() {
+        const K: &str = "0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            TrackingKeySource::from_lookup(env(&[
+                (TRACKING_KEY_PARAM_ENV, "/p/tracking"),
+                (TRACKING_KEY_ENV, K)
+            ]))
+            .ok(),
+            Some(TrackingKeySource::Ssm("/p/tracking".into()))
+        );
+        let src = TrackingKeySource::from_lookup(env(&[(TRACKING_KEY_ENV, K)])).expect("env");
+        assert_eq!(format!("{src:?}"), "Env(<redacted>)");
+        assert!(matches!(
+            TrackingKeySource::from_lookup(env(&[])),
+            Err(ConfigError::NoTrackingKey)
+        ));
+        assert!(key_ring_from_list(K, "p").is_ok());
+        assert!(key_ring_from_list(&format!("{K},{K}x"), "p").is_ok());
+        assert!(matches!(
+            key_ring_from_list("short", "p"),
+            Err(ConfigError::BadTrackingKey { .. })
+        ));
+        assert!(matches!(
+            key_ring_from_list(&format!(",{K}"), "p"),
+            Err(ConfigError::BadTrackingKey { .. })
+        ));
+        assert_eq!(
+            outbox_queue_url(env(&[(OUTBOX_QUEUE_URL_ENV, " http://q ")])),
+            Some("http://q".into())
+        );
+        assert_eq!(outbox_queue_url(env(&[(OUTBOX_QUEUE_URL_ENV, "")])), None);
+    }
+
+    #[tokio::test]
+    async fn env_list_is_split() {
+        let aws = aws_config::SdkConfig::builder().build();
+        let s = load_secrets(&SecretSource::Env("whsec_a, whsec_b".into()), &aws)
+            .await
+            .expect("secrets");
+        assert_eq!(s.len(), 2);
+        assert!(matches!(
+            load_secrets(&SecretSource::Env(",".into()), &aws).await,
+            Err(ConfigError::Empty(_))
+        ));
+    }
+}

@@ -1,0 +1,499 @@
+//! From a verified body to what the engine should do: parsing and mapping only, no I/O.
+//!
+//! Nothing here fails: a body we cannot understand becomes [`Interpretation::NotAnEvent`] or
+//! [`Action::Ignore`], which the handler answers with 200 (Stripe retrying a payload we do not
+//! understand would not make us understand it).
+//!
+//! ## The commission base of an invoice line
+//!
+//! For API version `2025-02-24.acacia` (NOTES.md, "Invoice"):
+//! - `amount` is the line's amount **before** discounts (discounts are listed separately in
+//!   `discount_amounts[]`, allocated per line, invoice-level discounts included);
+//! - it **includes** inclusive tax (`tax_amounts[]` with `inclusive: true`, computed on the
+//!   discounted amount) and does **not** include exclusive tax (added on top of `amount`).
+//!
+//! So the base is `amount − Σ discount_amounts[].amount − Σ tax_amounts[inclusive].amount`,
+//! and exclusive tax is left alone. The sign is kept: a proration credit line is negative and
+//! lowers the base. `amount_excluding_tax` is not used: its documented meaning ("excluding all
+//! tax and discounts") does not match what payloads carry (it still holds the discount).
+//! Customer-balance credit and `pretax_credit_amounts` (billing credits) are not subtracted:
+//! the customer paid for the line, with money held earlier.
+//! Metered and `commission: exclude` lines keep their amount and are only flagged; the
+//! engine decides what they earn.
+
+use std::collections::HashSet;
+
+use rules::Currency;
+use tracing::warn;
+
+use crate::sink::{
+    BindRequest, BindSource, InvoiceLine, PaidInvoice, PaymentFailed, SubscriptionEnded,
+};
+use crate::stripe::{self, Expandable, PINNED_API_VERSION};
+
+/// The event types this function acts on.
+pub const HANDLED_TYPES: &[&str] = &[
+    "checkout.session.completed",
+    "customer.created",
+    "customer.updated",
+    "invoice.paid",
+    "invoice.payment_failed",
+    "customer.subscription.deleted",
+];
+
+/// The customer metadata key that carries a click id.
+pub const REF_CLICK_KEY: &str = "ref_click";
+
+/// The event envelope, as far as we read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub id: String,
+    pub kind: String,
+    /// Business time: `created` (seconds) in milliseconds.
+    pub created_ms: i64,
+    pub api_version: Option<String>,
+    pub livemode: bool,
+}
+
+impl Envelope {
+    pub fn api_version_differs(&self) -> bool {
+        self.api_version.as_deref() != Some(PINNED_API_VERSION)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interpretation {
+    /// Not a Stripe event object at all (not JSON, or no id / type / created / data.object).
+    NotAnEvent {
+        reason: String,
+    },
+    Event {
+        envelope: Envelope,
+        action: Action,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Try these bindings in order until one binds (or finds the customer already bound).
+    Bind(Vec<BindRequest>),
+    InvoicePaid(Box<PaidInvoice>),
+    PaymentFailed(PaymentFailed),
+    SubscriptionEnded(SubscriptionEnded),
+    Ignore(Ignored),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ignored {
+    /// A type we do not act on.
+    UnhandledType,
+    /// A type we act on, in a shape we cannot read.
+    Unreadable(String),
+    /// Readable, but there is nothing to do (no click id, no customer, …).
+    NothingToDo(&'static str),
+}
+
+/// Read a (verified) request body.
+pub fn interpret(body: &[u8]) -> Interpretation {
+    let event: stripe::Event<'_> = match serde_json::from_slice(body) {
+        Ok(e) => e,
+        Err(e) => {
+            let reason = if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+                format!("JSON, but not a Stripe event: {e}")
+            } else {
+                format!("not JSON: {e}")
+            };
+            return Interpretation::NotAnEvent { reason };
+        }
+    };
+    let Some(created_ms) = event.created.checked_mul(1000) else {
+        return Interpretation::NotAnEvent {
+            reason: format!("created {} is out of range", event.created),
+        };
+    };
+    let envelope = Envelope {
+        id: event.id.clone(),
+        kind: event.kind.clone(),
+        created_ms,
+        api_version: event.api_version.clone(),
+        livemode: event.livemode,
+    };
+    let action = match map(&envelope, &event) {
+        Ok(a) => a,
+        Err(why) => Action::Ignore(Ignored::Unreadable(why)),
+    };
+    Interpretation::Event { envelope, action }
+}
+
+fn parse<'a, T: serde::Deserialize<'a>>(raw: &'a serde_json::value::RawValue) -> Result<T, String> {
+    serde_json::from_str(raw.get()).map_err(|e| format!("data.object: {e}"))
+}
+
+fn map(env: &Envelope, event: &stripe::Event<'_>) -> Result<Action, String> {
+    let object = event.data.object;
+    Ok(match env.kind.as_str() {
+        "checkout.session.completed" => checkout_bindings(env, parse(object)?),
+        "customer.created" => customer_binding(env, parse(object)?, None),
+        "customer.updated" => {
+            let previous = event
+                .data
+                .previous_attributes
+                .and_then(|raw| serde_json::from_str(raw.get()).ok());
+            customer_binding(env, parse(object)?, Some(previous))
+        }
+        "invoice.paid" => Action::InvoicePaid(Box::new(paid_invoice(env, parse(object)?)?)),
+        "invoice.payment_failed" => {
+            let inv: stripe::Invoice = parse(object)?;
+            match inv.customer {
+                None => Action::Ignore(Ignored::NothingToDo("the invoice has no customer")),
+                Some(c) => Action::PaymentFailed(PaymentFailed {
+                    event_id: env.id.clone(),
+                    invoice_id: inv.id,
+                    customer_key: c.id().to_string(),
+                    at_ms: env.created_ms,
+                }),
+            }
+        }
+        "customer.subscription.deleted" => {
+            let sub: stripe::Subscription = parse(object)?;
+            match sub.customer {
+                None => Action::Ignore(Ignored::NothingToDo("the subscription has no customer")),
+                Some(c) => Action::SubscriptionEnded(SubscriptionEnded {
+                    event_id: env.id.clone(),
+                    subscription_id: sub.id,
+                    customer_key: c.id().to_string(),
+                    at_ms: env.created_ms,
+                }),
+            }
+        }
+        _ => Action::Ignore(Ignored::UnhandledType),
+    })
+}
+
+fn non_blank(s: Option<&str>) -> Option<String> {
+    s.map(str::trim).filter(|s| !s.is_empty()).map(String::from)
+}
+
+/// `checkout.session.completed`: the click id first, then each promotion code.
+fn checkout_bindings(env: &Envelope, s: stripe::CheckoutSession) -> Action {
+    let Some(customer) = s.customer.as_ref().map(Expandable::id) else {
+        return Action::Ignore(Ignored::NothingToDo("the session has no customer"));
+    };
+    let email = non_blank(s.customer_details.as_ref().and_then(|d| d.email.as_deref()))
+        .or_else(|| non_blank(s.customer_email.as_deref()));
+    let mut sources = vec![];
+    if let Some(click) = non_blank(s.client_reference_id.as_deref()) {
+        sources.push(BindSource::ClickId(click));
+    }
+    let mut seen = HashSet::new();
+    for d in s.discounts.iter().flatten() {
+        if let Some(code) = non_blank(d.promotion_code.as_ref().map(Expandable::id)) {
+            if seen.insert(code.clone()) {
+                sources.push(BindSource::Coupon(code));
+            }
+        }
+    }
+    if sources.is_empty() {
+        return Action::Ignore(Ignored::NothingToDo(
+            "no client_reference_id and no promotion code",
+        ));
+    }
+    Action::Bind(
+        sources
+            .into_iter()
+            .map(|source| BindRequest {
+                customer_key: customer.to_string(),
+                email: email.clone(),
+                source,
+                at_ms: env.created_ms,
+                source_event: env.id.clone(),
+            })
+            .collect(),
+    )
+}
+
+/// `customer.created` / `customer.updated`: `metadata.ref_click`. On an update whose
+/// `previous_attributes` show that `ref_click` did not change, nothing is done (the binding was
+/// attempted when it was set); without readable `previous_attributes` the binding is attempted
+/// (the engine answers "already bound" to a repeat).
+fn customer_binding(
+    env: &Envelope,
+    c: stripe::Customer,
+    previous: Option<Option<stripe::CustomerPrevious>>,
+) -> Action {
+    let click = non_blank(
+        c.metadata
+            .as_ref()
+            .and_then(|m| m.get(REF_CLICK_KEY))
+            .map(String::as_str),
+    );
+    let Some(click) = click else {
+        return Action::Ignore(Ignored::NothingToDo("no metadata.ref_click"));
+    };
+    if let Some(Some(prev)) = previous {
+        let changed = prev
+            .metadata
+            .as_ref()
+            .is_some_and(|m| m.contains_key(REF_CLICK_KEY));
+        if !changed {
+            return Action::Ignore(Ignored::NothingToDo(
+                "metadata.ref_click did not change in this update",
+            ));
+        }
+    }
+    Action::Bind(vec![BindRequest {
+        customer_key: c.id,
+        email: non_blank(c.email.as_deref()),
+        source: BindSource::ClickId(click),
+        at_ms: env.created_ms,
+        source_event: env.id.clone(),
+    }])
+}
+
+/// The commission base of one line: after discounts, excluding tax (see the module doc).
+pub fn line_commission_base(line: &stripe::InvoiceLine) -> Result<i64, String> {
+    let overflow = || format!("line {:?}: amounts overflow", line.id);
+    let mut base = line.amount;
+    for d in line.discount_amounts.iter().flatten() {
+        base = base.checked_sub(d.amount).ok_or_else(overflow)?;
+    }
+    for t in line.tax_amounts.iter().flatten().filter(|t| t.inclusive) {
+        base = base.checked_sub(t.amount).ok_or_else(overflow)?;
+    }
+    Ok(base)
+}
+
+fn invoice_line(line: &stripe::InvoiceLine) -> Result<InvoiceLine, String> {
+    let amount_minor = line_commission_base(line)?;
+    let (product, usage_type, metadata) = match (&line.price, &line.plan) {
+        (Some(p), _) => (
+            p.product.as_ref(),
+            p.recurring.as_ref().and_then(|r| r.usage_type.as_deref()),
+            p.metadata.as_ref(),
+        ),
+        (None, Some(p)) => (
+            p.product.as_ref(),
+            p.usage_type.as_deref(),
+            p.metadata.as_ref(),
+        ),
+        (None, None) => (None, None, None),
+    };
+    Ok(InvoiceLine {
+        product_id: product.map(|p| p.id().to_string()),
+        amount_minor,
+        metered: usage_type == Some("metered"),
+        excluded: metadata
+            .and_then(|m| m.get("commission"))
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("exclude")),
+    })
+}
+
+/// Promotion code ids of an invoice: `discount.promotion_code`, then expanded `discounts[]`,
+/// then expanded line discounts; de-duplicated, first occurrence kept.
+fn promotion_codes(inv: &stripe::Invoice) -> Vec<String> {
+    let mut out: Vec<String> = vec![];
+    let mut push = |code: Option<&str>| {
+        if let Some(code) = non_blank(code) {
+            if !out.contains(&code) {
+                out.push(code);
+            }
+        }
+    };
+    push(
+        inv.discount
+            .as_ref()
+            .and_then(|d| d.promotion_code.as_ref())
+            .map(Expandable::id),
+    );
+    for d in inv.discounts.iter().flatten() {
+        push(d.promotion_code());
+    }
+    for line in &inv.lines.data {
+        for d in line.discounts.iter().flatten() {
+            push(d.promotion_code());
+        }
+        for a in line.discount_amounts.iter().flatten() {
+            push(a.discount.as_ref().and_then(|d| d.promotion_code()));
+        }
+    }
+    out
+}
+
+fn paid_invoice(env: &Envelope, inv: stripe::Invoice) -> Result<PaidInvoice, String> {
+    let customer = inv
+        .customer
+        .as_ref()
+        .map(|c| c.id().to_string())
+        .ok_or_else(|| "the invoice has no customer".to_string())?;
+    let currency = Currency::new(&inv.currency).map_err(|e| e.to_string())?;
+    if inv.lines.has_more {
+        // The webhook carries the first page of lines only; the rest would need the Stripe
+        // API. The visible lines are booked; the commission may be understated.
+        warn!(
+            invoice = %inv.id,
+            shown = inv.lines.data.len(),
+            total = ?inv.lines.total_count,
+            "invoice lines are paginated; only the lines in the event are counted"
+        );
+    }
+    let lines = inv
+        .lines
+        .data
+        .iter()
+        .map(invoice_line)
+        .collect::<Result<Vec<_>, _>>()?;
+    let promotion_codes = promotion_codes(&inv);
+    Ok(PaidInvoice {
+        event_id: env.id.clone(),
+        invoice_id: inv.id,
+        customer_key: customer,
+        customer_email: non_blank(inv.customer_email.as_deref()),
+        currency,
+        lines,
+        paid_at_ms: env.created_ms,
+        subscription_id: inv.subscription.as_ref().map(|s| s.id().to_string()),
+        promotion_codes,
+        billing_reason: inv.billing_reason,
+        amount_paid_minor: inv.amount_paid,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(json: &str) -> stripe::InvoiceLine {
+        serde_json::from_str(json).expect("line")
+    }
+
+    #[test]
+    fn base_subtracts_discounts_and_inclusive_tax_only() {
+        // 120.00 incl. 20 % VAT, 20.00 off: VAT on 100.00 is 16.67; base 83.33.
+        let l = line(
+            r#"{"amount":12000,"discount_amounts":[{"amount":2000,"discount":"di_1"}],
+                "tax_amounts":[{"amount":1667,"inclusive":true,"tax_rate":"txr_1"}]}"#,
+        );
+        assert_eq!(line_commission_base(&l), Ok(8333));
+        // Exclusive tax is not in `amount`: nothing to subtract.
+        let l = line(
+            r#"{"amount":10000,"discount_amounts":[],
+                "tax_amounts":[{"amount":2000,"inclusive":false}]}"#,
+        );
+        assert_eq!(line_commission_base(&l), Ok(10000));
+        // Several discounts and null lists.
+        let l = line(
+            r#"{"amount":10000,"discount_amounts":[{"amount":1000,"discount":"di_1"},{"amount":500,"discount":"di_2"}],
+                "tax_amounts":null}"#,
+        );
+        assert_eq!(line_commission_base(&l), Ok(8500));
+        let l = line(r#"{"amount":700,"discount_amounts":null}"#);
+        assert_eq!(line_commission_base(&l), Ok(700));
+    }
+
+    #[test]
+    fn a_proration_credit_stays_negative() {
+        let l = line(r#"{"amount":-5000,"discount_amounts":[],"tax_amounts":[]}"#);
+        assert_eq!(line_commission_base(&l), Ok(-5000));
+    }
+
+    #[test]
+    fn overflow_is_unreadable_not_a_panic() {
+        let l = line(&format!(
+            r#"{{"amount":{},"discount_amounts":[{{"amount":1,"discount":"di_1"}}]}}"#,
+            i64::MIN
+        ));
+        assert!(line_commission_base(&l).is_err());
+    }
+
+    #[test]
+    fn plan_is_read_when_price_is_absent() {
+        let l = line(
+            r#"{"amount":100,"price":null,
+                "plan":{"product":"prod_x","usage_type":"metered","metadata":{"commission":"exclude"}}}"#,
+        );
+        assert_eq!(
+            invoice_line(&l),
+            Ok(InvoiceLine {
+                product_id: Some("prod_x".into()),
+                amount_minor: 100,
+                metered: true,
+                excluded: true
+            })
+        );
+    }
+
+    #[test]
+    fn expanded_product_and_discounts() {
+        let l = line(
+            r#"{"amount":100,"price":{"product":{"id":"prod_y","object":"product","name":"Y"},
+                "recurring":{"usage_type":"licensed"},"metadata":{}},
+                "discounts":[{"id":"di_9","object":"discount","promotion_code":{"id":"promo_line","code":"LINE"}}],
+                "discount_amounts":[{"amount":10,"discount":{"id":"di_9","promotion_code":"promo_amt"}}]}"#,
+        );
+        let inv_line = invoice_line(&l).expect("line");
+        assert_eq!(inv_line.product_id.as_deref(), Some("prod_y"));
+        assert_eq!(inv_line.amount_minor, 90);
+        assert!(!inv_line.metered && !inv_line.excluded);
+        let inv = stripe::Invoice {
+            id: "in_1".into(),
+            customer: Some(Expandable::Id("cus_1".into())),
+            customer_email: None,
+            currency: "eur".into(),
+            subscription: None,
+            billing_reason: None,
+            amount_paid: 0,
+            discount: None,
+            discounts: Some(vec![
+                stripe::DiscountRef::Id("di_1".into()),
+                stripe::DiscountRef::Object(stripe::Discount {
+                    promotion_code: Some(Expandable::Id("promo_inv".into())),
+                }),
+            ]),
+            lines: stripe::LineList {
+                data: vec![l],
+                has_more: false,
+                total_count: None,
+            },
+        };
+        assert_eq!(
+            promotion_codes(&inv),
+            vec!["promo_inv", "promo_line", "promo_amt"]
+        );
+    }
+
+    #[test]
+    fn not_an_event() {
+        assert!(matches!(
+            interpret(b"not json at all"),
+            Interpretation::NotAnEvent { reason } if reason.starts_with("not JSON")
+        ));
+        assert!(matches!(
+            interpret(br#"[1,2,3]"#),
+            Interpretation::NotAnEvent { reason } if reason.starts_with("JSON, but")
+        ));
+        assert!(matches!(
+            interpret(br#"{"id":"evt_1","type":"invoice.paid"}"#),
+            Interpretation::NotAnEvent { .. }
+        ));
+        assert!(matches!(
+            interpret(br#"{"id":"evt_1","type":"x","created":9223372036854775807,"data":{"object":{}}}"#),
+            Interpretation::NotAnEvent { reason } if reason.contains("out of range")
+        ));
+    }
+
+    #[test]
+    fn known_type_in_an_unknown_shape_is_ignored() {
+        let body =
+            br#"{"id":"evt_1","type":"invoice.paid","created":1,"data":{"object":{"id":"in_1"}}}"#;
+        let Interpretation::Event { action, envelope } = interpret(body) else {
+            panic!("an event")
+        };
+        assert!(envelope.api_version_differs());
+        assert!(matches!(action, Action::Ignore(Ignored::Unreadable(_))));
+        let body = br#"{"id":"evt_1","type":"invoice.paid","created":1,"data":{"object":{"id":"in_1","customer":"cus_1","currency":"dollars","lines":{"data":[]}}}}"#;
+        let Interpretation::Event { action, .. } = interpret(body) else {
+            panic!("an event")
+        };
+        assert!(matches!(action, Action::Ignore(Ignored::Unreadable(w)) if w.contains("currency")));
+    }
+}

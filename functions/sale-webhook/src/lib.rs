@@ -1,0 +1,26 @@
+//! `POST /webhooks/stripe`: Stripe's signed events in, bindings and sales out.
+//!
+//! - [`signature`] verifies `Stripe-Signature` over the raw body (any `v1`, any configured
+//!   secret, constant-time, ±300 s on the technical clock).
+//! - [`stripe`] holds the serde types of the payloads we read (API `2025-02-24.acacia`).
+//! - [`interpret`] maps an event to one [`interpret::Action`], or to "ignored".
+//! - [`sink`] is the narrow engine interface the [`handler`] is generic over.
+//! - [`config`] loads the signing secrets once (SSM Parameter Store, or an env variable locally).
+//! - [`engine_adapter`] implements [`sink::SaleSink`] with `shared/engine`.
+
+pub mod config;
+pub mod engine_adapter;
+pub mod handler;
+pub mod interpret;
+pub mod reply;
+pub mod signature;
+pub mod sink;
+pub mod stripe;
+
+pub use handler::{handle, handle_request, process, Deps, SIGNATURE_HEADER};
+pub use reply::Reply;
+pub use signature::{SignatureError, SigningSecrets};
+pub use sink::{
+    BindOutcome, BindRequest, BindSource, InvoiceLine, PaidInvoice, PaymentFailed, SaleOutcome,
+    SaleSink, SinkError, SubscriptionEnded,
+};

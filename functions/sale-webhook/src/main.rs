@@ -1,0 +1,60 @@
+//! Lambda bootstrap: build clients, secrets and the engine once, then serve Stripe's webhooks.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use lambda_http::{run, service_fn, Error};
+use sale_webhook::config::{self, SecretSource, TrackingKeySource};
+use sale_webhook::engine_adapter::EngineSink;
+use sale_webhook::{handle, Deps};
+use storage::keys::Key;
+use storage::{SharedClock, SystemClock, Table};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_current_span(true)
+        .without_time() // CloudWatch stamps every line
+        .init();
+
+    let started = Instant::now();
+    let aws = storage::table::aws_config().await;
+    let clock: SharedClock = Arc::new(SystemClock);
+    let table = Table::from_env(&aws)?.with_clock(clock.clone());
+    let secret_source = SecretSource::from_env()?;
+    let key_source = TrackingKeySource::from_env()?;
+
+    // The two SSM reads and the DynamoDB warm-up (TLS handshake: the first request would pay
+    // for it otherwise) run together. A failed warm-up is not fatal.
+    let warm_up = async {
+        if let Err(e) = table.get(&Key::new("WARMUP", "WARMUP")).await {
+            tracing::warn!(error = %e, "warm-up read failed");
+        }
+    };
+    let (secrets, keys, ()) = tokio::join!(
+        config::load_secrets(&secret_source, &aws),
+        config::load_tracking_keys(&key_source, &aws),
+        warm_up
+    );
+    let (secrets, keys) = (secrets?, keys?);
+
+    let mut engine = engine::Engine::new(table, keys);
+    if let Some(url) = config::outbox_queue_url(|k| std::env::var(k).ok()) {
+        engine = engine.with_outbox(aws_sdk_sqs::Client::new(&aws), url);
+    }
+    let deps = Deps {
+        sink: EngineSink::new(engine),
+        secrets,
+        clock,
+    };
+    tracing::info!(
+        init_ms = started.elapsed().as_millis() as u64,
+        signing_secrets = deps.secrets.len(),
+        "sale-webhook initialised"
+    );
+
+    let deps = &deps;
+    run(service_fn(move |req| handle(deps, req))).await
+}

@@ -1,0 +1,233 @@
+//! The parts of Stripe's payloads this function reads, for API version
+//! [`PINNED_API_VERSION`]. Field paths and their meaning: `events/stripe/NOTES.md`.
+//!
+//! Every type ignores unknown fields (no `deny_unknown_fields`), so a field Stripe adds does not
+//! break us; fields that Stripe documents as nullable or optional are `Option` or defaulted, so
+//! a `null` where we expected a list does not either. Only what the mapping really needs is
+//! required.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// The Stripe API version the endpoint is pinned to. Payloads of another version are still
+/// parsed (and a warning logged): after `2025-03-31.basil` the invoice line's `price` is an id
+/// only, so metered / excluded flags would read as `false`; see NOTES.md.
+pub const PINNED_API_VERSION: &str = "2025-02-24.acacia";
+
+/// The event envelope. `data.object` is kept raw and parsed once the type is known.
+#[derive(Debug, Deserialize)]
+pub struct Event<'a> {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Unix seconds.
+    pub created: i64,
+    #[serde(default)]
+    pub api_version: Option<String>,
+    #[serde(default)]
+    pub livemode: bool,
+    #[serde(borrow)]
+    pub data: EventData<'a>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EventData<'a> {
+    #[serde(borrow)]
+    pub object: &'a RawValue,
+    #[serde(borrow, default)]
+    pub previous_attributes: Option<&'a RawValue>,
+}
+
+/// An expandable reference: an id, or the expanded object (of which only the id is read).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Expandable {
+    Id(String),
+    Object { id: String },
+}
+
+impl Expandable {
+    pub fn id(&self) -> &str {
+        match self {
+            Expandable::Id(id) | Expandable::Object { id } => id,
+        }
+    }
+}
+
+/// A discount: an id (`di_…`), or the expanded Discount whose `promotion_code` we want.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum DiscountRef {
+    Id(String),
+    Object(Discount),
+}
+
+impl DiscountRef {
+    pub fn promotion_code(&self) -> Option<&str> {
+        match self {
+            DiscountRef::Id(_) => None,
+            DiscountRef::Object(d) => d.promotion_code.as_ref().map(Expandable::id),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Discount {
+    #[serde(default)]
+    pub promotion_code: Option<Expandable>,
+}
+
+// ---- checkout.session.completed ------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+pub struct CheckoutSession {
+    pub id: String,
+    #[serde(default)]
+    pub client_reference_id: Option<String>,
+    #[serde(default)]
+    pub customer: Option<Expandable>,
+    #[serde(default)]
+    pub customer_details: Option<CustomerDetails>,
+    /// Only what was passed in when the session was created; `customer_details.email` is the
+    /// address the customer typed.
+    #[serde(default)]
+    pub customer_email: Option<String>,
+    #[serde(default)]
+    pub discounts: Option<Vec<SessionDiscount>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CustomerDetails {
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SessionDiscount {
+    #[serde(default)]
+    pub promotion_code: Option<Expandable>,
+}
+
+// ---- customer.created / customer.updated ---------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+pub struct Customer {
+    pub id: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<HashMap<String, String>>,
+}
+
+/// `data.previous_attributes` of a `customer.updated`: which metadata keys changed. A key that
+/// was added shows as `null`, hence the `Option` values.
+#[derive(Debug, Default, Deserialize)]
+pub struct CustomerPrevious {
+    #[serde(default)]
+    pub metadata: Option<HashMap<String, Option<String>>>,
+}
+
+// ---- invoice.paid / invoice.payment_failed -------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+pub struct Invoice {
+    pub id: String,
+    #[serde(default)]
+    pub customer: Option<Expandable>,
+    #[serde(default)]
+    pub customer_email: Option<String>,
+    /// Lower-case ISO code.
+    pub currency: String,
+    #[serde(default)]
+    pub subscription: Option<Expandable>,
+    #[serde(default)]
+    pub billing_reason: Option<String>,
+    #[serde(default)]
+    pub amount_paid: i64,
+    /// The single discount, when there is exactly one (acacia).
+    #[serde(default)]
+    pub discount: Option<Discount>,
+    #[serde(default)]
+    pub discounts: Option<Vec<DiscountRef>>,
+    pub lines: LineList,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LineList {
+    #[serde(default)]
+    pub data: Vec<InvoiceLine>,
+    #[serde(default)]
+    pub has_more: bool,
+    #[serde(default)]
+    pub total_count: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InvoiceLine {
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Minor units. Includes inclusive tax; excludes exclusive tax; discounts not subtracted.
+    pub amount: i64,
+    #[serde(default)]
+    pub discount_amounts: Option<Vec<DiscountAmount>>,
+    #[serde(default)]
+    pub discounts: Option<Vec<DiscountRef>>,
+    #[serde(default)]
+    pub tax_amounts: Option<Vec<TaxAmount>>,
+    #[serde(default)]
+    pub price: Option<Price>,
+    /// The legacy mirror of `price` on subscription lines; read only when `price` is absent.
+    #[serde(default)]
+    pub plan: Option<Plan>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DiscountAmount {
+    pub amount: i64,
+    #[serde(default)]
+    pub discount: Option<DiscountRef>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TaxAmount {
+    pub amount: i64,
+    #[serde(default)]
+    pub inclusive: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Price {
+    #[serde(default)]
+    pub product: Option<Expandable>,
+    #[serde(default)]
+    pub recurring: Option<Recurring>,
+    #[serde(default)]
+    pub metadata: Option<HashMap<String, String>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Recurring {
+    #[serde(default)]
+    pub usage_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Plan {
+    #[serde(default)]
+    pub product: Option<Expandable>,
+    #[serde(default)]
+    pub usage_type: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<HashMap<String, String>>,
+}
+
+// ---- customer.subscription.deleted ---------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+pub struct Subscription {
+    pub id: String,
+    #[serde(default)]
+    pub customer: Option<Expandable>,
+}

@@ -1,0 +1,155 @@
+//! Test helpers: signed request events and a recording sink.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use lambda_http::Request;
+use sale_webhook::signature::sign_header;
+use sale_webhook::{
+    BindOutcome, BindRequest, Deps, PaidInvoice, PaymentFailed, SaleOutcome, SaleSink,
+    SigningSecrets, SinkError, SubscriptionEnded,
+};
+use storage::ManualClock;
+
+pub const SECRET: &str = "whsec_test_sale_webhook_current";
+pub const OLD_SECRET: &str = "whsec_test_sale_webhook_previous";
+
+pub fn repo_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
+}
+
+/// A request event of `events/sale-webhook/` as JSON.
+pub fn event_json(name: &str) -> serde_json::Value {
+    let path = repo_path(&format!("events/sale-webhook/{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    serde_json::from_str(&text).expect("request event JSON")
+}
+
+pub fn body_of(event: &serde_json::Value) -> String {
+    event["body"].as_str().expect("body").to_string()
+}
+
+/// The Stripe event inside a request event, parsed (to read `created`, `id`).
+pub fn stripe_of(event: &serde_json::Value) -> serde_json::Value {
+    serde_json::from_str(&body_of(event)).expect("stripe JSON")
+}
+
+/// Stripe's `created` of a request event, seconds.
+pub fn created_s(event: &serde_json::Value) -> i64 {
+    stripe_of(event)["created"].as_i64().expect("created")
+}
+
+/// Set the `stripe-signature` header (None removes it) and turn the event into a request
+/// through lambda_http's own deserialisation.
+pub fn to_request(mut event: serde_json::Value, signature: Option<String>) -> Request {
+    let headers = event["headers"].as_object_mut().expect("headers");
+    headers.remove("stripe-signature");
+    if let Some(sig) = signature {
+        headers.insert("stripe-signature".into(), sig.into());
+    }
+    lambda_http::request::from_str(&event.to_string()).expect("lambda_http request")
+}
+
+/// The event with its body signed with `secret` at `t` (seconds).
+pub fn signed(event: serde_json::Value, secret: &str, t: i64) -> Request {
+    let sig = sign_header(secret, t, body_of(&event).as_bytes());
+    to_request(event, Some(sig))
+}
+
+/// `events/sale-webhook/{name}.json`, signed with [`SECRET`] two seconds after the event.
+pub fn signed_request(name: &str) -> (Request, i64) {
+    let ev = event_json(name);
+    let t = created_s(&ev) + 2;
+    (signed(ev, SECRET, t), t)
+}
+
+/// Replace the request event's body (keeping everything else).
+pub fn with_body(mut event: serde_json::Value, body: &str) -> serde_json::Value {
+    event["body"] = body.into();
+    event
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Call {
+    Bind(BindRequest),
+    InvoicePaid(PaidInvoice),
+    PaymentFailed(PaymentFailed),
+    SubscriptionEnded(SubscriptionEnded),
+}
+
+/// Records every call; answers binds from a queue (default: bound), fails on demand.
+#[derive(Default, Clone)]
+pub struct RecordingSink {
+    pub calls: Arc<Mutex<Vec<Call>>>,
+    pub bind_answers: Arc<Mutex<VecDeque<BindOutcome>>>,
+    pub sale_answer: Arc<Mutex<Option<SaleOutcome>>>,
+    pub fail_with: Arc<Mutex<Option<SinkError>>>,
+}
+
+impl RecordingSink {
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().expect("lock").clone()
+    }
+    pub fn answer_binds(&self, answers: Vec<BindOutcome>) {
+        *self.bind_answers.lock().expect("lock") = answers.into();
+    }
+    pub fn fail(&self, e: SinkError) {
+        *self.fail_with.lock().expect("lock") = Some(e);
+    }
+    fn record(&self, c: Call) -> Result<(), SinkError> {
+        self.calls.lock().expect("lock").push(c);
+        match self.fail_with.lock().expect("lock").clone() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl SaleSink for RecordingSink {
+    async fn bind(&self, req: BindRequest) -> Result<BindOutcome, SinkError> {
+        self.record(Call::Bind(req))?;
+        Ok(self
+            .bind_answers
+            .lock()
+            .expect("lock")
+            .pop_front()
+            .unwrap_or(BindOutcome::Bound {
+                program_id: "demo".into(),
+                partner_id: "alice".into(),
+            }))
+    }
+    async fn invoice_paid(&self, inv: PaidInvoice) -> Result<SaleOutcome, SinkError> {
+        self.record(Call::InvoicePaid(inv))?;
+        Ok(self
+            .sale_answer
+            .lock()
+            .expect("lock")
+            .clone()
+            .unwrap_or(SaleOutcome::Booked {
+                detail: "1 commission".into(),
+            }))
+    }
+    async fn invoice_payment_failed(&self, f: PaymentFailed) -> Result<(), SinkError> {
+        self.record(Call::PaymentFailed(f))
+    }
+    async fn subscription_ended(&self, e: SubscriptionEnded) -> Result<(), SinkError> {
+        self.record(Call::SubscriptionEnded(e))
+    }
+}
+
+/// Deps with a recording sink, the given secrets and a manual clock at `now_s`.
+pub fn deps(secrets: &str, now_s: i64) -> (Deps<RecordingSink>, RecordingSink, ManualClock) {
+    let sink = RecordingSink::default();
+    let clock = ManualClock::at(now_s * 1000);
+    let deps = Deps {
+        sink: sink.clone(),
+        secrets: SigningSecrets::from_list(secrets).expect("secrets"),
+        clock: Arc::new(clock.clone()),
+    };
+    (deps, sink, clock)
+}
