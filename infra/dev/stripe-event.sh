@@ -4,6 +4,7 @@
 #
 #   infra/dev/stripe-event.sh events/stripe/invoice.paid.json
 #
+# `created` is set to now unless KEEP_CREATED=1.
 # Settings: STRIPE_SIGNING_SECRET (whsec_local_demo, as make dev exports), PORT (9000),
 # STRIPE_WEBHOOK_PATH (default: the POST route of the sale-webhook function, else /webhooks/stripe).
 set -euo pipefail
@@ -31,6 +32,12 @@ if not path:
         pass
 body = open(file, "rb").read()
 t = str(int(time.time()))
+# The event happens now: `created` (the business time of the sale) is set to the current time, so
+# that a sale follows the click and sign-up of the walkthrough. KEEP_CREATED=1 sends the file as is.
+if os.environ.get("KEEP_CREATED") != "1":
+    event = json.loads(body)
+    event["created"] = int(t)
+    body = json.dumps(event, indent=2).encode()
 sig = hmac.new(secret.encode(), t.encode() + b"." + body, hashlib.sha256).hexdigest()
 req = urllib.request.Request(
     base + path, data=body, method="POST",
