@@ -45,6 +45,20 @@ enum Command {
         /// Customer key (Stripe `cus_...` or the merchant's id).
         customer: String,
     },
+    /// Assign (or reassign) a customer to a partner by hand, with a reason; the history is kept.
+    Assign {
+        #[arg(long)]
+        program: String,
+        #[arg(long)]
+        customer: String,
+        #[arg(long)]
+        partner: String,
+        #[arg(long)]
+        reason: String,
+        /// Who does it (recorded in the history).
+        #[arg(long, env = "USER")]
+        operator: String,
+    },
     /// Flagged self-referrals of a program.
     Flags {
         #[arg(long)]
@@ -116,6 +130,52 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             "{}",
             show::customer(&table(), cli.format, &program, &customer).await?
         ),
+        Command::Assign {
+            program,
+            customer,
+            partner,
+            reason,
+            operator,
+        } => {
+            // Manual assignment verifies no click id: the key only satisfies the engine's shape.
+            let keys = tracking::KeyRing::from_secrets(
+                &std::env::var("TRACKING_KEY")
+                    .unwrap_or_else(|_| "operator-manual-assignment".into()),
+                None,
+            )
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+            let engine = engine::Engine::new(table(), keys);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            let req = engine::attribution::BindRequest {
+                program_id: Some(program.clone()),
+                customer_key: customer.clone(),
+                email: None,
+                source: engine::attribution::BindSource::Manual {
+                    partner_id: partner,
+                    reason,
+                    operator: operator.clone(),
+                },
+                at_ms: now,
+                source_event: format!("operator:{operator}"),
+            };
+            match engine::attribution::bind(&engine, req)
+                .await
+                .map_err(|e| CliError::Usage(e.to_string()))?
+            {
+                engine::attribution::BindOutcome::Bound { partner_id, .. } => {
+                    println!("customer {customer} in {program} is now with {partner_id}")
+                }
+                engine::attribution::BindOutcome::AlreadyBound { partner_id, .. } => {
+                    println!("customer {customer} in {program} already is with {partner_id}")
+                }
+                engine::attribution::BindOutcome::Rejected(r) => {
+                    return Err(CliError::Usage(format!("refused: {r}")))
+                }
+            }
+        }
         Command::Flags { program } => {
             print!("{}", show::flags(&table(), cli.format, &program).await?)
         }
