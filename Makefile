@@ -51,3 +51,12 @@ bench: bench-init bench-requests
 .PHONY: bench-requests
 bench-requests:
 	infra/moto.sh run -- $(CARGO) bench --profile dev -p engine --bench requests
+
+# `sam validate --lint` (offline, no credentials). aws-sam-cli is large, so it is not part of lint.
+.PHONY: validate
+$(VENV)/bin/sam:
+	infra/moto.sh install
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli
+validate: $(VENV)/bin/sam $(VENV)/bin/cfn-lint
+	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/sam validate --lint --region us-east-1 --template template.yaml
