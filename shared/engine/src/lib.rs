@@ -25,7 +25,14 @@ pub struct Engine {
     /// Keys that sign and verify click ids.
     pub keys: tracking::KeyRing,
     pub outbox: Option<OutboxTarget>,
+    /// Actions one booking transaction may use (at most [`MAX_TX_ACTIONS_FOR_BOOKING`]); a larger
+    /// correction continues in further transactions.
+    pub tx_budget: usize,
 }
+
+/// Upper bound of [`Engine::tx_budget`]: DynamoDB's 100 actions, less room for the fixed part of
+/// a booking (markers, sales state, level metrics, membership).
+pub const MAX_TX_ACTIONS_FOR_BOOKING: usize = sales::TX_BUDGET;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -55,6 +62,7 @@ impl Engine {
             table,
             keys,
             outbox: None,
+            tx_budget: sales::TX_BUDGET,
         }
     }
 

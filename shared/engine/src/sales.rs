@@ -33,8 +33,9 @@ use crate::{utc, Engine, EngineError, OPTIMISTIC_ATTEMPTS};
 const UNATTRIBUTED_TTL_DAYS: i64 = 400;
 /// Processed-event markers outlive Stripe's 30-day event history.
 const EVENT_MARKER_TTL_DAYS: i64 = 45;
-/// Actions one booking may use; the rest of a large correction goes in the next transaction.
-const TX_BUDGET: usize = 90;
+/// Actions one booking may use by default ([`Engine::tx_budget`]); the rest of a large
+/// correction goes in the next transaction.
+pub const TX_BUDGET: usize = 90;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvoiceLine {
@@ -500,7 +501,7 @@ async fn book_customer_inner(
             "sales state",
         )?;
         let mut envelopes = vec![];
-        let ids = plan
+        let (ids, complete) = plan
             .write(
                 engine,
                 program,
@@ -510,7 +511,6 @@ async fn book_customer_inner(
                 &mut envelopes,
             )
             .await?;
-        let complete = plan.complete;
         match tx.commit(t).await {
             Ok(()) => {
                 touched.extend(ids);
@@ -540,8 +540,6 @@ struct BookingPlan {
     /// The sale's level effect, if it is new.
     level: Option<LevelEffect>,
     first_paid_sale_at_ms: Option<i64>,
-    /// False when the budget cut the plan short.
-    complete: bool,
     /// The invoice this booking adds, if any.
     new_invoice: Option<String>,
     at_ms: i64,
@@ -702,7 +700,6 @@ async fn plan_booking(
         changes: grouped,
         level,
         first_paid_sale_at_ms,
-        complete: true,
         new_invoice: new.map(|n| n.facts.invoice_id.clone()),
         at_ms,
     }))
@@ -743,8 +740,10 @@ impl BookingPlan {
         version: u64,
         tx: &mut Tx,
         envelopes: &mut Vec<messages::Envelope>,
-    ) -> Result<Vec<String>, EngineError> {
+    ) -> Result<(Vec<String>, bool), EngineError> {
         let t = &engine.table;
+        let budget = engine.tx_budget.min(crate::MAX_TX_ACTIONS_FOR_BOOKING);
+        let mut complete = true;
         let mut ids = vec![];
         let rows: BTreeMap<&str, &CustomerInvoiceRow> = self
             .rows
@@ -752,12 +751,17 @@ impl BookingPlan {
             .map(|r| (r.facts.invoice_id.as_str(), r))
             .collect();
         let mut written_rows = BTreeSet::new();
-        for (invoice_id, changes) in &self.changes {
-            // Each invoice needs: its row, per tier a commission and an entry, an outbox message.
-            if tx.len() + 1 + changes.len() * 3 + 4 > TX_BUDGET {
-                return Err(EngineError::Inconsistent(format!(
-                    "booking of {invoice_id} does not fit one transaction"
-                )));
+        // The new invoice first: it must be in the transaction that holds its marker.
+        let mut groups: Vec<&(String, Vec<rules::plan::CommissionChange>)> =
+            self.changes.iter().collect();
+        groups.sort_by_key(|(id, _)| Some(id) != self.new_invoice.as_ref());
+        for (invoice_id, changes) in groups {
+            // An invoice needs its row and, per tier, a commission, an entry and an outbox
+            // message, plus up to two balance items not yet in the transaction.
+            let cost = 1 + changes.len() * 3 + 2;
+            if !written_rows.is_empty() && tx.len() + cost > budget {
+                complete = false;
+                break;
             }
             let Some(row) = rows.get(invoice_id.as_str()) else {
                 return Err(EngineError::Inconsistent(format!(
@@ -888,6 +892,11 @@ impl BookingPlan {
         }
         for row in &self.rows {
             if !written_rows.contains(&row.facts.invoice_id) {
+                let is_new = self.new_invoice.as_ref() == Some(&row.facts.invoice_id);
+                if !is_new && (!complete || tx.len() + 1 > budget) {
+                    complete = false;
+                    continue;
+                }
                 tx.put(
                     to_item(
                         row,
@@ -927,7 +936,7 @@ impl BookingPlan {
                 }
             }
         }
-        Ok(ids)
+        Ok((ids, complete))
     }
 }
 

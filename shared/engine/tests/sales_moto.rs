@@ -673,3 +673,53 @@ async fn level_promotion_applies_after_the_crossing_sale() {
         ]
     );
 }
+
+/// A correction that does not fit one transaction continues in the next ones, and the ledger is
+/// the same as with one big transaction. A payments cap of 1 with the first sale arriving last
+/// re-prices every later invoice.
+#[tokio::test]
+async fn a_large_correction_spans_several_transactions() {
+    let cap = Duration::Payments { count: 1 };
+    let mut results = vec![];
+    for budget in [engine::sales::TX_BUDGET, 8] {
+        let mut w = world(program("demo", pct("0.25"), cap, None)).await;
+        w.engine.tx_budget = budget;
+        bind_code(&w, "cus_1", "alice", T0).await;
+        // six renewals arrive first (each booked as "the first payment" in turn), then the real first sale
+        for i in (1..=6).rev() {
+            pay(
+                &w,
+                invoice(
+                    &format!("evt_{i}"),
+                    &format!("in_{i}"),
+                    "cus_1",
+                    T0 + i * 30 * DAY,
+                    vec![line("prod_demo", 10_000)],
+                ),
+            )
+            .await;
+        }
+        pay(
+            &w,
+            invoice(
+                "evt_0",
+                "in_0",
+                "cus_1",
+                T0 + DAY,
+                vec![line("prod_demo", 10_000)],
+            ),
+        )
+        .await;
+        let mut amounts = vec![];
+        for i in 0..=6 {
+            let c = customers::get_commission(w.t(), "alice", &format!("demo:in_{i}:t1"))
+                .await
+                .unwrap();
+            amounts.push(c.map(|c| c.amount).unwrap_or(0));
+        }
+        results.push((w.balance("alice", "demo").await, amounts));
+    }
+    assert_eq!(results[0].0, (2_500, 0, 0), "only the first payment earns");
+    assert_eq!(results[0].1, vec![2_500, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(results[1], results[0], "budget 8 gives the same books");
+}
