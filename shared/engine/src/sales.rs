@@ -125,13 +125,15 @@ pub async fn invoice_paid(engine: &Engine, inv: PaidInvoice) -> Result<SaleOutco
             reason: "invoice, customer or event id is not a valid id".into(),
         });
     }
-    let mut program_ids = BTreeSet::new();
-    for p in inv
+    // One lookup per distinct product (an invoice often has several lines of one product).
+    let products: BTreeSet<&str> = inv
         .lines
         .iter()
         .filter_map(|l| l.product_id.as_deref())
         .filter(|p| keys::safe_id(p))
-    {
+        .collect();
+    let mut program_ids = BTreeSet::new();
+    for p in products {
         program_ids.extend(programs::programs_of_product(t, p).await?);
     }
     if t.get(&keys::processed_event("stripe", &inv.event_id))
