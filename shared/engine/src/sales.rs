@@ -393,12 +393,18 @@ pub(crate) async fn book_waiting_sales(
             )
             .await?;
         }
-        let Some(b) = customers::get_binding(t, &program.id, &row.customer_key).await? else {
-            continue;
+        // The bound customer's binding was read above; another key's may have kept its own.
+        let partner_id = if row.customer_key == customer_key {
+            binding.partner_id.clone()
+        } else {
+            match customers::get_binding(t, &program.id, &row.customer_key).await? {
+                Some(b) => b.partner_id,
+                None => continue,
+            }
         };
         let new_sale = NewSale {
             facts: row.facts.clone(),
-            partner_id: b.partner_id.clone(),
+            partner_id,
             source_event: row.source_event.clone(),
             unattributed_key: Some(keys::unattributed_sale(
                 &row.customer_key,
