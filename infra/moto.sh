@@ -2,7 +2,8 @@
 # Local AWS for tests and `make dev`: moto's server, installed into a project-local virtualenv
 # when missing, started on a free loopback port.
 #
-#   infra/moto.sh install          install moto[server] into .venv (idempotent)
+#   infra/moto.sh install          install moto[server] into .venv (idempotent; reinstalls another
+#                                  version: infra/moto_serial.py patches MOTO_VERSION's internals)
 #   infra/moto.sh run -- CMD...    start moto, run CMD with AWS_ENDPOINT_URL set, stop moto
 #                                  (also when CMD fails); exits with CMD's status
 set -euo pipefail
@@ -10,11 +11,17 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="$root/.venv"
 py="${PYTHON:-python3}"
 
+# The one moto version the launcher's patches were checked against (infra/moto_serial.py).
+moto_version="$(sed -n 's/^MOTO_VERSION = "\([^"]*\)".*/\1/p' "$root/infra/moto_serial.py")"
+
 install() {
-  if [ -x "$venv/bin/moto_server" ]; then return 0; fi
-  echo "installing moto[server] into $venv ..." >&2
-  "$py" -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6'
+  if [ -x "$venv/bin/moto_server" ] && [ "$("$venv/bin/python" -c \
+    'import importlib.metadata as m; print(m.version("moto"))' 2>/dev/null)" = "$moto_version" ]; then
+    return 0
+  fi
+  echo "installing moto[server]==$moto_version into $venv ..." >&2
+  [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$moto_version"
 }
 
 free_port() {
@@ -29,8 +36,9 @@ start() {
 }
 
 wait_ready() {
-  local port="$1"
+  local port="$1" pid="$2"
   for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || { echo "moto exited before it served port $port" >&2; return 1; }
     if "$venv/bin/python" -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/', timeout=1)" 2>/dev/null; then
       return 0
     fi
@@ -49,7 +57,7 @@ case "${1:-}" in
     log="$(mktemp -t moto.XXXXXX.log)"
     pid="$(start "$port" "$log")"
     trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -f "$log"' EXIT
-    wait_ready "$port" || { cat "$log" >&2; exit 1; }
+    wait_ready "$port" "$pid" || { cat "$log" >&2; exit 1; }
     export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
     export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
     export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
