@@ -17,6 +17,7 @@
 #   MOTO_PORT=<free port>     fixed port for moto (e.g. to reuse the endpoint in another shell)
 #   DEVGW_SCHEDULES=auto      auto: schedules fire by their expressions; manual: only on demand
 #   DEVGW_LOG=info            devgw's own log filter; RUST_LOG is the functions'
+#   DEV_DIR=.dev              where the second shell's settings go (DEV_DIR/env, DEV_DIR/queues.env)
 # Any function variable below (e.g. STRIPE_SIGNING_SECRET) can be overridden the same way.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -36,19 +37,19 @@ export PORT="${PORT:-9000}"
 export TABLE_NAME="${TABLE_NAME:-partner-engine-local}"
 export STRIPE_SIGNING_SECRET="${STRIPE_SIGNING_SECRET:-whsec_local_demo}"
 export TRACKING_KEY="${TRACKING_KEY:-local-tracking-key}"
-export ADMIN_API_KEY="${ADMIN_API_KEY:-local-admin-key}"
 export RUST_LOG="${RUST_LOG:-info}"
 export AWS_REGION="${AWS_REGION:-us-east-1}" AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 seed="${SEED:-infra/dev/demo.yaml}"
-mkdir -p .dev
+dev_dir="${DEV_DIR:-.dev}"
+mkdir -p "$dev_dir"
 
 echo "==> creating table $TABLE_NAME and the queues of template.yaml on $AWS_ENDPOINT_URL" >&2
-target/debug/partnerctl setup-local >.dev/queues.env
+target/debug/partnerctl setup-local >"$dev_dir/queues.env"
 while IFS='=' read -r name value; do
   if [[ "$name" =~ ^[A-Z][A-Z0-9_]*$ ]]; then
     export "$name=$value"
   fi
-done <.dev/queues.env
+done <"$dev_dir/queues.env"
 
 # Secrets the functions read from SSM in AWS, with the local values (infra/dev/ssm-parameters.txt).
 py="$root/.venv/bin/python"
@@ -68,15 +69,17 @@ for line in open(sys.argv[1]):
         print(f"==> SSM {name} = ${var}", file=sys.stderr)
 PY
 
-# The same configuration for another shell: `source .dev/env`, then aws/partnerctl/curl.
+# The same configuration for another shell: `source .dev/env`, then curl/partnerctl/aws.
+# DEVGW_URL is the gateway (http://127.0.0.1:$PORT); AWS_ENDPOINT_URL is moto.
+export DEVGW_URL="http://127.0.0.1:$PORT"
 {
   echo "# written by infra/dev.sh; valid while make dev runs"
-  for v in AWS_ENDPOINT_URL AWS_REGION AWS_DEFAULT_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY \
-    TABLE_NAME STRIPE_SIGNING_SECRET TRACKING_KEY ADMIN_API_KEY PORT; do
+  for v in DEVGW_URL PORT AWS_ENDPOINT_URL AWS_REGION AWS_DEFAULT_REGION AWS_ACCESS_KEY_ID \
+    AWS_SECRET_ACCESS_KEY TABLE_NAME STRIPE_SIGNING_SECRET TRACKING_KEY; do
     printf 'export %s=%q\n' "$v" "${!v}"
   done
-  sed -n 's/^\([A-Z][A-Z0-9_]*\)=\(.*\)$/export \1=\2/p' .dev/queues.env
-} >.dev/env
+  sed -n 's/^\([A-Z][A-Z0-9_]*\)=\(.*\)$/export \1=\2/p' "$dev_dir/queues.env"
+} >"$dev_dir/env"
 
 if [ "$seed" != "none" ]; then
   if [ -f "$seed" ]; then
@@ -114,9 +117,9 @@ done
 [ -n "$ready" ] || echo "devgw: some functions are still starting (curl http://127.0.0.1:$PORT/dev/ready)" >&2
 
 # What to try, from what devgw actually registered.
-"$py" - "$PORT" "$root" <<'PY' || true
+"$py" - "$PORT" "$root" "$dev_dir" <<'PY' || true
 import json, os, re, sys, urllib.request
-port, root = sys.argv[1], sys.argv[2]
+port, root, dev_dir = sys.argv[1], sys.argv[2], sys.argv[3]
 base = f"http://127.0.0.1:{port}"
 fns = json.load(urllib.request.urlopen(f"{base}/dev/functions", timeout=5))["functions"]
 examples = {"code": "alice", "sub_id": "yt-42"}
@@ -136,7 +139,7 @@ for f in fns:
         if method == "HEAD":
             continue
         if name == "sale-webhook" and method == "POST":
-            lines.append(f"      infra/dev/stripe-event.sh events/stripe/invoice.paid.json   # signed with $STRIPE_SIGNING_SECRET")
+            lines.append(f"      infra/dev/stripe-event.sh events/stripe/invoice.paid.json   # signed with $STRIPE_SIGNING_SECRET, sent to $DEVGW_URL")
             continue
         lines.append(f"      curl -i {flag}{base}{fill(path)}")
     evdir = os.path.join(root, "events", name)
@@ -151,18 +154,20 @@ for f in fns:
     for q in f["sqs"]:
         qid = q["queue"]["value"]
         env = re.sub(r"(?<!^)([A-Z])", r"_\1", qid).upper() + "_URL"
-        lines.append(f"      source .dev/env; aws sqs send-message --endpoint-url $AWS_ENDPOINT_URL --queue-url ${env} --message-body '{{}}'   # polled from {qid}")
+        lines.append(f"      source {dev_dir}/env; aws sqs send-message --endpoint-url $AWS_ENDPOINT_URL --queue-url ${env} --message-body '{{}}'   # polled from {qid} (AWS CLI)")
 print(f"""
 ==> ready: {len(fns)} function(s) on {base}   (moto: {os.environ.get('AWS_ENDPOINT_URL')})
 
 Functions and what to try:
 """ + "\n".join(lines) + f"""
 
-Any function with a stored event (the Lambda invoke API; also for the AWS CLI and cargo lambda):
+Any function with a stored event (the Lambda Invoke API):
+      curl -s {base}/2015-03-31/functions/NAME/invocations -d @events/NAME/FILE.json
+      with the AWS CLI or cargo lambda, if installed (`source {dev_dir}/env` first: it sets the region):
       aws lambda invoke --endpoint-url {base} --function-name NAME --payload fileb://events/NAME/FILE.json /dev/stdout
       cargo lambda invoke NAME -A 127.0.0.1 -P {port} --data-file events/NAME/FILE.json
 What is registered:   curl -s {base}/dev/functions
-Another shell:        source .dev/env   (endpoint, credentials, table, queue URLs, local secrets)
+Another shell:        source {dev_dir}/env   (DEVGW_URL, moto endpoint, region, credentials, table, queue URLs, local secrets)
                       target/debug/partnerctl --help
 Ctrl-C stops everything.
 """)

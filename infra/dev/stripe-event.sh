@@ -5,20 +5,34 @@
 #   infra/dev/stripe-event.sh events/stripe/invoice.paid.json
 #
 # `created` is set to now unless KEEP_CREATED=1.
-# Settings: STRIPE_SIGNING_SECRET (whsec_local_demo, as make dev exports), PORT (9000),
-# STRIPE_WEBHOOK_PATH (default: the POST route of the sale-webhook function, else /webhooks/stripe).
+# Settings, each from the environment, else from the running `make dev`'s .dev/env (DEV_DIR/env),
+# else the default:
+#   DEVGW_URL              the gateway (default http://127.0.0.1:$PORT, PORT default 9000)
+#   STRIPE_SIGNING_SECRET  default whsec_local_demo, as make dev sets it
+#   STRIPE_WEBHOOK_PATH    default: the POST route of the sale-webhook function, else /webhooks/stripe
+# It prints where it sent the event.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 file="${1:?usage: $0 events/stripe/EVENT.json}"
 py="$root/.venv/bin/python"
 [ -x "$py" ] || py=python3
-exec "$py" - "$file" <<'PY'
-import hashlib, hmac, json, os, sys, time, urllib.error, urllib.request
-file = sys.argv[1]
-port = os.environ.get("PORT", "9000")
-base = f"http://127.0.0.1:{port}"
-secret = os.environ.get("STRIPE_SIGNING_SECRET", "whsec_local_demo")
-path = os.environ.get("STRIPE_WEBHOOK_PATH")
+exec "$py" - "$file" "$root/${DEV_DIR:-.dev}/env" <<'PY'
+import hashlib, hmac, json, os, shlex, sys, time, urllib.error, urllib.request
+file, env_file = sys.argv[1], sys.argv[2]
+dev_env = {}  # `export NAME=value` lines written by infra/dev.sh
+if os.path.isfile(env_file):
+    for line in open(env_file):
+        words = shlex.split(line, comments=True)
+        if len(words) == 2 and words[0] == "export" and "=" in words[1]:
+            name, value = words[1].split("=", 1)
+            dev_env[name] = value
+def setting(name, default=None):
+    return os.environ.get(name) or dev_env.get(name) or default
+def gateway(env):
+    return env.get("DEVGW_URL") or (env.get("PORT") and f"http://127.0.0.1:{env['PORT']}")
+base = gateway(os.environ) or gateway(dev_env) or "http://127.0.0.1:9000"
+secret = setting("STRIPE_SIGNING_SECRET", "whsec_local_demo")
+path = setting("STRIPE_WEBHOOK_PATH")
 if not path:
     path = "/webhooks/stripe"
     try:
@@ -43,10 +57,14 @@ req = urllib.request.Request(
     base + path, data=body, method="POST",
     headers={"Content-Type": "application/json", "Stripe-Signature": f"t={t},v1={sig}"},
 )
+print(f"POST {base}{path}", file=sys.stderr)
 try:
     with urllib.request.urlopen(req, timeout=30) as r:
         print(r.status, r.read().decode(errors="replace"))
 except urllib.error.HTTPError as e:
     print(e.code, e.read().decode(errors="replace"))
+    sys.exit(1)
+except urllib.error.URLError as e:
+    print(f"cannot reach {base}: {e.reason} (is `make dev` running? DEVGW_URL/PORT set it)", file=sys.stderr)
     sys.exit(1)
 PY
