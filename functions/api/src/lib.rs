@@ -40,7 +40,8 @@ pub fn engine_from(
     table: Table,
     sqs: impl FnOnce() -> aws_sdk_sqs::Client,
 ) -> engine::Engine {
-    let engine = engine::Engine::new(table, config.keys);
+    let engine =
+        engine::Engine::new(table, config.keys).with_program_cache(engine::PROGRAM_CACHE_TTL);
     match config.outbox_queue_url {
         Some(url) => engine.with_outbox(sqs(), url),
         None => engine,

@@ -33,7 +33,8 @@ impl SaleSink for NoopSink {
     }
     async fn invoice_paid(&self, _inv: PaidInvoice) -> Result<SaleOutcome, SinkError> {
         Ok(SaleOutcome::Booked {
-            detail: "1 commission".into(),
+            program_ids: vec!["demo".into()],
+            commission_ids: vec!["demo:in_demo1:t1".into()],
         })
     }
     async fn invoice_payment_failed(&self, _f: PaymentFailed) -> Result<(), SinkError> {

@@ -118,19 +118,27 @@ async fn dispatch<S: SaleSink>(sink: &S, env: &Envelope, action: Action) -> Repl
         }
         Action::Bind(candidates) => bind_first(sink, candidates).await,
         Action::InvoicePaid(inv) => {
-            let invoice = inv.invoice_id.clone();
+            let invoice = inv.facts.invoice_id.clone();
             debug!(
                 invoice = %invoice,
                 customer = %inv.customer_key,
-                currency = %inv.currency,
-                lines = inv.lines.len(),
-                amount_paid = inv.amount_paid_minor,
-                billing_reason = inv.billing_reason.as_deref().unwrap_or(""),
+                currency = %inv.facts.currency,
+                lines = inv.facts.lines.len(),
                 "invoice paid"
             );
             sink.invoice_paid(*inv).await.map(|o| match o {
-                SaleOutcome::Booked { detail } => ("booked", format!("{invoice}: {detail}")),
-                SaleOutcome::Unattributed => ("unattributed", invoice),
+                SaleOutcome::Booked {
+                    program_ids,
+                    commission_ids,
+                } => (
+                    "booked",
+                    format!(
+                        "{invoice}: programs [{}], commissions [{}]",
+                        program_ids.join(", "),
+                        commission_ids.join(", ")
+                    ),
+                ),
+                SaleOutcome::Unattributed { .. } => ("unattributed", invoice),
                 SaleOutcome::AlreadyProcessed => ("already_processed", invoice),
                 SaleOutcome::NotOnAnyProgram => ("not_on_any_program", invoice),
                 SaleOutcome::NotCommissionable { reason } => {
@@ -198,7 +206,8 @@ async fn bind_first<S: SaleSink>(
                 program_id,
                 partner_id,
             } => return Ok(("already_bound", format!("{program_id}/{partner_id}"))),
-            BindOutcome::Rejected { reason } => {
+            BindOutcome::Rejected(r) => {
+                let reason = format!("{}: {r}", r.code());
                 info!(%source, %reason, "binding rejected");
                 last_rejection = format!("{source}: {reason}");
             }

@@ -12,8 +12,9 @@
 //! - it **includes** inclusive tax (`tax_amounts[]` with `inclusive: true`, computed on the
 //!   discounted amount) and does **not** include exclusive tax (added on top of `amount`).
 //!
-//! So the base is `amount − Σ discount_amounts[].amount − Σ tax_amounts[inclusive].amount`,
-//! and exclusive tax is left alone. The sign is kept: a proration credit line is negative and
+//! So the base is `amount − Σ discount_amounts[].amount − Σ tax_amounts[inclusive].amount`
+//! (the rule is `rules::sale::line_commission_base`; this module only reads the amounts), and
+//! exclusive tax is left alone. The sign is kept: a proration credit line is negative and
 //! lowers the base. `amount_excluding_tax` is not used: its documented meaning ("excluding all
 //! tax and discounts") does not match what payloads carry (it still holds the discount).
 //! Customer-balance credit and `pretax_credit_amounts` (billing credits) are not subtracted:
@@ -23,12 +24,12 @@
 
 use std::collections::HashSet;
 
-use rules::Currency;
-use tracing::warn;
+use rules::plan::{InvoiceFacts, SaleLine};
+use rules::sale::{line_commission_base as base_of, LineAmounts};
+use rules::{Currency, Money};
+use tracing::{debug, warn};
 
-use crate::sink::{
-    BindRequest, BindSource, InvoiceLine, PaidInvoice, PaymentFailed, SubscriptionEnded,
-};
+use crate::sink::{BindRequest, BindSource, PaidInvoice, PaymentFailed, SubscriptionEnded};
 use crate::stripe::{self, Expandable, PINNED_API_VERSION};
 
 /// The event types this function acts on.
@@ -58,6 +59,10 @@ pub struct Envelope {
 impl Envelope {
     pub fn api_version_differs(&self) -> bool {
         self.api_version.as_deref() != Some(PINNED_API_VERSION)
+    }
+    /// How the engine records what delivered a write (`stripe:evt_…`).
+    pub fn source_event(&self) -> String {
+        format!("{}:{}", engine::sales::STRIPE_SOURCE, self.id)
     }
 }
 
@@ -202,11 +207,12 @@ fn checkout_bindings(env: &Envelope, s: stripe::CheckoutSession) -> Action {
         sources
             .into_iter()
             .map(|source| BindRequest {
+                program_id: None,
                 customer_key: customer.to_string(),
                 email: email.clone(),
                 source,
                 at_ms: env.created_ms,
-                source_event: env.id.clone(),
+                source_event: env.source_event(),
             })
             .collect(),
     )
@@ -242,28 +248,39 @@ fn customer_binding(
         }
     }
     Action::Bind(vec![BindRequest {
+        program_id: None,
         customer_key: c.id,
         email: non_blank(c.email.as_deref()),
         source: BindSource::ClickId(click),
         at_ms: env.created_ms,
-        source_event: env.id.clone(),
+        source_event: env.source_event(),
     }])
 }
 
 /// The commission base of one line: after discounts, excluding tax (see the module doc).
 pub fn line_commission_base(line: &stripe::InvoiceLine) -> Result<i64, String> {
-    let overflow = || format!("line {:?}: amounts overflow", line.id);
-    let mut base = line.amount;
-    for d in line.discount_amounts.iter().flatten() {
-        base = base.checked_sub(d.amount).ok_or_else(overflow)?;
-    }
-    for t in line.tax_amounts.iter().flatten().filter(|t| t.inclusive) {
-        base = base.checked_sub(t.amount).ok_or_else(overflow)?;
-    }
-    Ok(base)
+    let discounts: Vec<i64> = line
+        .discount_amounts
+        .iter()
+        .flatten()
+        .map(|d| d.amount)
+        .collect();
+    let inclusive_taxes: Vec<i64> = line
+        .tax_amounts
+        .iter()
+        .flatten()
+        .filter(|t| t.inclusive)
+        .map(|t| t.amount)
+        .collect();
+    base_of(LineAmounts {
+        amount: line.amount,
+        discounts: &discounts,
+        inclusive_taxes: &inclusive_taxes,
+    })
+    .ok_or_else(|| format!("line {:?}: amounts overflow", line.id))
 }
 
-fn invoice_line(line: &stripe::InvoiceLine) -> Result<InvoiceLine, String> {
+fn invoice_line(line: &stripe::InvoiceLine, currency: Currency) -> Result<SaleLine, String> {
     let amount_minor = line_commission_base(line)?;
     let (product, usage_type, metadata) = match (&line.price, &line.plan) {
         (Some(p), _) => (
@@ -278,11 +295,11 @@ fn invoice_line(line: &stripe::InvoiceLine) -> Result<InvoiceLine, String> {
         ),
         (None, None) => (None, None, None),
     };
-    Ok(InvoiceLine {
+    Ok(SaleLine {
         product_id: product.map(|p| p.id().to_string()),
-        amount_minor,
+        amount: Money::new(amount_minor, currency),
         metered: usage_type == Some("metered"),
-        excluded: metadata
+        excluded_by_metadata: metadata
             .and_then(|m| m.get("commission"))
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("exclude")),
     })
@@ -340,21 +357,30 @@ fn paid_invoice(env: &Envelope, inv: stripe::Invoice) -> Result<PaidInvoice, Str
         .lines
         .data
         .iter()
-        .map(invoice_line)
+        .map(|l| invoice_line(l, currency))
         .collect::<Result<Vec<_>, _>>()?;
     let promotion_codes = promotion_codes(&inv);
+    debug!(
+        invoice = %inv.id,
+        amount_paid = inv.amount_paid,
+        billing_reason = inv.billing_reason.as_deref().unwrap_or(""),
+        lines = lines.len(),
+        "invoice paid"
+    );
+    let paid_at = chrono::DateTime::from_timestamp_millis(env.created_ms)
+        .ok_or_else(|| format!("created {} is out of range", env.created_ms))?;
     Ok(PaidInvoice {
         event_id: env.id.clone(),
-        invoice_id: inv.id,
         customer_key: customer,
         customer_email: non_blank(inv.customer_email.as_deref()),
-        currency,
-        lines,
-        paid_at_ms: env.created_ms,
         subscription_id: inv.subscription.as_ref().map(|s| s.id().to_string()),
         promotion_codes,
-        billing_reason: inv.billing_reason,
-        amount_paid_minor: inv.amount_paid,
+        facts: InvoiceFacts {
+            invoice_id: inv.id,
+            paid_at,
+            lines,
+            currency,
+        },
     })
 }
 
@@ -412,12 +438,12 @@ mod tests {
                 "plan":{"product":"prod_x","usage_type":"metered","metadata":{"commission":"exclude"}}}"#,
         );
         assert_eq!(
-            invoice_line(&l),
-            Ok(InvoiceLine {
+            invoice_line(&l, Currency::USD),
+            Ok(SaleLine {
                 product_id: Some("prod_x".into()),
-                amount_minor: 100,
+                amount: Money::new(100, Currency::USD),
                 metered: true,
-                excluded: true
+                excluded_by_metadata: true
             })
         );
     }
@@ -430,10 +456,10 @@ mod tests {
                 "discounts":[{"id":"di_9","object":"discount","promotion_code":{"id":"promo_line","code":"LINE"}}],
                 "discount_amounts":[{"amount":10,"discount":{"id":"di_9","promotion_code":"promo_amt"}}]}"#,
         );
-        let inv_line = invoice_line(&l).expect("line");
+        let inv_line = invoice_line(&l, Currency::USD).expect("line");
         assert_eq!(inv_line.product_id.as_deref(), Some("prod_y"));
-        assert_eq!(inv_line.amount_minor, 90);
-        assert!(!inv_line.metered && !inv_line.excluded);
+        assert_eq!(inv_line.amount.minor, 90);
+        assert!(!inv_line.metered && !inv_line.excluded_by_metadata);
         let inv = stripe::Invoice {
             id: "in_1".into(),
             customer: Some(Expandable::Id("cus_1".into())),

@@ -21,6 +21,6 @@ pub use handler::{handle, handle_request, process, Deps, SIGNATURE_HEADER};
 pub use reply::Reply;
 pub use signature::{SignatureError, SigningSecrets};
 pub use sink::{
-    BindOutcome, BindRequest, BindSource, InvoiceLine, PaidInvoice, PaymentFailed, SaleOutcome,
+    BindOutcome, BindRejection, BindRequest, BindSource, PaidInvoice, PaymentFailed, SaleOutcome,
     SaleSink, SinkError, SubscriptionEnded,
 };

@@ -1,18 +1,17 @@
 //! The handler end to end with a recording sink: request events from `events/sale-webhook/`
 //! through lambda_http's request types, signed by the test helper.
 
-mod common;
-
 use base64::Engine as _;
-use common::*;
 use lambda_http::http::StatusCode;
 use lambda_http::Body;
-use rules::Currency;
+use rules::plan::{InvoiceFacts, SaleLine};
+use rules::{Currency, Money};
 use sale_webhook::signature::{sign_header, sign_hex};
 use sale_webhook::{
-    handle, BindOutcome, BindRequest, BindSource, InvoiceLine, PaidInvoice, PaymentFailed,
+    handle, BindOutcome, BindRejection, BindRequest, BindSource, PaidInvoice, PaymentFailed,
     SaleOutcome, SinkError, SubscriptionEnded,
 };
+use testkit::sale_webhook::*;
 
 const ALL_EVENTS: &[&str] = &[
     "charge.dispute.closed",
@@ -106,13 +105,21 @@ fn request_events_wrap_the_stripe_fixtures_byte_for_byte() {
 
 // ---- routing: exactly what the engine receives ---------------------------------------------
 
-fn line(product: &str, amount: i64, metered: bool, excluded: bool) -> InvoiceLine {
-    InvoiceLine {
+fn line(product: &str, amount: i64, metered: bool, excluded: bool) -> SaleLine {
+    SaleLine {
         product_id: Some(product.into()),
-        amount_minor: amount,
+        amount: Money::new(amount, Currency::USD),
         metered,
-        excluded,
+        excluded_by_metadata: excluded,
     }
+}
+
+fn paid_at_ms(inv: &PaidInvoice) -> i64 {
+    inv.facts.paid_at.timestamp_millis()
+}
+
+fn amount_paid_minor(inv: &PaidInvoice) -> i64 {
+    inv.facts.amount_paid().expect("one currency").minor
 }
 
 #[tokio::test]
@@ -124,31 +131,37 @@ async fn invoice_paid_flags_overage_and_excluded_lines() {
         calls,
         vec![Call::InvoicePaid(PaidInvoice {
             event_id: "evt_demo_invoice_paid".into(),
-            invoice_id: "in_demo1".into(),
             customer_key: "cus_demo1".into(),
             customer_email: Some("carol@example.com".into()),
-            currency: Currency::USD,
-            lines: vec![
-                line("prod_demo", 9900, false, false),
-                line("prod_overage", 1500, true, false),
-                line("prod_sms", 2000, false, true),
-            ],
-            paid_at_ms: 1_741_000_093_000,
             subscription_id: Some("sub_demo1".into()),
             promotion_codes: vec![],
-            billing_reason: Some("subscription_create".into()),
-            amount_paid_minor: 13400,
+            facts: InvoiceFacts {
+                invoice_id: "in_demo1".into(),
+                paid_at: chrono::DateTime::from_timestamp_millis(1_741_000_093_000)
+                    .expect("time"),
+                lines: vec![
+                    line("prod_demo", 9900, false, false),
+                    line("prod_overage", 1500, true, false),
+                    line("prod_sms", 2000, false, true),
+                ],
+                currency: Currency::USD,
+            },
         })]
     );
+    let Call::InvoicePaid(inv) = &calls[0] else {
+        unreachable!()
+    };
+    assert_eq!(amount_paid_minor(inv), 13400);
     // Only the subscription line is eligible.
     let Call::InvoicePaid(inv) = &calls[0] else {
         unreachable!()
     };
     let eligible: i64 = inv
+        .facts
         .lines
         .iter()
-        .filter(|l| !l.metered && !l.excluded)
-        .map(|l| l.amount_minor)
+        .filter(|l| !l.metered && !l.excluded_by_metadata)
+        .map(|l| l.amount.minor)
         .sum();
     assert_eq!(eligible, 9900);
 }
@@ -160,10 +173,10 @@ async fn discounted_invoice_applies_the_discount_and_reports_the_code() {
     let [Call::InvoicePaid(inv)] = calls.as_slice() else {
         panic!("{calls:?}")
     };
-    assert_eq!(inv.invoice_id, "in_demo1_promo");
-    assert_eq!(inv.lines, vec![line("prod_demo", 7920, false, false)]);
+    assert_eq!(inv.facts.invoice_id, "in_demo1_promo");
+    assert_eq!(inv.facts.lines, vec![line("prod_demo", 7920, false, false)]);
     assert_eq!(inv.promotion_codes, vec!["promo_demo".to_string()]);
-    assert_eq!(inv.amount_paid_minor, 7920);
+    assert_eq!(amount_paid_minor(inv), 7920);
 }
 
 #[tokio::test]
@@ -173,9 +186,9 @@ async fn trial_invoice_is_zero() {
     let [Call::InvoicePaid(inv)] = calls.as_slice() else {
         panic!("{calls:?}")
     };
-    assert_eq!(inv.lines, vec![line("prod_demo", 0, false, false)]);
-    assert_eq!(inv.amount_paid_minor, 0);
-    assert_eq!(inv.paid_at_ms, 1_741_000_091_000);
+    assert_eq!(inv.facts.lines, vec![line("prod_demo", 0, false, false)]);
+    assert_eq!(amount_paid_minor(inv), 0);
+    assert_eq!(paid_at_ms(inv), 1_741_000_091_000);
 }
 
 #[tokio::test]
@@ -185,15 +198,21 @@ async fn renewal_invoice() {
     let [Call::InvoicePaid(inv)] = calls.as_slice() else {
         panic!("{calls:?}")
     };
-    assert_eq!(inv.invoice_id, "in_demo2");
-    assert_eq!(inv.lines, vec![line("prod_demo", 9900, false, false)]);
-    assert_eq!(inv.billing_reason.as_deref(), Some("subscription_cycle"));
+    assert_eq!(inv.facts.invoice_id, "in_demo2");
+    assert_eq!(inv.facts.lines, vec![line("prod_demo", 9900, false, false)]);
+    // billing_reason (`subscription_cycle`) is logged, not passed on: commissions use the lines.
+    assert_eq!(inv.subscription_id.as_deref(), Some("sub_demo1"));
 }
 
 #[tokio::test]
 async fn sale_outcomes_are_reported() {
     for (answer, outcome) in [
-        (SaleOutcome::Unattributed, "unattributed"),
+        (
+            SaleOutcome::Unattributed {
+                program_ids: vec!["demo".into()],
+            },
+            "unattributed",
+        ),
         (SaleOutcome::AlreadyProcessed, "already_processed"),
         (SaleOutcome::NotOnAnyProgram, "not_on_any_program"),
     ] {
@@ -206,11 +225,12 @@ async fn sale_outcomes_are_reported() {
 
 fn checkout_bind(source: BindSource) -> Call {
     Call::Bind(BindRequest {
+        program_id: None,
         customer_key: "cus_demo1".into(),
         email: Some("carol@example.com".into()),
         source,
         at_ms: 1_741_000_095_000,
-        source_event: "evt_demo_checkout_session_completed".into(),
+        source_event: "stripe:evt_demo_checkout_session_completed".into(),
     })
 }
 
@@ -230,9 +250,7 @@ async fn checkout_binds_by_click_id_first() {
 async fn checkout_falls_back_to_the_promotion_code_when_the_click_is_rejected() {
     let (req, t) = signed_request("checkout.session.completed");
     let (deps, sink, _c) = deps(SECRET, t);
-    sink.answer_binds(vec![BindOutcome::Rejected {
-        reason: "unknown click".into(),
-    }]);
+    sink.answer_binds(vec![BindOutcome::Rejected(BindRejection::UnknownClick)]);
     let a = send(&deps, req).await;
     assert_received(&a, "bound");
     assert_eq!(
@@ -249,12 +267,8 @@ async fn a_rejected_binding_answers_200() {
     let (req, t) = signed_request("checkout.session.completed");
     let (deps, sink, _c) = deps(SECRET, t);
     sink.answer_binds(vec![
-        BindOutcome::Rejected {
-            reason: "self-referral".into(),
-        },
-        BindOutcome::Rejected {
-            reason: "self-referral".into(),
-        },
+        BindOutcome::Rejected(BindRejection::SelfReferral),
+        BindOutcome::Rejected(BindRejection::SelfReferral),
     ]);
     let a = send(&deps, req).await;
     assert_received(&a, "rejected");
@@ -283,11 +297,12 @@ async fn customer_created_binds_by_ref_click() {
     assert_eq!(
         calls,
         vec![Call::Bind(BindRequest {
+            program_id: None,
             customer_key: "cus_demo1".into(),
             email: Some("carol@example.com".into()),
             source: BindSource::ClickId("CLICKID_PLACEHOLDER".into()),
             at_ms: 1_741_000_000_000,
-            source_event: "evt_demo_customer_created".into(),
+            source_event: "stripe:evt_demo_customer_created".into(),
         })]
     );
 }
@@ -299,11 +314,12 @@ async fn customer_updated_binds_when_ref_click_was_set() {
     assert_eq!(
         calls,
         vec![Call::Bind(BindRequest {
+            program_id: None,
             customer_key: "cus_demo1".into(),
             email: Some("carol@example.com".into()),
             source: BindSource::ClickId("CLICKID_PLACEHOLDER".into()),
             at_ms: 1_741_000_390_000,
-            source_event: "evt_demo_customer_updated".into(),
+            source_event: "stripe:evt_demo_customer_updated".into(),
         })]
     );
 }

@@ -2,7 +2,8 @@
 //! Run: `make bench-requests` (starts moto). Prints a markdown table for docs/performance.md.
 
 use engine::attribution::{BindRequest, BindSource};
-use engine::sales::{invoice_paid, InvoiceLine, PaidInvoice};
+use engine::sales::{invoice_paid, PaidInvoice};
+use rules::plan::{InvoiceFacts, SaleLine};
 use engine::Engine;
 use rules::{
     Currency, Membership, PartnerStatus, PayoutMethod, Program, ProgramProduct, TaxInfoState,
@@ -18,27 +19,22 @@ const DAY: i64 = 86_400_000;
 fn invoice(event: &str, id: &str, customer: &str, at: i64) -> PaidInvoice {
     PaidInvoice {
         event_id: event.into(),
-        invoice_id: id.into(),
         customer_key: customer.into(),
         customer_email: Some(format!("{customer}@customers.test")),
-        currency: Currency::USD,
-        lines: vec![
-            InvoiceLine {
-                product_id: Some("prod_demo".into()),
-                amount_minor: 9900,
-                metered: false,
-                excluded: false,
-            },
-            InvoiceLine {
-                product_id: Some("prod_demo".into()),
-                amount_minor: 1500,
-                metered: true,
-                excluded: false,
-            },
-        ],
-        paid_at_ms: at,
         subscription_id: Some("sub_1".into()),
         promotion_codes: vec![],
+        facts: InvoiceFacts {
+            invoice_id: id.into(),
+            paid_at: chrono::DateTime::from_timestamp_millis(at).expect("time"),
+            lines: vec![
+                SaleLine::new("prod_demo", rules::Money::new(9900, Currency::USD)),
+                SaleLine {
+                    metered: true,
+                    ..SaleLine::new("prod_demo", rules::Money::new(1500, Currency::USD))
+                },
+            ],
+            currency: Currency::USD,
+        },
     }
 }
 
@@ -65,7 +61,10 @@ async fn main() {
     let queue = testing::fresh_queue(&sqs).await.expect("queue");
     let table = Table::new(ddb, name);
     let keys = tracking::KeyRing::from_secrets("bench-tracking-key-0123456789", None).expect("key");
-    let engine = Engine::new(table.clone(), keys).with_outbox(sqs, queue);
+    // As the functions build it: programs cached for the warm process.
+    let engine = Engine::new(table.clone(), keys)
+        .with_outbox(sqs, queue)
+        .with_program_cache(engine::PROGRAM_CACHE_TTL);
 
     let program: Program = serde_json::from_value(serde_json::json!({
         "id": "demo", "name": "demo", "tiers": "two",
@@ -124,9 +123,11 @@ async fn main() {
         at_ms: T0,
         source_event: "bench".into(),
     };
-    engine::attribution::bind(&engine, bind("cus_1"))
-        .await
-        .expect("bind");
+    for c in ["cus_1", "cus_2"] {
+        engine::attribution::bind(&engine, bind(c))
+            .await
+            .expect("bind");
+    }
 
     let mut rows = vec![];
     let mut measure = |label: &str, c: &RequestCounter| {
@@ -154,7 +155,14 @@ async fn main() {
         .await
         .expect("paid");
     measure(
-        "first sale, 2-tier, notify on (2 commissions, 2 outbox messages)",
+        "first sale, 2-tier, notify on (2 commissions, 2 outbox messages), programs not cached yet",
+        &counter,
+    );
+    invoice_paid(&engine, invoice("evt_w", "in_w", "cus_2", T0 + DAY))
+        .await
+        .expect("paid");
+    measure(
+        "first sale of another customer, warm function (programs cached)",
         &counter,
     );
     invoice_paid(&engine, invoice("evt_1", "in_1", "cus_1", T0 + DAY))

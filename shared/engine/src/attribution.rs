@@ -6,19 +6,17 @@
 //! and the attempt is flagged. Every binding records its cause and when, in business time, and
 //! keeps a history. Concurrent binds of one customer meet on the binding's version and retry.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use rules::attribution::{
-    choose_click, is_self_referral, normalize_email, BindingCause, ClickCandidate,
+    choose_click, is_self_referral, normalize_email, BindingCause, ClickCandidate, CookieWindow,
 };
-use rules::{AttributionModel, Program, ProgramStatus};
-use storage::customers::{self, BindingHistoryRow, BindingRow, FlagRow, InviteRow};
+use rules::{Program, ProgramStatus};
+use storage::customers::{self, InviteRow};
 use storage::links::{self, LinkStatus};
-use storage::table::{to_item, ItemExt};
 use storage::{keys, partners, programs, StoreError, Tx};
 
-use crate::{sales, utc, Engine, EngineError, OPTIMISTIC_ATTEMPTS};
-
-const DAY_MS: i64 = 86_400_000;
+pub use crate::binding::{BindOutcome, BindRejection, Resolved};
+use crate::binding::{refuse_self_referral, write_binding};
+use crate::{sales, utc, Engine, EngineError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BindSource {
@@ -50,90 +48,6 @@ pub struct BindRequest {
     pub at_ms: i64,
     /// What delivered it (`api:…`, `stripe:evt_…`, `operator:…`).
     pub source_event: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BindOutcome {
-    /// The customer is now bound to this partner (new binding or a move).
-    Bound {
-        program_id: String,
-        partner_id: String,
-    },
-    /// Nothing changed: the customer stays with this partner.
-    AlreadyBound {
-        program_id: String,
-        partner_id: String,
-    },
-    /// Refused: the caller's input is at fault (4xx) or the rules say no (self-referral).
-    Rejected(BindRejection),
-}
-
-/// Why a binding was refused. Each is the caller's input or a rule, never our fault.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BindRejection {
-    #[error("customer key is missing or not a valid id")]
-    MissingCustomerKey,
-    #[error("e-mail {0:?} is malformed")]
-    MalformedEmail(String),
-    #[error("click id is not valid (bad signature or format)")]
-    InvalidClickId,
-    #[error("click id refers to no known link")]
-    UnknownClick,
-    #[error("the click is older than the program's cookie window")]
-    ExpiredClick,
-    #[error("no click of this visitor counts (after the customer's first paid sale, or outside the window)")]
-    NoEligibleClick,
-    #[error("unknown or disabled partner code")]
-    UnknownCode,
-    #[error("unknown promotion code")]
-    UnknownCoupon,
-    #[error("no invitation for this e-mail in the program")]
-    NoInvitation,
-    #[error("program_id is required for this kind of binding")]
-    ProgramRequired,
-    #[error("unknown program")]
-    UnknownProgram,
-    #[error("the source belongs to program {actual}, not {requested}")]
-    ProgramMismatch { requested: String, actual: String },
-    #[error("the program is paused")]
-    ProgramPaused,
-    #[error("unknown partner")]
-    UnknownPartner,
-    #[error("the customer's e-mail is the partner's own (self-referral); flagged for review")]
-    SelfReferral,
-}
-
-impl BindRejection {
-    /// Stable machine code (problem+json `type` suffix).
-    pub fn code(&self) -> &'static str {
-        match self {
-            BindRejection::MissingCustomerKey => "missing-customer-key",
-            BindRejection::MalformedEmail(_) => "malformed-email",
-            BindRejection::InvalidClickId => "invalid-click-id",
-            BindRejection::UnknownClick => "unknown-click",
-            BindRejection::ExpiredClick => "expired-click",
-            BindRejection::NoEligibleClick => "no-eligible-click",
-            BindRejection::UnknownCode => "unknown-code",
-            BindRejection::UnknownCoupon => "unknown-coupon",
-            BindRejection::NoInvitation => "no-invitation",
-            BindRejection::ProgramRequired => "program-required",
-            BindRejection::UnknownProgram => "unknown-program",
-            BindRejection::ProgramMismatch { .. } => "program-mismatch",
-            BindRejection::ProgramPaused => "program-paused",
-            BindRejection::UnknownPartner => "unknown-partner",
-            BindRejection::SelfReferral => "self-referral",
-        }
-    }
-}
-
-/// What the source resolved to.
-#[derive(Debug, Clone)]
-pub(crate) struct Resolved {
-    pub program: Program,
-    pub partner_id: String,
-    pub cause: BindingCause,
-    pub cause_at_ms: i64,
-    pub manual: bool,
 }
 
 type Decided<T> = Result<T, BindRejection>;
@@ -188,25 +102,31 @@ pub(crate) async fn bind_resolved(
     let Some(partner) = partners::get_partner(t, &resolved.partner_id).await? else {
         return Ok(BindOutcome::Rejected(BindRejection::UnknownPartner));
     };
-    if let Some(e) = email {
-        if is_self_referral(e, &partner.email) {
-            flag_self_referral(
-                engine,
-                &resolved.program.id,
-                customer_key,
-                &partner.partner_id,
-                Some(e),
-                at_ms,
-                source_event,
-            )
-            .await?;
-            return Ok(BindOutcome::Rejected(BindRejection::SelfReferral));
-        }
+    if refuse_self_referral(
+        engine,
+        &resolved.program.id,
+        customer_key,
+        &partner,
+        email,
+        at_ms,
+        source_event,
+    )
+    .await?
+    {
+        return Ok(BindOutcome::Rejected(BindRejection::SelfReferral));
     }
-    let outcome =
-        write_binding(engine, customer_key, email, &resolved, at_ms, source_event).await?;
-    if let BindOutcome::Bound { .. } = &outcome {
-        sales::book_waiting_sales(
+    let written = write_binding(
+        engine,
+        customer_key,
+        email,
+        &resolved,
+        at_ms,
+        source_event,
+        None,
+    )
+    .await?;
+    if let BindOutcome::Bound { .. } = &written.outcome {
+        sales::waiting::book_waiting_sales(
             engine,
             &resolved.program,
             customer_key,
@@ -215,42 +135,15 @@ pub(crate) async fn bind_resolved(
         )
         .await?;
     }
-    Ok(outcome)
-}
-
-/// Record a flagged self-referral attempt (idempotent per customer and business time).
-pub(crate) async fn flag_self_referral(
-    engine: &Engine,
-    program_id: &str,
-    customer_key: &str,
-    partner_id: &str,
-    email: Option<&str>,
-    at_ms: i64,
-    source_event: &str,
-) -> Result<(), EngineError> {
-    let row = FlagRow {
-        program_id: program_id.into(),
-        customer_key: customer_key.into(),
-        partner_id: partner_id.into(),
-        customer_email: email.map(str::to_string),
-        reason: "self_referral".into(),
-        at_ms,
-        source_event: source_event.into(),
-    };
-    let item = to_item(
-        &row,
-        &keys::self_referral_flag(program_id, customer_key, at_ms),
-    )?
-    .with_gsi1(keys::flags_gsi(program_id, at_ms, customer_key));
-    match engine.table.put_if_absent(item).await {
-        Ok(()) | Err(StoreError::AlreadyDone) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    Ok(written.outcome)
 }
 
 async fn program_of(engine: &Engine, id: &str) -> Result<Decided<Program>, EngineError> {
-    Ok(programs::get_program(&engine.table, id)
+    Ok(engine
+        .catalog
+        .program(&engine.table, id)
         .await?
+        .map(|p| (*p).clone())
         .ok_or(BindRejection::UnknownProgram))
 }
 
@@ -390,8 +283,10 @@ async fn resolve_click(
         Ok(p) => p,
         Err(r) => return Ok(Err(r)),
     };
-    let window_ms = i64::from(program.cookie_days) * DAY_MS;
-    if req.at_ms - claims.at_ms > window_ms {
+    let window = CookieWindow {
+        cookie_days: program.cookie_days,
+    };
+    if window.expired(utc(claims.at_ms), utc(req.at_ms)) {
         return Ok(Err(BindRejection::ExpiredClick));
     }
     // Every click of this visitor in this program is a candidate; the presented one always is.
@@ -442,129 +337,6 @@ async fn resolve_click(
     }))
 }
 
-/// Does a new cause replace the existing binding under the program's model? Ties are broken by
-/// partner id so that the outcome never depends on arrival order.
-fn new_cause_wins(model: AttributionModel, existing: &BindingRow, r: &Resolved) -> bool {
-    let old = (existing.cause_at_ms, existing.partner_id.as_str());
-    let new = (r.cause_at_ms, r.partner_id.as_str());
-    match model {
-        AttributionModel::FirstClick => new < old,
-        AttributionModel::LastClick => new > old,
-    }
-}
-
-/// Write a binding without the late booking of waiting sales (the sales path books its own sale).
-pub(crate) async fn write_binding_only(
-    engine: &Engine,
-    customer_key: &str,
-    email: Option<&str>,
-    r: &Resolved,
-    at_ms: i64,
-    source_event: &str,
-) -> Result<BindOutcome, EngineError> {
-    write_binding(engine, customer_key, email, r, at_ms, source_event).await
-}
-
-async fn write_binding(
-    engine: &Engine,
-    customer_key: &str,
-    email: Option<&str>,
-    r: &Resolved,
-    at_ms: i64,
-    source_event: &str,
-) -> Result<BindOutcome, EngineError> {
-    let t = &engine.table;
-    let program_id = r.program.id.clone();
-    for _ in 0..OPTIMISTIC_ATTEMPTS {
-        let existing = customers::get_binding(t, &program_id, customer_key).await?;
-        let (version, action, previous) = match &existing {
-            None => (1, "bound", None),
-            Some(b) => {
-                let same = b.partner_id == r.partner_id;
-                let keep = if r.manual {
-                    same && b.cause == r.cause
-                } else if same {
-                    true
-                } else {
-                    let state = customers::sales_state(t, &program_id, customer_key).await?;
-                    state.first_paid_sale_at_ms.is_some()
-                        || !new_cause_wins(r.program.attribution, b, r)
-                };
-                if keep {
-                    return Ok(BindOutcome::AlreadyBound {
-                        program_id,
-                        partner_id: b.partner_id.clone(),
-                    });
-                }
-                (
-                    b.version + 1,
-                    if r.manual { "manual" } else { "rebound" },
-                    Some(b.partner_id.clone()),
-                )
-            }
-        };
-        let email = email
-            .map(str::to_string)
-            .or_else(|| existing.as_ref().and_then(|b| b.email.clone()));
-        let row = BindingRow {
-            program_id: program_id.clone(),
-            customer_key: customer_key.into(),
-            email: email.clone(),
-            partner_id: r.partner_id.clone(),
-            cause: r.cause.clone(),
-            cause_at_ms: r.cause_at_ms,
-            bound_at_ms: at_ms,
-            version,
-            source_event: source_event.into(),
-        };
-        let mut item = to_item(&row, &keys::binding(&program_id, customer_key))?;
-        if let Some(e) = &email {
-            item = item.with_gsi1(keys::binding_email_gsi(&program_id, e));
-        }
-        let hist = BindingHistoryRow {
-            program_id: program_id.clone(),
-            customer_key: customer_key.into(),
-            action: action.into(),
-            partner_id: r.partner_id.clone(),
-            previous_partner_id: previous,
-            cause: r.cause.clone(),
-            cause_at_ms: r.cause_at_ms,
-            at_ms,
-            version,
-            source_event: source_event.into(),
-        };
-        let mut tx = Tx::new();
-        tx.put_if(
-            item,
-            "attribute_not_exists(PK) OR #v = :v",
-            &[("#v", "version")],
-            vec![(":v", AttributeValue::N((version - 1).to_string()))],
-            "binding",
-        )?;
-        tx.put_new(
-            to_item(
-                &hist,
-                &keys::binding_history(&program_id, customer_key, at_ms, &format!("{version:06}")),
-            )?,
-            "binding history",
-        )?;
-        match tx.commit(t).await {
-            Ok(()) => {
-                return Ok(BindOutcome::Bound {
-                    program_id,
-                    partner_id: r.partner_id.clone(),
-                })
-            }
-            Err(StoreError::ConditionFailed { .. }) => continue, // a concurrent bind won; decide again
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(StoreError::Contention {
-        attempts: OPTIMISTIC_ATTEMPTS,
-    }
-    .into())
-}
-
 /// A partner invites a friend by e-mail: the e-mail is pre-attributed to the partner in the
 /// program, and the invitation goes out through the outbox. Idempotent per (program, e-mail):
 /// the first invitation keeps the credit.
@@ -582,7 +354,9 @@ pub async fn invite(
     let Some(partner) = partners::get_partner(&engine.table, partner_id).await? else {
         return Ok(Err(BindRejection::UnknownPartner));
     };
-    if programs::get_program(&engine.table, program_id)
+    if engine
+        .catalog
+        .program(&engine.table, program_id)
         .await?
         .is_none()
     {
@@ -607,7 +381,7 @@ pub async fn invite(
         },
     };
     let mut tx = Tx::new();
-    tx.marker(to_item(&row, &keys::email_invite(program_id, &email))?)?;
+    customers::invite_once(&mut tx, &row)?;
     storage::outbox::enqueue(&mut tx, &env)?;
     match tx.commit(&engine.table).await {
         Ok(()) | Err(StoreError::AlreadyDone) => {}
@@ -656,10 +430,8 @@ pub async fn record_recruitment(
         Some(r) => return Ok(Ok(r.clone())), // the first recruiter keeps the credit
         None => row.membership.recruiter = Some(recruiter.clone()),
     }
-    let item = to_item(&row, &keys::membership(partner_id, program_id))?
-        .with_gsi1(keys::program_members_gsi(program_id, partner_id));
     let mut tx = Tx::new();
-    tx.put_if(item, "attribute_not_exists(PK) OR attribute_not_exists(membership.recruiter) OR membership.recruiter = :null", &[], vec![(":null", AttributeValue::Null(true))], "membership")?;
+    partners::set_recruiter_once(&mut tx, &row)?;
     match tx.commit(t).await {
         Ok(()) => Ok(Ok(recruiter)),
         Err(StoreError::ConditionFailed { .. }) => {

@@ -2,10 +2,20 @@
 //! [`attribution`] binds customers to partners, [`sales`] turns paid invoices into commissions
 //! exactly once, [`release`] ends holds. Functions stay thin: they parse their trigger and call
 //! these.
+//!
+//! Modules, lowest first (each uses only those before it): [`catalog`] (programs through a
+//! short cache), [`binding`] (write a binding, flag a self-referral: what attribution and sales
+//! share), [`sales`] (intake, booking, waiting sales, side events), [`attribution`] (the public
+//! bind operations, which book waiting sales), [`release`].
 
 pub mod attribution;
+pub mod binding;
+pub mod catalog;
 pub mod release;
 pub mod sales;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use storage::outbox::{self, DeliverError};
 use storage::{StoreError, Table};
@@ -28,11 +38,16 @@ pub struct Engine {
     /// Actions one booking transaction may use (at most [`MAX_TX_ACTIONS_FOR_BOOKING`]); a larger
     /// correction continues in further transactions.
     pub tx_budget: usize,
+    /// Programs and products, cached for the warm function ([`Engine::with_program_cache`]).
+    pub catalog: Arc<catalog::Catalog>,
 }
 
 /// Upper bound of [`Engine::tx_budget`]: DynamoDB's 100 actions, less room for the fixed part of
 /// a booking (markers, sales state, level metrics, membership).
-pub const MAX_TX_ACTIONS_FOR_BOOKING: usize = sales::TX_BUDGET;
+pub const MAX_TX_ACTIONS_FOR_BOOKING: usize = sales::booking::TX_BUDGET;
+
+/// How long a warm function keeps programs and products (the redirect keeps links as long).
+pub const PROGRAM_CACHE_TTL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -62,8 +77,16 @@ impl Engine {
             table,
             keys,
             outbox: None,
-            tx_budget: sales::TX_BUDGET,
+            tx_budget: sales::booking::TX_BUDGET,
+            catalog: Arc::new(catalog::Catalog::new(Duration::ZERO)),
         }
+    }
+
+    /// Keep programs and products for `ttl` of technical time (functions use
+    /// [`PROGRAM_CACHE_TTL`]; without it every read goes to the table).
+    pub fn with_program_cache(mut self, ttl: Duration) -> Self {
+        self.catalog = Arc::new(catalog::Catalog::new(ttl));
+        self
     }
 
     pub fn with_outbox(mut self, sqs: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {

@@ -1,11 +1,10 @@
 //! Holds ending: a pending commission whose `available_at` has passed (business time) moves to
 //! the available balance, once.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use rules::EntryKind;
 use storage::customers::{self, CommissionRow};
 use storage::ledger::{self, LedgerEntry};
-use storage::{keys, StoreError, Tx, UpdateSpec};
+use storage::{StoreError, Tx};
 
 use crate::{Engine, EngineError};
 
@@ -33,19 +32,7 @@ async fn release_one(
     source_event: &str,
 ) -> Result<bool, EngineError> {
     let mut tx = Tx::new();
-    tx.update(
-        &keys::commission(&c.partner_id, &c.commission_id),
-        UpdateSpec::new()
-            .set_s("state", "available")
-            .remove(keys::GSI2PK)
-            .remove(keys::GSI2SK)
-            .condition(
-                "#state = :pending",
-                &[("#state", "state")],
-                vec![(":pending", AttributeValue::S("pending".into()))],
-            ),
-        "commission state",
-    )?;
+    customers::release_commission(&mut tx, &c.partner_id, &c.commission_id)?;
     // The amount may have been adjusted since it was earned: release what it is now.
     let fresh = customers::get_commission(&engine.table, &c.partner_id, &c.commission_id).await?;
     let amount = fresh.map(|f| f.amount).unwrap_or(c.amount);

@@ -1,12 +1,11 @@
 //! Sales to commissions against moto, in worked cents; duplicates, shuffles and concurrency.
 
-mod common;
-
-use common::*;
 use engine::attribution::BindSource;
-use engine::sales::{invoice_paid, InvoiceLine, PaidInvoice, SaleOutcome};
-use rules::plan::{Duration, Reward};
+use engine::sales::{invoice_paid, PaidInvoice, PaymentFailed, SaleOutcome, SubscriptionEnded};
+use rules::plan::SaleLine;
+use rules::program::{Duration, Reward};
 use storage::customers;
+use testkit::engine::*;
 
 async fn world(p: rules::Program) -> World {
     let w = World::new().await;
@@ -30,17 +29,17 @@ async fn quarter_of_a_subscription_not_of_overages_or_credits() {
     bind_code(&w, "cus_1", "alice", T0).await;
     let lines = vec![
         line("prod_demo", 9900),
-        InvoiceLine {
+        SaleLine {
             product_id: Some("prod_demo".into()),
-            amount_minor: 1500,
+            amount: rules::Money::new(1500, rules::Currency::USD),
             metered: true,
-            excluded: false,
+            excluded_by_metadata: false,
         },
-        InvoiceLine {
+        SaleLine {
             product_id: Some("prod_demo".into()),
-            amount_minor: 2000,
+            amount: rules::Money::new(2000, rules::Currency::USD),
             metered: false,
-            excluded: true,
+            excluded_by_metadata: true,
         },
     ];
     let out = pay(&w, invoice("evt_1", "in_1", "cus_1", T0 + DAY, lines)).await;
@@ -206,12 +205,28 @@ async fn cps_pays_once_and_a_trial_counts_when_it_rebills() {
 async fn payment_failed_then_paid_earns_once() {
     let w = world(program("demo", pct("0.25"), Duration::Lifetime, None)).await;
     bind_code(&w, "cus_1", "alice", T0).await;
-    engine::sales::invoice_payment_failed(&w.engine, "evt_f", "in_1", "cus_1", T0 + DAY)
-        .await
-        .unwrap();
-    engine::sales::invoice_payment_failed(&w.engine, "evt_f", "in_1", "cus_1", T0 + DAY)
-        .await
-        .unwrap();
+    engine::sales::invoice_payment_failed(
+        &w.engine,
+        PaymentFailed {
+            event_id: "evt_f".into(),
+            invoice_id: "in_1".into(),
+            customer_key: "cus_1".into(),
+            at_ms: T0 + DAY,
+        },
+    )
+    .await
+    .unwrap();
+    engine::sales::invoice_payment_failed(
+        &w.engine,
+        PaymentFailed {
+            event_id: "evt_f".into(),
+            invoice_id: "in_1".into(),
+            customer_key: "cus_1".into(),
+            at_ms: T0 + DAY,
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(w.balance("alice", "demo").await, (0, 0, 0));
     pay(
         &w,
@@ -313,9 +328,17 @@ async fn subscription_deleted_stops_recurring_commissions() {
         ),
     )
     .await;
-    engine::sales::subscription_ended(&w.engine, "evt_del", "sub_cus_1", "cus_1", T0 + 10 * DAY)
-        .await
-        .unwrap();
+    engine::sales::subscription_ended(
+        &w.engine,
+        SubscriptionEnded {
+            event_id: "evt_del".into(),
+            subscription_id: "sub_cus_1".into(),
+            customer_key: "cus_1".into(),
+            at_ms: T0 + 10 * DAY,
+        },
+    )
+    .await
+    .unwrap();
     let out = pay(
         &w,
         invoice(
@@ -681,7 +704,7 @@ async fn level_promotion_applies_after_the_crossing_sale() {
 async fn a_large_correction_spans_several_transactions() {
     let cap = Duration::Payments { count: 1 };
     let mut results = vec![];
-    for budget in [engine::sales::TX_BUDGET, 8] {
+    for budget in [engine::sales::booking::TX_BUDGET, 8] {
         let mut w = world(program("demo", pct("0.25"), cap, None)).await;
         w.engine.tx_budget = budget;
         bind_code(&w, "cus_1", "alice", T0).await;

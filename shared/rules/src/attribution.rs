@@ -154,6 +154,83 @@ pub fn is_self_referral(customer_email: &str, partner_email: &str) -> bool {
     }
 }
 
+/// How long a repeat click of the same visitor on the same link counts as the first one (it
+/// gets the first click's id and is not counted again): one hour of business time.
+pub const CLICK_DEDUP_WINDOW_MS: i64 = 3_600_000;
+
+/// True when a click at `at_ms` repeats one at `first_at_ms` (same link, same visitor) within
+/// [`CLICK_DEDUP_WINDOW_MS`]. A first click stamped later than `at_ms` (clock skew between
+/// edge locations) is a repeat too.
+pub fn is_repeat_click(first_at_ms: i64, at_ms: i64) -> bool {
+    at_ms.saturating_sub(first_at_ms) < CLICK_DEDUP_WINDOW_MS
+}
+
+/// A program's cookie window: a click counts for `cookie_days` days of exactly 24 hours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CookieWindow {
+    /// The program's cookie duration in days.
+    pub cookie_days: u32,
+}
+
+impl CookieWindow {
+    /// The earliest cause time that still counts at business time `at`.
+    pub fn start(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        at.checked_sub_signed(TimeDelta::days(i64::from(self.cookie_days)))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+    /// True when a click at `clicked_at` still counts at `at` (both ends included). A click in
+    /// the future of `at` is outside.
+    pub fn contains(&self, clicked_at: DateTime<Utc>, at: DateTime<Utc>) -> bool {
+        clicked_at >= self.start(at) && clicked_at <= at
+    }
+    /// True when a click at `clicked_at` has expired by `at` (a click later than `at` has not).
+    pub fn expired(&self, clicked_at: DateTime<Utc>, at: DateTime<Utc>) -> bool {
+        clicked_at < self.start(at)
+    }
+}
+
+/// Something that may attribute a customer to a partner: a click, a binding of the same
+/// e-mail under another customer key, an invitation, a promotion code on the invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CauseCandidate {
+    /// The partner it credits.
+    pub partner_id: String,
+    /// What it is.
+    pub cause: BindingCause,
+    /// Business time of the cause.
+    pub at: DateTime<Utc>,
+}
+
+/// The one order every choice among causes uses: business time, then the cause's own id
+/// ([`BindingCause::tie_key`]), then the partner id. First-click picks the smallest, last-click
+/// the largest, so a choice never depends on the order candidates were found or arrived in.
+fn cause_order(c: &CauseCandidate) -> (DateTime<Utc>, String, &str) {
+    (c.at, c.cause.tie_key(), c.partner_id.as_str())
+}
+
+/// The cause that wins under the program's model among `candidates` (all of which count).
+pub fn choose_cause(
+    model: AttributionModel,
+    candidates: &[CauseCandidate],
+) -> Option<&CauseCandidate> {
+    match model {
+        AttributionModel::FirstClick => candidates.iter().min_by_key(|c| cause_order(c)),
+        AttributionModel::LastClick => candidates.iter().max_by_key(|c| cause_order(c)),
+    }
+}
+
+/// Does `new` replace `existing` under the model (the same order as [`choose_cause`])?
+pub fn new_cause_wins(
+    model: AttributionModel,
+    existing: &CauseCandidate,
+    new: &CauseCandidate,
+) -> bool {
+    match model {
+        AttributionModel::FirstClick => cause_order(new) < cause_order(existing),
+        AttributionModel::LastClick => cause_order(new) > cause_order(existing),
+    }
+}
+
 /// A recorded click that may attribute a customer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClickCandidate {
@@ -167,15 +244,29 @@ pub struct ClickCandidate {
     pub clicked_at: DateTime<Utc>,
 }
 
+impl ClickCandidate {
+    /// The click as a cause.
+    pub fn as_cause(&self) -> CauseCandidate {
+        CauseCandidate {
+            partner_id: self.partner_id.clone(),
+            cause: BindingCause::Click {
+                click_id: self.click_id.clone(),
+            },
+            at: self.clicked_at,
+        }
+    }
+}
+
 /// The click that attributes a customer at business time `at` (sign-up or checkout).
 ///
 /// A click counts only when it lies inside the cookie window `[at − cookie_days, at]` (both
-/// ends included, days of exactly 24 hours) and, when the customer already has a first paid
-/// sale, not after that sale (`clicked_at <= customer_first_paid_sale_at`): later clicks never
-/// steal an existing customer. Among the counting clicks [`AttributionModel::FirstClick`] picks
-/// the earliest and [`AttributionModel::LastClick`] the latest; ties on `clicked_at` are broken
-/// by `click_id` (smallest for first-click, largest for last-click), so the choice does not
-/// depend on the order of `clicks`.
+/// ends included, days of exactly 24 hours, [`CookieWindow`]) and, when the customer already
+/// has a first paid sale, not after that sale (`clicked_at <= customer_first_paid_sale_at`):
+/// later clicks never steal an existing customer. Among the counting clicks the choice is
+/// [`choose_cause`]'s: [`AttributionModel::FirstClick`] picks the earliest and
+/// [`AttributionModel::LastClick`] the latest; ties on `clicked_at` are broken by `click_id`
+/// (smallest for first-click, largest for last-click), so the choice does not depend on the
+/// order of `clicks`.
 pub fn choose_click(
     model: AttributionModel,
     clicks: &[ClickCandidate],
@@ -183,18 +274,58 @@ pub fn choose_click(
     at: DateTime<Utc>,
     customer_first_paid_sale_at: Option<DateTime<Utc>>,
 ) -> Option<&ClickCandidate> {
-    let window_start = at
-        .checked_sub_signed(TimeDelta::days(i64::from(cookie_days)))
-        .unwrap_or(DateTime::<Utc>::MIN_UTC);
-    let eligible = clicks.iter().filter(|c| {
-        c.clicked_at >= window_start
-            && c.clicked_at <= at
-            && customer_first_paid_sale_at.is_none_or(|s| c.clicked_at <= s)
-    });
-    let key = |c: &&ClickCandidate| (c.clicked_at, c.click_id.clone());
-    match model {
-        AttributionModel::FirstClick => eligible.min_by_key(key),
-        AttributionModel::LastClick => eligible.max_by_key(key),
+    let window = CookieWindow { cookie_days };
+    let eligible: Vec<(usize, CauseCandidate)> = clicks
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| {
+            window.contains(c.clicked_at, at)
+                && customer_first_paid_sale_at.is_none_or(|s| c.clicked_at <= s)
+        })
+        .map(|(i, c)| (i, c.as_cause()))
+        .collect();
+    let causes: Vec<CauseCandidate> = eligible.iter().map(|(_, c)| c.clone()).collect();
+    let winner = choose_cause(model, &causes)?;
+    let pos = causes.iter().position(|c| c == winner)?;
+    clicks.get(eligible.get(pos)?.0)
+}
+
+/// True when a binding whose cause happened at `cause_at` covers a sale paid at `paid_at`: a
+/// binding never earns on money paid before its cause.
+pub fn binding_covers_sale(cause_at_ms: i64, paid_at_ms: i64) -> bool {
+    cause_at_ms <= paid_at_ms
+}
+
+/// What a new cause does to an existing binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RebindDecision {
+    /// The binding stays as it is.
+    Keep,
+    /// The binding moves to the new cause.
+    Move,
+}
+
+/// Whether a new cause moves an existing binding. An operator's assignment moves it unless it
+/// is the very same (partner and cause); otherwise the same partner keeps it, a customer with a
+/// paid sale is never moved, and among two partners the program's model decides
+/// ([`new_cause_wins`]).
+pub fn rebind_decision(
+    model: AttributionModel,
+    existing: &CauseCandidate,
+    new: &CauseCandidate,
+    manual: bool,
+    customer_has_paid_sale: bool,
+) -> RebindDecision {
+    let same_partner = existing.partner_id == new.partner_id;
+    let keep = if manual {
+        same_partner && existing.cause == new.cause
+    } else {
+        same_partner || customer_has_paid_sale || !new_cause_wins(model, existing, new)
+    };
+    if keep {
+        RebindDecision::Keep
+    } else {
+        RebindDecision::Move
     }
 }
 
@@ -226,6 +357,19 @@ pub enum BindingCause {
         /// Who did it.
         operator: String,
     },
+}
+
+impl BindingCause {
+    /// A stable id of the cause, the tie-break between causes at the same business time.
+    pub fn tie_key(&self) -> String {
+        match self {
+            BindingCause::Click { click_id } => format!("click:{click_id}"),
+            BindingCause::Code { code } => format!("code:{code}"),
+            BindingCause::Coupon { promotion_code } => format!("coupon:{promotion_code}"),
+            BindingCause::Invite => "invite".to_string(),
+            BindingCause::Manual { reason, operator } => format!("manual:{operator}:{reason}"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -397,5 +541,113 @@ mod tests {
                 promotion_code: "SPRING".into()
             }
         );
+    }
+
+    fn cause(partner: &str, cause: BindingCause, at: DateTime<Utc>) -> CauseCandidate {
+        CauseCandidate {
+            partner_id: partner.into(),
+            cause,
+            at,
+        }
+    }
+    fn code(c: &str) -> BindingCause {
+        BindingCause::Code { code: c.into() }
+    }
+
+    #[test]
+    fn one_order_for_every_choice() {
+        use AttributionModel::*;
+        let at = t(1, 0);
+        // (candidates, first-click winner, last-click winner)
+        let cases: Vec<(Vec<CauseCandidate>, &str, &str)> = vec![
+            // time decides
+            (
+                vec![
+                    cause("x", code("x"), t(2, 1)),
+                    cause("y", code("y"), t(2, 2)),
+                ],
+                "x",
+                "y",
+            ),
+            // same time: the cause's id decides (code:a < code:b), not the partner id
+            (
+                vec![cause("z", code("a"), at), cause("a", code("b"), at)],
+                "z",
+                "a",
+            ),
+            // same time, same cause id: the partner id decides
+            (
+                vec![
+                    cause("q", BindingCause::Invite, at),
+                    cause("p", BindingCause::Invite, at),
+                ],
+                "p",
+                "q",
+            ),
+        ];
+        for (cands, first, last) in cases {
+            let mut rev = cands.clone();
+            rev.reverse();
+            for c in [&cands, &rev] {
+                assert_eq!(choose_cause(FirstClick, c).unwrap().partner_id, first);
+                assert_eq!(choose_cause(LastClick, c).unwrap().partner_id, last);
+            }
+            // the binding decision agrees with the choice
+            let (a, b) = (&cands[0], &cands[1]);
+            let first_is_b = choose_cause(FirstClick, &cands).unwrap() == b;
+            assert_eq!(new_cause_wins(FirstClick, a, b), first_is_b);
+            assert_eq!(new_cause_wins(LastClick, a, b), !first_is_b);
+        }
+        assert!(choose_cause(FirstClick, &[]).is_none());
+    }
+
+    #[test]
+    fn rebinding() {
+        use AttributionModel::*;
+        use RebindDecision::*;
+        let early = cause("x", code("x"), t(2, 1));
+        let late = cause("y", code("y"), t(2, 2));
+        let same_partner_later = cause("x", code("x2"), t(2, 3));
+        let manual = cause(
+            "y",
+            BindingCause::Manual {
+                reason: "r".into(),
+                operator: "o".into(),
+            },
+            t(2, 4),
+        );
+        // (model, existing, new, manual, has paid sale, decision)
+        let cases = [
+            (FirstClick, &early, &late, false, false, Keep),
+            (LastClick, &early, &late, false, false, Move),
+            (LastClick, &late, &early, false, false, Keep),
+            (LastClick, &early, &late, false, true, Keep),
+            (LastClick, &early, &same_partner_later, false, false, Keep),
+            (FirstClick, &early, &manual, true, true, Move),
+            (FirstClick, &manual, &manual, true, true, Keep),
+        ];
+        for (model, existing, new, is_manual, paid, want) in cases {
+            assert_eq!(
+                rebind_decision(model, existing, new, is_manual, paid),
+                want,
+                "{model:?} {existing:?} -> {new:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn windows_and_coverage() {
+        let w = CookieWindow { cookie_days: 60 };
+        let at = t(1, 0) + TimeDelta::days(60);
+        assert!(w.contains(t(1, 0), at));
+        assert!(!w.contains(t(1, 0) - TimeDelta::seconds(1), at));
+        assert!(w.expired(t(1, 0) - TimeDelta::seconds(1), at));
+        assert!(!w.contains(at + TimeDelta::seconds(1), at));
+        assert!(!w.expired(at + TimeDelta::seconds(1), at));
+        assert!(binding_covers_sale(1_000, 1_000));
+        assert!(!binding_covers_sale(1_001, 1_000));
+        assert!(is_repeat_click(0, CLICK_DEDUP_WINDOW_MS - 1));
+        assert!(!is_repeat_click(0, CLICK_DEDUP_WINDOW_MS));
+        assert!(is_repeat_click(10, 9));
     }
 }

@@ -7,9 +7,12 @@ use rules::Currency;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use aws_sdk_dynamodb::types::AttributeValue;
+
 use crate::error::StoreError;
 use crate::keys;
-use crate::table::{Query, Table};
+use crate::table::{to_item, ItemExt, Query, Table};
+use crate::tx::{Tx, UpdateSpec};
 
 /// A customer's referral: who gets the credit, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,7 +167,7 @@ pub async fn bindings_by_email(
     program_id: &str,
     email: &str,
 ) -> Result<Vec<BindingRow>, StoreError> {
-    let (pk, _) = keys::binding_email_gsi(program_id, email);
+    let pk = keys::binding_email_pk(program_id, email);
     table.query_as(Query::gsi1(pk)).await
 }
 
@@ -178,7 +181,7 @@ pub async fn get_invite(
 
 /// A program's flagged self-referrals, oldest first.
 pub async fn flags(table: &Table, program_id: &str) -> Result<Vec<FlagRow>, StoreError> {
-    let (pk, _) = keys::flags_gsi(program_id, 0, "");
+    let pk = keys::flags_pk(program_id);
     table.query_as(Query::gsi1(pk)).await
 }
 
@@ -223,7 +226,7 @@ pub async fn partner_commissions(
     from_ms: i64,
     to_ms: i64,
 ) -> Result<Vec<CommissionRow>, StoreError> {
-    let (pk, _) = keys::partner_commissions_gsi(partner_id, 0, "");
+    let pk = keys::partner_commissions_pk(partner_id);
     table
         .query_as(Query::gsi1(pk).between(keys::ts(from_ms), format!("{}#~", keys::ts(to_ms))))
         .await
@@ -266,7 +269,7 @@ pub async fn unattributed_of_email(
     table: &Table,
     email: &str,
 ) -> Result<Vec<UnattributedRow>, StoreError> {
-    let (pk, _) = keys::unattributed_email_gsi(email, "");
+    let pk = keys::unattributed_email_pk(email);
     table.query_as(Query::gsi1(pk)).await
 }
 
@@ -275,6 +278,217 @@ pub async fn unattributed_in_month(
     table: &Table,
     month: &str,
 ) -> Result<Vec<UnattributedRow>, StoreError> {
-    let (pk, _) = keys::unattributed_month_gsi(month, 0, "");
+    let pk = keys::unattributed_month_pk(month);
     table.query_as(Query::gsi2(pk)).await
+}
+
+// ---- writes: every item of a customer is built here --------------------------------------
+
+/// Unattributed sales are kept this long for a late binding (a manual assignment months later).
+pub const UNATTRIBUTED_TTL_DAYS: i64 = 400;
+
+/// The binding and the sales state of a customer in a program, in one `BatchGetItem`.
+pub async fn binding_and_sales_state(
+    table: &Table,
+    program_id: &str,
+    customer_key: &str,
+) -> Result<(Option<BindingRow>, SalesStateRow), StoreError> {
+    let bk = keys::binding(program_id, customer_key);
+    let sk = keys::sales_state(program_id, customer_key);
+    let mut found = table.batch_get(&[bk.clone(), sk.clone()]).await?;
+    let binding = match found.remove(&bk) {
+        Some(i) => Some(serde_dynamo::from_item(i)?),
+        None => None,
+    };
+    let state = match found.remove(&sk) {
+        Some(i) => serde_dynamo::from_item(i)?,
+        None => SalesStateRow::default(),
+    };
+    Ok((binding, state))
+}
+
+/// Write `row` as the customer's binding if the stored binding is still at `row.version − 1`
+/// (absent for version 1), with its history line; `ConditionFailed{"binding"}` when a
+/// concurrent bind moved it first.
+pub fn write_binding(
+    tx: &mut Tx,
+    row: &BindingRow,
+    history: &BindingHistoryRow,
+) -> Result<(), StoreError> {
+    let mut item = to_item(row, &keys::binding(&row.program_id, &row.customer_key))?;
+    if let Some(e) = &row.email {
+        item = item.with_gsi1(keys::binding_email_gsi(&row.program_id, e));
+    }
+    tx.put_if(
+        item,
+        "attribute_not_exists(PK) OR #v = :v",
+        &[("#v", "version")],
+        vec![(
+            ":v",
+            AttributeValue::N(row.version.saturating_sub(1).to_string()),
+        )],
+        "binding",
+    )?;
+    tx.put_new(
+        to_item(
+            history,
+            &keys::binding_history(
+                &history.program_id,
+                &history.customer_key,
+                history.at_ms,
+                &format!("{:06}", history.version),
+            ),
+        )?,
+        "binding history",
+    )
+}
+
+/// Record a flagged self-referral (idempotent per customer and business time).
+pub async fn put_flag(table: &Table, row: &FlagRow) -> Result<(), StoreError> {
+    let item = to_item(
+        row,
+        &keys::self_referral_flag(&row.program_id, &row.customer_key, row.at_ms),
+    )?
+    .with_gsi1(keys::flags_gsi(&row.program_id, row.at_ms, &row.customer_key));
+    match table.put_if_absent(item).await {
+        Ok(()) | Err(StoreError::AlreadyDone) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The invitation of an e-mail, written once (the first invitation keeps the credit:
+/// `AlreadyDone` on commit otherwise).
+pub fn invite_once(tx: &mut Tx, row: &InviteRow) -> Result<(), StoreError> {
+    tx.marker(to_item(row, &keys::email_invite(&row.program_id, &row.email))?)
+}
+
+/// Keep a sale that no binding covers yet (idempotent), listed by customer key, by e-mail and
+/// in its month, for [`UNATTRIBUTED_TTL_DAYS`].
+pub async fn put_unattributed(table: &Table, row: &UnattributedRow) -> Result<(), StoreError> {
+    let invoice_id = &row.facts.invoice_id;
+    let month = chrono::DateTime::from_timestamp_millis(row.at_ms)
+        .unwrap_or_default()
+        .format("%Y-%m")
+        .to_string();
+    let mut item = to_item(
+        row,
+        &keys::unattributed_sale(&row.customer_key, invoice_id, &row.program_id),
+    )?
+    .with_gsi2(keys::unattributed_month_gsi(&month, row.at_ms, invoice_id))
+    .with_ttl(row.at_ms / 1000 + UNATTRIBUTED_TTL_DAYS * 86_400);
+    if let Some(e) = &row.email {
+        item = item.with_gsi1(keys::unattributed_email_gsi(e, invoice_id));
+    }
+    match table.put_if_absent(item).await {
+        Ok(()) | Err(StoreError::AlreadyDone) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Remove a waiting sale, in the transaction that books it.
+pub fn delete_unattributed(tx: &mut Tx, row: &UnattributedRow) -> Result<(), StoreError> {
+    tx.delete(
+        &keys::unattributed_sale(&row.customer_key, &row.facts.invoice_id, &row.program_id),
+        "unattributed sale",
+    )
+}
+
+/// The once-only marker "this invoice is booked in this program".
+pub fn invoice_booked_once(
+    tx: &mut Tx,
+    program_id: &str,
+    invoice_id: &str,
+    source_event: &str,
+) -> Result<(), StoreError> {
+    tx.marker(
+        Table::key_item(&keys::processed_invoice(program_id, invoice_id))
+            .with_s("source_event", source_event),
+    )
+}
+
+/// Move the customer's sales state from `expected_version` to the next (the optimistic lock of
+/// every booking of this customer), recording the first paid sale.
+pub fn advance_sales_state(
+    tx: &mut Tx,
+    program_id: &str,
+    customer_key: &str,
+    expected_version: u64,
+    first_paid_sale_at_ms: Option<i64>,
+) -> Result<(), StoreError> {
+    let mut spec = UpdateSpec::new().set_n(
+        "version",
+        i64::try_from(expected_version + 1).unwrap_or(i64::MAX),
+    );
+    if let Some(first) = first_paid_sale_at_ms {
+        spec = spec.set_n("first_paid_sale_at_ms", first);
+    }
+    let spec = spec.condition(
+        "attribute_not_exists(PK) OR #ver = :ver",
+        &[("#ver", "version")],
+        vec![(":ver", AttributeValue::N(expected_version.to_string()))],
+    );
+    tx.update(
+        &keys::sales_state(program_id, customer_key),
+        spec,
+        "sales state",
+    )
+}
+
+/// (Re)write a customer's invoice row with its booked result.
+pub fn put_invoice_row(tx: &mut Tx, row: &CustomerInvoiceRow) -> Result<(), StoreError> {
+    tx.put(
+        to_item(
+            row,
+            &keys::customer_invoice(&row.program_id, &row.customer_key, &row.facts.invoice_id),
+        )?,
+        "invoice row",
+    )
+}
+
+/// A new commission, listed under its partner by business date and due for release at
+/// `available_at_ms`.
+pub fn put_new_commission(tx: &mut Tx, c: &CommissionRow) -> Result<(), StoreError> {
+    let item = to_item(c, &keys::commission(&c.partner_id, &c.commission_id))?
+        .with_gsi1(keys::partner_commissions_gsi(
+            &c.partner_id,
+            c.earned_at_ms,
+            &c.commission_id,
+        ))
+        .with_gsi2(keys::release_due_gsi(&c.commission_id, c.available_at_ms));
+    tx.put_new(item, "commission")
+}
+
+/// Change a commission's amount by `delta` (a re-pricing), with its new reason.
+pub fn adjust_commission(
+    tx: &mut Tx,
+    partner_id: &str,
+    commission_id: &str,
+    delta: i64,
+    reason: &str,
+) -> Result<(), StoreError> {
+    tx.update(
+        &keys::commission(partner_id, commission_id),
+        UpdateSpec::new()
+            .add_n("amount", delta)
+            .set_s("reason", reason),
+        "commission adjustment",
+    )
+}
+
+/// Release a pending commission: state `available`, out of the release index; fails the
+/// transaction (`ConditionFailed`) if it is no longer pending.
+pub fn release_commission(tx: &mut Tx, partner_id: &str, commission_id: &str) -> Result<(), StoreError> {
+    tx.update(
+        &keys::commission(partner_id, commission_id),
+        UpdateSpec::new()
+            .set_s("state", "available")
+            .remove(keys::GSI2PK)
+            .remove(keys::GSI2SK)
+            .condition(
+                "#state = :pending",
+                &[("#state", "state")],
+                vec![(":pending", AttributeValue::S("pending".into()))],
+            ),
+        "commission state",
+    )
 }

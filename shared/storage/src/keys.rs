@@ -61,25 +61,33 @@ pub fn ts(epoch_ms: i64) -> String {
 // ---- programs and products -------------------------------------------------------------
 
 pub fn program(program_id: &str) -> Key {
-    Key::new(format!("PROGRAM#{program_id}"), "PROGRAM")
+    Key::new(program_pk(program_id), "PROGRAM")
 }
-/// GSI1: all programs (a deployment has a handful).
-pub fn programs_index() -> (String, String) {
-    ("PROGRAMS".into(), String::new())
+/// GSI1 partition of every program (a deployment has a handful).
+pub fn programs_pk() -> String {
+    "PROGRAMS".into()
+}
+/// GSI1 of a program: its place in the list of programs.
+pub fn programs_gsi(program_id: &str) -> (String, String) {
+    (programs_pk(), format!("PROGRAM#{program_id}"))
 }
 pub fn program_product(program_id: &str, product_id: &str) -> Key {
-    Key::new(
-        format!("PROGRAM#{program_id}"),
-        format!("PRODUCT#{product_id}"),
-    )
+    Key::new(program_pk(program_id), format!("PRODUCT#{product_id}"))
 }
 pub const PROGRAM_PRODUCT_PREFIX: &str = "PRODUCT#";
 /// GSI1 of a program product: the programs a product is on.
 pub fn product_programs_gsi(product_id: &str, program_id: &str) -> (String, String) {
     (
-        format!("PRODUCT#{product_id}"),
+        product_programs_pk(product_id),
         format!("PROGRAM#{program_id}"),
     )
+}
+pub fn product_programs_pk(product_id: &str) -> String {
+    format!("PRODUCT#{product_id}")
+}
+/// The partition of a program and its products.
+pub fn program_pk(program_id: &str) -> String {
+    format!("PROGRAM#{program_id}")
 }
 /// Program's tracking key, found by the SHA-256 of the presented key (the key itself is never stored).
 pub fn tracking_key(key_sha256_hex: &str) -> Key {
@@ -88,41 +96,42 @@ pub fn tracking_key(key_sha256_hex: &str) -> Key {
 
 // ---- partners --------------------------------------------------------------------------
 
+/// The partition of a partner: profile, memberships, metrics, commissions, balances.
+pub fn partner_pk(partner_id: &str) -> String {
+    format!("PARTNER#{partner_id}")
+}
 pub fn partner(partner_id: &str) -> Key {
-    Key::new(format!("PARTNER#{partner_id}"), "PARTNER")
+    Key::new(partner_pk(partner_id), "PARTNER")
 }
 /// GSI1 of a partner: partner by normalised email.
 pub fn partner_email_gsi(normalized_email: &str, partner_id: &str) -> (String, String) {
     (
-        format!("PARTNER_EMAIL#{normalized_email}"),
+        partner_email_pk(normalized_email),
         format!("PARTNER#{partner_id}"),
     )
+}
+pub fn partner_email_pk(normalized_email: &str) -> String {
+    format!("PARTNER_EMAIL#{normalized_email}")
 }
 /// Uniqueness item: one partner per normalised email.
 pub fn partner_email_unique(normalized_email: &str) -> Key {
-    Key::new(format!("PARTNER_EMAIL#{normalized_email}"), "UNIQUE")
+    Key::new(partner_email_pk(normalized_email), "UNIQUE")
 }
 /// A partner's membership of a program: level, recruiter, level history.
 pub fn membership(partner_id: &str, program_id: &str) -> Key {
-    Key::new(
-        format!("PARTNER#{partner_id}"),
-        format!("MEMBER#{program_id}"),
-    )
+    Key::new(partner_pk(partner_id), format!("MEMBER#{program_id}"))
 }
 pub const MEMBERSHIP_PREFIX: &str = "MEMBER#";
 /// GSI1 of a membership: a program's partners.
 pub fn program_members_gsi(program_id: &str, partner_id: &str) -> (String, String) {
-    (
-        format!("PROGRAM#{program_id}#MEMBERS"),
-        format!("PARTNER#{partner_id}"),
-    )
+    (program_members_pk(program_id), format!("PARTNER#{partner_id}"))
+}
+pub fn program_members_pk(program_id: &str) -> String {
+    format!("PROGRAM#{program_id}#MEMBERS")
 }
 /// A partner's level metrics in a program (active referred customers, revenue per currency).
 pub fn level_metrics(partner_id: &str, program_id: &str) -> Key {
-    Key::new(
-        format!("PARTNER#{partner_id}"),
-        format!("METRICS#{program_id}"),
-    )
+    Key::new(partner_pk(partner_id), format!("METRICS#{program_id}"))
 }
 
 // ---- links and clicks ------------------------------------------------------------------
@@ -132,10 +141,10 @@ pub fn link(code: &str) -> Key {
 }
 /// GSI1 of a link: a partner's links.
 pub fn partner_links_gsi(partner_id: &str, code: &str) -> (String, String) {
-    (
-        format!("PARTNER#{partner_id}#LINKS"),
-        format!("LINK#{code}"),
-    )
+    (partner_links_pk(partner_id), format!("LINK#{code}"))
+}
+pub fn partner_links_pk(partner_id: &str) -> String {
+    format!("PARTNER#{partner_id}#LINKS")
 }
 /// Daily click counter of a link (outlives the click items, which expire).
 pub fn link_daily_clicks(code: &str, day: &str) -> Key {
@@ -148,7 +157,7 @@ pub fn click(click_id: &str) -> Key {
 /// GSI1 of a click: a visitor's clicks in time order.
 pub fn visitor_clicks_gsi(visitor_id: &str, at_ms: i64, click_id: &str) -> (String, String) {
     (
-        format!("VISITOR#{visitor_id}"),
+        visitor_clicks_pk(visitor_id),
         format!("CLICK#{}#{click_id}", ts(at_ms)),
     )
 }
@@ -180,10 +189,10 @@ pub fn binding_history(program_id: &str, customer_key: &str, at_ms: i64, seq: &s
 pub const BINDING_HISTORY_PREFIX: &str = "HIST#";
 /// GSI1 of a binding: bindings by normalised email in a program.
 pub fn binding_email_gsi(program_id: &str, normalized_email: &str) -> (String, String) {
-    (
-        format!("BINDEMAIL#{program_id}#{normalized_email}"),
-        "BINDING".into(),
-    )
+    (binding_email_pk(program_id, normalized_email), "BINDING".into())
+}
+pub fn binding_email_pk(program_id: &str, normalized_email: &str) -> String {
+    format!("BINDEMAIL#{program_id}#{normalized_email}")
 }
 /// Pre-attribution of an email (partner invite), per program.
 pub fn email_invite(program_id: &str, normalized_email: &str) -> Key {
@@ -222,10 +231,10 @@ pub fn self_referral_flag(program_id: &str, customer_key: &str, at_ms: i64) -> K
 }
 /// GSI1 of a flag: a program's flagged self-referrals in time order.
 pub fn flags_gsi(program_id: &str, at_ms: i64, customer_key: &str) -> (String, String) {
-    (
-        format!("FLAGS#{program_id}"),
-        format!("{}#{customer_key}", ts(at_ms)),
-    )
+    (flags_pk(program_id), format!("{}#{customer_key}", ts(at_ms)))
+}
+pub fn flags_pk(program_id: &str) -> String {
+    format!("FLAGS#{program_id}")
 }
 /// Stripe promotion code assigned to a partner.
 pub fn promotion_code(code: &str) -> Key {
@@ -234,7 +243,7 @@ pub fn promotion_code(code: &str) -> Key {
 /// An invoice paid before its customer was bound in `program_id`, kept by customer key.
 pub fn unattributed_sale(customer_key: &str, invoice_id: &str, program_id: &str) -> Key {
     Key::new(
-        format!("UNATTR#{customer_key}"),
+        unattributed_pk(customer_key),
         format!("INVOICE#{invoice_id}#{program_id}"),
     )
 }
@@ -244,16 +253,23 @@ pub fn unattributed_pk(customer_key: &str) -> String {
 /// GSI1 of an unattributed sale: by normalised email.
 pub fn unattributed_email_gsi(normalized_email: &str, invoice_id: &str) -> (String, String) {
     (
-        format!("UNATTR_EMAIL#{normalized_email}"),
+        unattributed_email_pk(normalized_email),
         format!("INVOICE#{invoice_id}"),
     )
+}
+pub fn unattributed_email_pk(normalized_email: &str) -> String {
+    format!("UNATTR_EMAIL#{normalized_email}")
 }
 /// GSI2 of an unattributed sale: the operator's list, one partition per month.
 pub fn unattributed_month_gsi(month: &str, at_ms: i64, invoice_id: &str) -> (String, String) {
     (
-        format!("UNATTRIBUTED#{month}"),
+        unattributed_month_pk(month),
         format!("{}#{invoice_id}", ts(at_ms)),
     )
+}
+/// `month` is `YYYY-MM`.
+pub fn unattributed_month_pk(month: &str) -> String {
+    format!("UNATTRIBUTED#{month}")
 }
 
 // ---- events ----------------------------------------------------------------------------
@@ -271,10 +287,7 @@ pub fn processed_invoice(program_id: &str, invoice_id: &str) -> Key {
 
 /// A commission of a partner: one per (program, invoice, tier).
 pub fn commission(partner_id: &str, commission_id: &str) -> Key {
-    Key::new(
-        format!("PARTNER#{partner_id}"),
-        format!("COMMISSION#{commission_id}"),
-    )
+    Key::new(partner_pk(partner_id), format!("COMMISSION#{commission_id}"))
 }
 pub const COMMISSION_PREFIX: &str = "COMMISSION#";
 /// Deterministic commission id.
@@ -288,14 +301,17 @@ pub fn partner_commissions_gsi(
     commission_id: &str,
 ) -> (String, String) {
     (
-        format!("PARTNER#{partner_id}#COMMISSIONS"),
+        partner_commissions_pk(partner_id),
         format!("{}#{commission_id}", ts(at_ms)),
     )
+}
+pub fn partner_commissions_pk(partner_id: &str) -> String {
+    format!("PARTNER#{partner_id}#COMMISSIONS")
 }
 /// GSI2 of a pending commission: due for release at `available_at` (sparse: removed on release).
 pub fn release_due_gsi(commission_id: &str, available_at_ms: i64) -> (String, String) {
     (
-        format!("RELEASE_DUE#{}", shard_of(commission_id)),
+        release_due_pk(shard_of(commission_id)),
         format!("{}#{commission_id}", ts(available_at_ms)),
     )
 }
@@ -323,7 +339,7 @@ pub const LEDGER_ENTRY_PREFIX: &str = "ENTRY#";
 /// Balance of (partner, program, currency).
 pub fn balance(partner_id: &str, program_id: &str, currency: Currency) -> Key {
     Key::new(
-        format!("PARTNER#{partner_id}"),
+        partner_pk(partner_id),
         format!("BALANCE#{program_id}#{currency}"),
     )
 }
@@ -331,7 +347,7 @@ pub const BALANCE_PREFIX: &str = "BALANCE#";
 /// GSI2 of a balance with money available: payable candidates of a program (sparse, sharded).
 pub fn payable_gsi(program_id: &str, partner_id: &str, currency: Currency) -> (String, String) {
     (
-        format!("PAYABLE#{program_id}#{}", shard_of(partner_id)),
+        payable_pk(program_id, shard_of(partner_id)),
         format!("{currency}#{partner_id}"),
     )
 }
@@ -342,12 +358,15 @@ pub fn payable_pk(program_id: &str, shard: u32) -> String {
 // ---- payouts ---------------------------------------------------------------------------
 
 /// A payout run of a program on a payout date.
+pub fn payout_run_pk(program_id: &str, date: &str) -> String {
+    format!("PAYOUTRUN#{program_id}#{date}")
+}
 pub fn payout_run(program_id: &str, date: &str) -> Key {
-    Key::new(format!("PAYOUTRUN#{program_id}#{date}"), "RUN")
+    Key::new(payout_run_pk(program_id, date), "RUN")
 }
 pub fn payout_item(program_id: &str, date: &str, partner_id: &str, currency: Currency) -> Key {
     Key::new(
-        format!("PAYOUTRUN#{program_id}#{date}"),
+        payout_run_pk(program_id, date),
         format!("ITEM#{partner_id}#{currency}"),
     )
 }
@@ -355,13 +374,14 @@ pub const PAYOUT_ITEM_PREFIX: &str = "ITEM#";
 
 // ---- outbox ----------------------------------------------------------------------------
 
+/// An outbox message (the transactional outbox).
 pub fn outbox(message_id: &str) -> Key {
     Key::new(format!("OUTBOX#{message_id}"), "OUTBOX")
 }
 /// GSI2 of an unsent outbox message (sparse: removed once sent).
 pub fn outbox_unsent_gsi(message_id: &str, created_ms: i64) -> (String, String) {
     (
-        format!("OUTBOX_UNSENT#{}", shard_of(message_id)),
+        outbox_unsent_pk(shard_of(message_id)),
         format!("{}#{message_id}", ts(created_ms)),
     )
 }

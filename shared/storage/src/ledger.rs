@@ -135,7 +135,7 @@ pub async fn partner_balances(
     partner_id: &str,
 ) -> Result<Vec<BalanceRow>, StoreError> {
     table
-        .query_as(Query::table(keys::partner(partner_id).pk).begins_with(keys::BALANCE_PREFIX))
+        .query_as(Query::table(keys::partner_pk(partner_id)).begins_with(keys::BALANCE_PREFIX))
         .await
 }
 

@@ -57,7 +57,7 @@ pub async fn get_link(table: &Table, code: &str) -> Result<Option<Link>, StoreEr
 
 /// A partner's links.
 pub async fn partner_links(table: &Table, partner_id: &str) -> Result<Vec<Link>, StoreError> {
-    let (pk, _) = keys::partner_links_gsi(partner_id, "");
+    let pk = keys::partner_links_pk(partner_id);
     table.query_as(Query::gsi1(pk)).await
 }
 

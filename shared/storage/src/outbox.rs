@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::StoreError;
 use crate::keys;
 use crate::table::{to_item, ItemExt, Query, Table};
-use crate::tx::{Tx, UpdateSpec};
+use crate::tx::Tx;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxRow {
@@ -44,11 +44,14 @@ pub async fn unsent(table: &Table) -> Result<Vec<OutboxRow>, StoreError> {
 }
 
 /// Unsent messages among these ids (after a write: deliver what it enqueued, or what a previous
-/// attempt left unsent).
+/// attempt left unsent). One `BatchGetItem` per 100 ids.
 pub async fn unsent_by_id(table: &Table, ids: &[String]) -> Result<Vec<OutboxRow>, StoreError> {
+    let wanted: Vec<keys::Key> = ids.iter().map(|id| keys::outbox(id)).collect();
+    let mut found = table.batch_get(&wanted).await?;
     let mut out = vec![];
-    for id in ids {
-        if let Some(r) = table.get_as::<OutboxRow>(&keys::outbox(id)).await? {
+    for k in &wanted {
+        if let Some(item) = found.remove(k) {
+            let r: OutboxRow = serde_dynamo::from_item(item)?;
             if r.sent_ms.is_none() {
                 out.push(r);
             }
@@ -91,6 +94,7 @@ pub async fn deliver(
             .send()
             .await
             .map_err(|e| DeliverError::Sqs(format!("{e:?}")))?;
+        let mut accepted = vec![];
         for ok in out.successful() {
             let idx: usize = ok
                 .id()
@@ -98,10 +102,11 @@ pub async fn deliver(
                 .parse()
                 .unwrap_or(usize::MAX);
             if let Some(r) = chunk.get(idx) {
-                mark_sent(table, &r.message_id).await?;
-                sent += 1;
+                accepted.push(r);
             }
         }
+        sent += accepted.len();
+        mark_all_sent(table, &accepted).await?;
         if let Some(f) = out.failed().first() {
             return Err(DeliverError::Sqs(format!(
                 "{} of {} failed, first: {:?}",
@@ -120,27 +125,22 @@ fn dedup_id(id: &str) -> String {
     h.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Mark a message sent: it leaves the unsent index. One conditional `UpdateItem`.
-pub async fn mark_sent(table: &Table, message_id: &str) -> Result<(), StoreError> {
-    let (expr, cond, names, values) = UpdateSpec::new()
-        .set_n("sent_ms", table.clock.now_ms())
-        .remove(keys::GSI2PK)
-        .remove(keys::GSI2SK)
-        .condition("attribute_exists(PK)", &[], vec![])
-        .into_parts();
-    table
-        .client
-        .update_item()
-        .table_name(&table.name)
-        .set_key(Some(Table::key_item(&keys::outbox(message_id))))
-        .update_expression(expr)
-        .set_condition_expression(cond)
-        .set_expression_attribute_names(Some(names))
-        .set_expression_attribute_values(values)
-        .send()
-        .await
-        .map_err(StoreError::dynamo)?;
-    Ok(())
+/// Mark rows sent in one `BatchWriteItem` per 25: each row is written again with `sent_ms` and
+/// without its unsent-index keys (the body never changes, so the overwrite loses nothing).
+async fn mark_all_sent(table: &Table, rows: &[&OutboxRow]) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let now = table.clock.now_ms();
+    let mut items = vec![];
+    for r in rows {
+        let sent = OutboxRow {
+            sent_ms: Some(now),
+            ..(*r).clone()
+        };
+        items.push(to_item(&sent, &keys::outbox(&r.message_id))?);
+    }
+    table.batch_put(items).await
 }
 
 /// The row an envelope is stored as.

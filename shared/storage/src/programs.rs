@@ -16,14 +16,13 @@ pub struct ProgramRow {
 }
 
 pub fn program_item(program: &Program) -> Result<Item, StoreError> {
-    let (pk, _) = keys::programs_index();
     Ok(to_item(
         &ProgramRow {
             program: program.clone(),
         },
         &keys::program(&program.id),
     )?
-    .with_gsi1((pk, format!("PROGRAM#{}", program.id))))
+    .with_gsi1(keys::programs_gsi(&program.id)))
 }
 
 pub async fn get_program(table: &Table, program_id: &str) -> Result<Option<Program>, StoreError> {
@@ -38,9 +37,8 @@ pub async fn get_program(table: &Table, program_id: &str) -> Result<Option<Progr
 
 /// Every program (a deployment has a handful: one GSI1 partition).
 pub async fn list_programs(table: &Table) -> Result<Vec<Program>, StoreError> {
-    let (pk, _) = keys::programs_index();
     Ok(table
-        .query_as::<ProgramRow>(Query::gsi1(pk))
+        .query_as::<ProgramRow>(Query::gsi1(keys::programs_pk()))
         .await?
         .into_iter()
         .map(|r| r.program)
@@ -67,7 +65,7 @@ pub async fn program_products(
 ) -> Result<Vec<ProgramProduct>, StoreError> {
     Ok(table
         .query_as::<ProductRow>(
-            Query::table(keys::program(program_id).pk).begins_with(keys::PROGRAM_PRODUCT_PREFIX),
+            Query::table(keys::program_pk(program_id)).begins_with(keys::PROGRAM_PRODUCT_PREFIX),
         )
         .await?
         .into_iter()
@@ -80,9 +78,8 @@ pub async fn programs_of_product(
     table: &Table,
     product_id: &str,
 ) -> Result<Vec<String>, StoreError> {
-    let (pk, _) = keys::product_programs_gsi(product_id, "");
     Ok(table
-        .query_as::<ProductRow>(Query::gsi1(pk))
+        .query_as::<ProductRow>(Query::gsi1(keys::product_programs_pk(product_id)))
         .await?
         .into_iter()
         .map(|r| r.product.program_id)

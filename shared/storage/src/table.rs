@@ -187,6 +187,102 @@ impl Table {
             .collect()
     }
 
+    /// Read several items in one `BatchGetItem` (strongly consistent), by key; keys that have no
+    /// item are absent from the answer. At most 100 distinct keys per request: larger sets are
+    /// split; unprocessed keys are retried with backoff.
+    pub async fn batch_get(&self, keys_wanted: &[Key]) -> Result<HashMap<Key, Item>, StoreError> {
+        let mut distinct: Vec<&Key> = keys_wanted.iter().collect();
+        distinct.sort();
+        distinct.dedup();
+        let mut out = HashMap::new();
+        for chunk in distinct.chunks(100) {
+            let mut pending: Vec<Item> = chunk.iter().map(|k| Self::key_item(k)).collect();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                attempt += 1;
+                if attempt > MAX_ATTEMPTS {
+                    return Err(StoreError::Contention { attempts: attempt });
+                }
+                if attempt > 1 {
+                    self.backoff(attempt - 1).await;
+                }
+                let ka = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(StoreError::dynamo)?;
+                let page = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.name, ka)
+                    .send()
+                    .await
+                    .map_err(StoreError::dynamo)?;
+                for item in page
+                    .responses
+                    .and_then(|mut r| r.remove(&self.name))
+                    .unwrap_or_default()
+                {
+                    let (Some(pk), Some(sk)) = (item.s(keys::PK), item.s(keys::SK)) else {
+                        continue;
+                    };
+                    out.insert(Key::new(pk, sk), item);
+                }
+                if let Some(ka) = page
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.name))
+                {
+                    pending = ka.keys;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Put several items, unconditionally, with `BatchWriteItem` (25 per request; unprocessed
+    /// items are retried with backoff). For overwrites that need no condition.
+    pub async fn batch_put(&self, items: Vec<Item>) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        let mut requests = vec![];
+        for item in items {
+            requests.push(
+                WriteRequest::builder()
+                    .put_request(
+                        PutRequest::builder()
+                            .set_item(Some(item))
+                            .build()
+                            .map_err(StoreError::dynamo)?,
+                    )
+                    .build(),
+            );
+        }
+        for chunk in requests.chunks(25) {
+            let mut pending = chunk.to_vec();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                attempt += 1;
+                if attempt > MAX_ATTEMPTS {
+                    return Err(StoreError::Contention { attempts: attempt });
+                }
+                if attempt > 1 {
+                    self.backoff(attempt - 1).await;
+                }
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.name, std::mem::take(&mut pending))
+                    .send()
+                    .await
+                    .map_err(StoreError::dynamo)?;
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(&self.name))
+                    .unwrap_or_default();
+            }
+        }
+        Ok(())
+    }
+
     /// Sleep before retry `attempt` (1-based): capped exponential backoff on the injected clock.
     pub(crate) async fn backoff(&self, attempt: u32) {
         let ms = (10u64 << attempt.min(6)).min(500);

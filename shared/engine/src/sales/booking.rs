@@ -1,0 +1,599 @@
+//! Booking: fold a customer's invoices, plan the difference from what is booked, write it in
+//! one transaction (or, for a large correction, in several complete ones).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rules::levels::{promotion_after_sale, LevelSale, PartnerMetrics, Promotion};
+use rules::plan::{
+    diff_booked, evaluate_customer, CommissionChange, CommissionTier, InvoiceCommission,
+    InvoiceFacts, RateContext,
+};
+use rules::sale::level_sale_of;
+use rules::schedule::available_at;
+use rules::{Bucket, EntryKind, Money, Program, ProgramProduct, Tiers};
+use storage::customers::{
+    self, CommissionRow, CommissionState, CustomerInvoiceRow, SalesStateRow, UnattributedRow,
+};
+use storage::ledger::{self, LedgerEntry};
+use storage::partners::{self, MembershipRow};
+use storage::{keys, StoreError, Tx};
+
+use super::earned_message_id;
+use crate::{Engine, EngineError, OPTIMISTIC_ATTEMPTS};
+
+/// Actions one booking may use by default ([`Engine::tx_budget`]); the rest of a large
+/// correction goes in the next transaction.
+pub const TX_BUDGET: usize = 90;
+
+/// A sale to add to a customer's books.
+#[derive(Debug, Clone)]
+pub(crate) struct NewSale {
+    pub facts: InvoiceFacts,
+    pub partner_id: String,
+    pub source_event: String,
+    /// The waiting (unattributed) sale this comes from, deleted in the same transaction.
+    pub unattributed: Option<UnattributedRow>,
+}
+
+/// What the caller has just read for this booking, so the first attempt reads nothing again.
+#[derive(Debug, Clone)]
+pub(crate) struct Preloaded {
+    pub state: SalesStateRow,
+    /// The new sale's partner's membership (recruiter, level history).
+    pub membership: Option<MembershipRow>,
+    /// Their level metrics (read only in programs with levels).
+    pub metrics: Option<PartnerMetrics>,
+}
+
+/// What a booking wrote.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Booked {
+    /// Commissions earned or adjusted.
+    pub commission_ids: Vec<String>,
+    /// Outbox messages of the sale (written now, or by an earlier delivery of it).
+    pub outbox_ids: Vec<String>,
+}
+
+/// Add `new` (if any) to the customer's invoices and book the differences. Safe to repeat;
+/// concurrent bookings of one customer retry. Messages are delivered after the commit.
+pub(crate) async fn book_customer(
+    engine: &Engine,
+    program: &Program,
+    customer_key: &str,
+    new: Option<NewSale>,
+    preloaded: Option<Preloaded>,
+) -> Result<Booked, EngineError> {
+    let products = engine
+        .catalog
+        .products(&engine.table, &program.id)
+        .await?;
+    let (mut booked, envelopes, mut repeated) =
+        book_customer_inner(engine, program, &products, customer_key, new, preloaded).await?;
+    repeated.sort();
+    repeated.dedup();
+    booked.outbox_ids.extend(repeated.iter().cloned());
+    engine.deliver_new(&envelopes).await;
+    // A repeat of a sale booked earlier (its delivery may have died before sending).
+    engine.deliver_outbox(&repeated).await;
+    Ok(booked)
+}
+
+/// The messages a sale's booking enqueues (none when the program does not notify).
+fn sale_message_ids(program: &Program, invoice_id: &str) -> Vec<String> {
+    if !program.notify_on_commission {
+        return vec![];
+    }
+    [1u8, 2]
+        .map(|tier| earned_message_id(&keys::commission_id(&program.id, invoice_id, tier)))
+        .to_vec()
+}
+
+async fn book_customer_inner(
+    engine: &Engine,
+    program: &Program,
+    products: &[ProgramProduct],
+    customer_key: &str,
+    new: Option<NewSale>,
+    preloaded: Option<Preloaded>,
+) -> Result<(Booked, Vec<messages::Envelope>, Vec<String>), EngineError> {
+    let t = &engine.table;
+    let mut booked = Booked::default();
+    let mut sent: Vec<messages::Envelope> = vec![];
+    let mut repeated: Vec<String> = vec![];
+    let mut new = new;
+    let mut preloaded = preloaded;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        if attempts > OPTIMISTIC_ATTEMPTS * 3 {
+            return Err(StoreError::Contention { attempts }.into());
+        }
+        let pre = preloaded.take();
+        let state = match &pre {
+            Some(p) => p.state.clone(),
+            None => customers::sales_state(t, &program.id, customer_key).await?,
+        };
+        // Invoice rows are only ever written with a sales state: none before the first booking.
+        let rows = if state.version == 0 {
+            vec![]
+        } else {
+            customers::customer_invoices(t, &program.id, customer_key).await?
+        };
+        if let Some(n) = &new {
+            if rows
+                .iter()
+                .any(|r| r.facts.invoice_id == n.facts.invoice_id)
+            {
+                // already booked by an earlier delivery
+                repeated.extend(sale_message_ids(program, &n.facts.invoice_id));
+                new = None;
+                continue;
+            }
+        }
+        let plan = match plan_booking(
+            engine,
+            program,
+            products,
+            customer_key,
+            &rows,
+            new.as_ref(),
+            pre,
+        )
+        .await?
+        {
+            Some(p) => p,
+            None => return Ok((booked, sent, repeated)),
+        };
+        let mut tx = Tx::new();
+        if let Some(n) = &new {
+            customers::invoice_booked_once(&mut tx, &program.id, &n.facts.invoice_id, &n.source_event)?;
+            if let Some(u) = &n.unattributed {
+                customers::delete_unattributed(&mut tx, u)?;
+            }
+        }
+        customers::advance_sales_state(
+            &mut tx,
+            &program.id,
+            customer_key,
+            state.version,
+            plan.first_paid_sale_at_ms,
+        )?;
+        let mut envelopes = vec![];
+        let (ids, complete) = plan
+            .write(
+                engine,
+                program,
+                customer_key,
+                state.version + 1,
+                &mut tx,
+                &mut envelopes,
+            )
+            .await?;
+        match tx.commit(t).await {
+            Ok(()) => {
+                booked.commission_ids.extend(ids);
+                booked
+                    .outbox_ids
+                    .extend(envelopes.iter().map(|e| e.id.clone()));
+                sent.extend(envelopes);
+                new = None;
+                if complete {
+                    return Ok((booked, sent, repeated));
+                }
+                // a large correction continues in the next transaction
+            }
+            Err(StoreError::AlreadyDone) => {
+                if let Some(n) = &new {
+                    repeated.extend(sale_message_ids(program, &n.facts.invoice_id));
+                }
+                new = None;
+            }
+            // Another booking of this customer committed first: read again and decide again.
+            Err(StoreError::ConditionFailed { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// What one booking transaction writes.
+struct BookingPlan {
+    /// Invoice rows to (re)write with their new booked result.
+    rows: Vec<CustomerInvoiceRow>,
+    /// Changes per invoice, grouped, in order.
+    changes: Vec<(String, Vec<CommissionChange>)>,
+    /// The sale's level effect, if it is new.
+    level: Option<LevelEffect>,
+    first_paid_sale_at_ms: Option<i64>,
+    /// The invoice this booking adds, if any.
+    new_invoice: Option<String>,
+    at_ms: i64,
+}
+
+struct LevelEffect {
+    partner_id: String,
+    sale: LevelSale,
+    /// The promotion and the level history after it.
+    promotion: Option<(Promotion, rules::LevelHistory)>,
+}
+
+async fn plan_booking(
+    engine: &Engine,
+    program: &Program,
+    products: &[ProgramProduct],
+    customer_key: &str,
+    rows: &[CustomerInvoiceRow],
+    new: Option<&NewSale>,
+    pre: Option<Preloaded>,
+) -> Result<Option<BookingPlan>, EngineError> {
+    let t = &engine.table;
+    // Partner, recruiter and rate context per invoice: a row keeps the partner it was booked for.
+    let mut partner_of: BTreeMap<String, (String, Option<String>)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.facts.invoice_id.clone(),
+                (r.partner_id.clone(), r.recruiter_id.clone()),
+            )
+        })
+        .collect();
+    let mut facts: Vec<InvoiceFacts> = rows.iter().map(|r| r.facts.clone()).collect();
+    let current_partner = match new {
+        Some(n) => n.partner_id.clone(),
+        None => match rows
+            .iter()
+            .max_by_key(|r| (r.facts.paid_at, r.facts.invoice_id.clone()))
+        {
+            Some(r) => r.partner_id.clone(),
+            None => return Ok(None),
+        },
+    };
+    // The preloaded membership and metrics are the new sale's partner's.
+    let (membership, metrics) = match pre {
+        Some(p) if new.is_some() => (p.membership, p.metrics),
+        _ => (
+            partners::get_membership(t, &current_partner, &program.id).await?,
+            None,
+        ),
+    };
+    let recruiter = if program.tiers == Tiers::Two {
+        membership
+            .as_ref()
+            .and_then(|m| m.membership.recruiter.clone())
+    } else {
+        None
+    };
+    if let Some(n) = new {
+        partner_of.insert(
+            n.facts.invoice_id.clone(),
+            (n.partner_id.clone(), recruiter.clone()),
+        );
+        facts.push(n.facts.clone());
+    }
+    let history = membership
+        .as_ref()
+        .map(|m| m.level_history.clone())
+        .unwrap_or_default();
+    let ctx = RateContext::with_levels(history.clone());
+    let mut current = evaluate_customer(program, products, &facts, &ctx)?;
+    // Tier 2 is booked only where the invoice's partner has a recruiter.
+    for c in &mut current {
+        if partner_of
+            .get(&c.invoice_id)
+            .and_then(|(_, r)| r.as_ref())
+            .is_none()
+        {
+            c.tier2 = Money::zero(c.tier2.currency);
+        }
+    }
+    let previous: Vec<InvoiceCommission> = rows.iter().map(|r| r.booked.clone()).collect();
+    let diff = diff_booked(&previous, &current)?;
+    let mut grouped: Vec<(String, Vec<CommissionChange>)> = vec![];
+    for ch in diff {
+        match grouped.last_mut() {
+            Some((id, v)) if *id == ch.invoice_id => v.push(ch),
+            _ => grouped.push((ch.invoice_id.clone(), vec![ch])),
+        }
+    }
+    // Rows to write: the new invoice always; others when their booked result changed.
+    let by_id: BTreeMap<&str, &CustomerInvoiceRow> = rows
+        .iter()
+        .map(|r| (r.facts.invoice_id.as_str(), r))
+        .collect();
+    let mut out_rows = vec![];
+    for c in &current {
+        let changed = by_id
+            .get(c.invoice_id.as_str())
+            .map(|r| r.booked != *c)
+            .unwrap_or(true);
+        if !changed {
+            continue;
+        }
+        let (partner_id, recruiter_id) = partner_of
+            .get(&c.invoice_id)
+            .cloned()
+            .unwrap_or((current_partner.clone(), None));
+        let (f, source_event) = match by_id.get(c.invoice_id.as_str()) {
+            Some(r) => (r.facts.clone(), r.source_event.clone()),
+            None => match new {
+                Some(n) => (n.facts.clone(), n.source_event.clone()),
+                None => continue,
+            },
+        };
+        out_rows.push(CustomerInvoiceRow {
+            program_id: program.id.clone(),
+            customer_key: customer_key.into(),
+            partner_id,
+            recruiter_id,
+            facts: f,
+            booked: c.clone(),
+            source_event,
+        });
+    }
+    if out_rows.is_empty() && grouped.is_empty() && new.is_none() {
+        return Ok(None);
+    }
+    let first_paid_sale_at_ms = current
+        .iter()
+        .find(|c| c.is_first_sale)
+        .map(|c| c.paid_at.timestamp_millis());
+    let new_commission = new.and_then(|n| {
+        current
+            .iter()
+            .find(|c| c.invoice_id == n.facts.invoice_id)
+            .map(|c| (n, c))
+    });
+    let level = match new_commission
+        .and_then(|(n, c)| level_sale_of(!program.levels.is_empty(), c).map(|s| (n, s)))
+    {
+        Some((n, sale)) => {
+            let metrics = match metrics {
+                Some(m) => m,
+                None => partners::level_metrics(t, &n.partner_id, &program.id).await?,
+            };
+            let promotion =
+                promotion_after_sale(program, history.current_level(), &metrics, &sale)?;
+            // A promotion updates the stored membership (only if there is one).
+            let promotion = match (promotion, &membership) {
+                (Some(p), Some(m)) => {
+                    let mut h = m.level_history.clone();
+                    h.promote(p.to_level, p.effective_after);
+                    Some((p, h))
+                }
+                _ => None,
+            };
+            Some(LevelEffect {
+                partner_id: n.partner_id.clone(),
+                sale,
+                promotion,
+            })
+        }
+        None => None,
+    };
+    let at_ms = new
+        .map(|n| n.facts.paid_at.timestamp_millis())
+        .unwrap_or_else(|| {
+            current
+                .iter()
+                .map(|c| c.paid_at.timestamp_millis())
+                .max()
+                .unwrap_or(0)
+        });
+    Ok(Some(BookingPlan {
+        rows: out_rows,
+        changes: grouped,
+        level,
+        first_paid_sale_at_ms,
+        new_invoice: new.map(|n| n.facts.invoice_id.clone()),
+        at_ms,
+    }))
+}
+
+impl BookingPlan {
+    /// Add this plan's writes to `tx`; returns the commission ids touched and whether the plan
+    /// fitted in this transaction.
+    async fn write(
+        &self,
+        engine: &Engine,
+        program: &Program,
+        customer_key: &str,
+        version: u64,
+        tx: &mut Tx,
+        envelopes: &mut Vec<messages::Envelope>,
+    ) -> Result<(Vec<String>, bool), EngineError> {
+        let t = &engine.table;
+        let budget = engine.tx_budget.min(crate::MAX_TX_ACTIONS_FOR_BOOKING);
+        let mut complete = true;
+        let mut ids = vec![];
+        let rows: BTreeMap<&str, &CustomerInvoiceRow> = self
+            .rows
+            .iter()
+            .map(|r| (r.facts.invoice_id.as_str(), r))
+            .collect();
+        let mut written_rows = BTreeSet::new();
+        // The new invoice first: it must be in the transaction that holds its marker.
+        let mut groups: Vec<&(String, Vec<CommissionChange>)> = self.changes.iter().collect();
+        groups.sort_by_key(|(id, _)| Some(id) != self.new_invoice.as_ref());
+        for (invoice_id, changes) in groups {
+            // An invoice needs its row and, per tier, a commission, an entry and an outbox
+            // message, plus up to two balance items not yet in the transaction.
+            let cost = 1 + changes.len() * 3 + 2;
+            if !written_rows.is_empty() && tx.len() + cost > budget {
+                complete = false;
+                break;
+            }
+            let Some(row) = rows.get(invoice_id.as_str()) else {
+                return Err(EngineError::Inconsistent(format!(
+                    "change for {invoice_id} without its row"
+                )));
+            };
+            for ch in changes {
+                let (partner_id, tier) = match ch.tier {
+                    CommissionTier::Tier1 => (row.partner_id.clone(), 1u8),
+                    CommissionTier::Tier2 => match &row.recruiter_id {
+                        Some(r) => (r.clone(), 2u8),
+                        None => continue,
+                    },
+                };
+                let cid = keys::commission_id(&program.id, invoice_id, tier);
+                // A brand-new invoice has no commission yet: read only for invoices booked before.
+                let existing = if self.new_invoice.as_deref() == Some(invoice_id.as_str()) {
+                    None
+                } else {
+                    customers::get_commission(t, &partner_id, &cid).await?
+                };
+                let source = row.source_event.clone();
+                match (ch.kind, existing) {
+                    (EntryKind::Earned, None) | (EntryKind::Adjusted, None)
+                        if ch.amount.minor > 0 =>
+                    {
+                        let paid_ms = ch.paid_at.timestamp_millis();
+                        let avail = available_at(ch.paid_at, program.hold_days).timestamp_millis();
+                        let c = CommissionRow {
+                            commission_id: cid.clone(),
+                            partner_id: partner_id.clone(),
+                            program_id: program.id.clone(),
+                            invoice_id: invoice_id.clone(),
+                            customer_key: customer_key.into(),
+                            tier,
+                            amount: ch.amount.minor,
+                            currency: ch.amount.currency,
+                            base: row.booked.base.minor,
+                            rate: row.booked.rate_used,
+                            state: CommissionState::Pending,
+                            earned_at_ms: paid_ms,
+                            available_at_ms: avail,
+                            reason: reason_text(&row.booked, tier),
+                            source_event: source.clone(),
+                        };
+                        customers::put_new_commission(tx, &c)?;
+                        let entry = LedgerEntry::new(
+                            format!("earned:{cid}"),
+                            &partner_id,
+                            &program.id,
+                            ch.amount.currency,
+                            EntryKind::Earned,
+                            ch.amount.minor,
+                            None,
+                            paid_ms,
+                            c.reason.clone(),
+                            source,
+                        )?
+                        .for_commission(&cid);
+                        ledger::post(tx, &entry)?;
+                        if program.notify_on_commission {
+                            let env = messages::Envelope {
+                                id: earned_message_id(&cid),
+                                at_ms: paid_ms,
+                                message: messages::Message::CommissionEarned {
+                                    partner_id: partner_id.clone(),
+                                    program_id: program.id.clone(),
+                                    commission_id: cid.clone(),
+                                    tier,
+                                    amount_minor: ch.amount.minor,
+                                    currency: ch.amount.currency.code().to_string(),
+                                    available_at_ms: avail,
+                                },
+                            };
+                            storage::outbox::enqueue(tx, &env)?;
+                            envelopes.push(env);
+                        }
+                    }
+                    (_, None) => {
+                        return Err(EngineError::Inconsistent(format!(
+                            "negative change for {cid} without a commission"
+                        )));
+                    }
+                    (_, Some(c)) => {
+                        let bucket = match c.state {
+                            CommissionState::Pending => Bucket::Pending,
+                            CommissionState::Available => Bucket::Available,
+                        };
+                        let reason = reason_text(&row.booked, tier);
+                        let entry = LedgerEntry::new(
+                            format!("adjusted:{cid}:v{version}"),
+                            &partner_id,
+                            &program.id,
+                            ch.amount.currency,
+                            EntryKind::Adjusted,
+                            ch.amount.minor,
+                            Some(bucket),
+                            self.at_ms,
+                            format!("re-priced in business-time order: {reason}"),
+                            source,
+                        )?
+                        .for_commission(&cid);
+                        ledger::post(tx, &entry)?;
+                        customers::adjust_commission(
+                            tx,
+                            &partner_id,
+                            &cid,
+                            ch.amount.minor,
+                            &reason,
+                        )?;
+                    }
+                }
+                ids.push(cid);
+            }
+            customers::put_invoice_row(tx, row)?;
+            written_rows.insert(invoice_id.clone());
+        }
+        for row in &self.rows {
+            if !written_rows.contains(&row.facts.invoice_id) {
+                let is_new = self.new_invoice.as_ref() == Some(&row.facts.invoice_id);
+                if !is_new && (!complete || tx.len() + 1 > budget) {
+                    complete = false;
+                    continue;
+                }
+                customers::put_invoice_row(tx, row)?;
+            }
+        }
+        if let Some(l) = &self.level {
+            partners::add_level_sale(tx, &l.partner_id, &program.id, &l.sale)?;
+            if let Some((p, history)) = &l.promotion {
+                partners::set_level(tx, &l.partner_id, &program.id, history, p.to_level)?;
+            }
+        }
+        Ok((ids, complete))
+    }
+}
+
+fn reason_text(c: &InvoiceCommission, tier: u8) -> String {
+    let amount = if tier == 1 { c.tier1 } else { c.tier2 };
+    match c.rate_used {
+        Some(r) if tier == 1 => format!(
+            "{}: {} at {}% of {}",
+            tier_name(tier),
+            amount,
+            (r * rust_decimal::Decimal::ONE_HUNDRED).normalize(),
+            c.base
+        ),
+        _ => format!(
+            "{}: {} on {} ({:?})",
+            tier_name(tier),
+            amount,
+            c.base,
+            c.reason
+        ),
+    }
+}
+
+fn tier_name(tier: u8) -> &'static str {
+    if tier == 1 {
+        "tier 1"
+    } else {
+        "tier 2"
+    }
+}
+
+/// Re-run the fold for a customer and book any difference (after a crash mid-correction, or an
+/// operator's request). Books nothing when everything is in order. Returns the commissions
+/// touched.
+pub async fn reconcile_customer(
+    engine: &Engine,
+    program: &Program,
+    customer_key: &str,
+) -> Result<Vec<String>, EngineError> {
+    Ok(book_customer(engine, program, customer_key, None, None)
+        .await?
+        .commission_ids)
+}
