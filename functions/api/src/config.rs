@@ -5,7 +5,7 @@
 //! | `TABLE_NAME` | the table (read by `storage::Table::from_env`) |
 //! | `TRACKING_KEY` | (required) the deployment's HMAC key that signs click ids, at least 32 bytes; the same value as the redirect function's |
 //! | `TRACKING_KEYS_PREVIOUS` | comma-separated previous keys, still accepted when verifying click ids |
-//! | `OUTBOX_QUEUE_URL` | optional: deliver outbox messages right after a write (otherwise the sweep does) |
+//! | `OUTBOX_QUEUE_URL` | optional: deliver outbox messages right after a write (otherwise they wait in the unsent index for the sweep, not deployed yet) |
 //!
 //! `TRACKING_KEY` is not the programs' tracking keys that authenticate API calls: those are
 //! stored hashed in the table (`partnerctl apply`, `tracking_key` / `tracking_key_sha256`).

@@ -6,7 +6,7 @@
 //! | `STRIPE_SIGNING_SECRET` | the same list, directly (local development, tests); ignored when the parameter is set |
 //! | `TRACKING_KEY_PARAM` | SSM parameter (SecureString) holding the tracking key, optionally followed by previous keys, comma-separated (AWS); the engine verifies click ids with it |
 //! | `TRACKING_KEY`, `TRACKING_KEYS_PREVIOUS` | the same directly, as the redirect function reads them (local) |
-//! | `OUTBOX_QUEUE_URL` | optional: deliver outbox messages right after a booking (otherwise the sweep does) |
+//! | `OUTBOX_QUEUE_URL` | optional: deliver outbox messages right after a booking (otherwise they wait in the unsent index for the sweep, not deployed yet) |
 //! | `TABLE_NAME` | the table (read by `storage::Table::from_env`) |
 //!
 //! SSM parameters are read at init, with decryption: Lambda environment variables cannot hold

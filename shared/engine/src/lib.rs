@@ -20,8 +20,8 @@ use std::time::Duration;
 use storage::outbox::{self, DeliverError};
 use storage::{StoreError, Table};
 
-/// Where outbox messages go after a write (the outbox queue). Without it, messages wait for the
-/// sweep.
+/// Where outbox messages go after a write (the outbox queue). Without it, messages wait in the
+/// unsent index for the sweep (`storage::outbox::sweep`, scheduled by issue 10).
 #[derive(Clone, Debug)]
 pub struct OutboxTarget {
     pub sqs: aws_sdk_sqs::Client,
@@ -98,7 +98,9 @@ impl Engine {
     }
 
     /// Deliver messages this process has just committed to the outbox (no read needed).
-    /// Failures are logged: the sweep delivers them later.
+    /// Failures are logged and the message stays unsent in the outbox's unsent index, for the
+    /// sweep (`storage::outbox::sweep`; not deployed yet: issue 10 schedules it) or a redelivery
+    /// of the event (its processed marker lists the message) to send.
     pub async fn deliver_new(&self, envelopes: &[messages::Envelope]) {
         let Some(t) = &self.outbox else { return };
         if envelopes.is_empty() {
@@ -106,12 +108,12 @@ impl Engine {
         }
         let rows: Vec<_> = envelopes.iter().map(outbox::row_of).collect();
         if let Err(e) = outbox::deliver(&self.table, &t.sqs, &t.queue_url, &rows).await {
-            tracing::warn!(error = %e, "outbox delivery failed; the sweep will retry");
+            tracing::warn!(error = %e, "outbox delivery failed; left in the unsent index");
         }
     }
 
-    /// Deliver these outbox messages if they are still unsent. Failures are logged: the sweep
-    /// delivers them later.
+    /// Deliver these outbox messages if they are still unsent. Failures are logged, as in
+    /// [`Engine::deliver_new`].
     pub async fn deliver_outbox(&self, ids: &[String]) {
         let Some(t) = &self.outbox else { return };
         if ids.is_empty() {
@@ -123,7 +125,7 @@ impl Engine {
         }
         .await;
         if let Err(e) = r {
-            tracing::warn!(error = %e, "outbox delivery failed; the sweep will retry");
+            tracing::warn!(error = %e, "outbox delivery failed; left in the unsent index");
         }
     }
 }

@@ -8,7 +8,8 @@ use storage::{StoreError, Tx};
 
 use crate::{Engine, EngineError};
 
-/// Release every commission due at `now_ms` (business time of the schedule's event). Returns the
+/// Release every commission due at `now_ms` (business time of the schedule's event). No deployed
+/// function calls it yet: the "nothing fails silently" issue (10) schedules it. Returns the
 /// released commission ids. Idempotent: a released commission leaves the due index, and the
 /// conditional state change makes a concurrent run a no-op.
 pub async fn release_due(

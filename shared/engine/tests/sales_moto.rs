@@ -205,28 +205,19 @@ async fn cps_pays_once_and_a_trial_counts_when_it_rebills() {
 async fn payment_failed_then_paid_earns_once() {
     let w = world(program("demo", pct("0.25"), Duration::Lifetime, None)).await;
     bind_code(&w, "cus_1", "alice", T0).await;
-    engine::sales::invoice_payment_failed(
-        &w.engine,
-        PaymentFailed {
-            event_id: "evt_f".into(),
-            invoice_id: "in_1".into(),
-            customer_key: "cus_1".into(),
-            at_ms: T0 + DAY,
-        },
-    )
-    .await
-    .unwrap();
-    engine::sales::invoice_payment_failed(
-        &w.engine,
-        PaymentFailed {
-            event_id: "evt_f".into(),
-            invoice_id: "in_1".into(),
-            customer_key: "cus_1".into(),
-            at_ms: T0 + DAY,
-        },
-    )
-    .await
-    .unwrap();
+    for _delivery in 0..2 {
+        engine::sales::invoice_payment_failed(
+            &w.engine,
+            PaymentFailed {
+                event_id: "evt_f".into(),
+                invoice_id: "in_1".into(),
+                customer_key: "cus_1".into(),
+                at_ms: T0 + DAY,
+            },
+        )
+        .await
+        .unwrap();
+    }
     assert_eq!(w.balance("alice", "demo").await, (0, 0, 0));
     pay(
         &w,

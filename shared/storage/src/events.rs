@@ -42,11 +42,6 @@ pub async fn mark_processed(table: &Table, e: &ProcessedEvent) -> Result<(), Sto
     }
 }
 
-/// Add the processed marker to a transaction (the event's last write, in the same commit).
-pub fn mark_processed_in(tx: &mut Tx, e: &ProcessedEvent) -> Result<(), StoreError> {
-    tx.marker(processed_event_item(e)?)
-}
-
 /// A subscription that ended: its payments after `ended_at_ms` earn nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubscriptionEnd {

@@ -154,7 +154,8 @@ pub fn row_of(env: &Envelope) -> OutboxRow {
     }
 }
 
-/// Deliver every unsent message (the periodic sweep).
+/// Deliver every unsent message: the periodic sweep. No deployed function calls it yet; the
+/// "nothing fails silently" issue (10) schedules it.
 pub async fn sweep(
     table: &Table,
     sqs: &aws_sdk_sqs::Client,

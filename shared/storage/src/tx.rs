@@ -83,13 +83,6 @@ impl UpdateSpec {
     pub fn set_n(self, attr: &str, v: i64) -> Self {
         self.set(attr, AttributeValue::N(v.to_string()))
     }
-    /// `SET attr = if_not_exists(attr, v)`.
-    pub fn set_if_absent(mut self, attr: &str, v: AttributeValue) -> Self {
-        let (n, val) = self.placeholder(attr);
-        self.set.push(format!("{n} = if_not_exists({n}, {val})"));
-        self.values.insert(val, v);
-        self
-    }
     pub fn add_n(mut self, attr: &str, v: i64) -> Self {
         let (n, val) = self.placeholder(attr);
         self.add.push(format!("{n} {val}"));
@@ -308,15 +301,6 @@ impl Tx {
             TransactWriteItem::builder().update(up).build(),
             OnConditionFail::Fail,
         )
-    }
-
-    /// Like [`Tx::update`], but a failed condition means the whole write was already done.
-    pub fn update_marker(&mut self, key: &Key, spec: UpdateSpec) -> Result<(), StoreError> {
-        self.update(key, spec, "marker")?;
-        if let Some(a) = self.actions.last_mut() {
-            a.on_fail = OnConditionFail::AlreadyDone;
-        }
-        Ok(())
     }
 
     /// Check a condition on an item without writing it.

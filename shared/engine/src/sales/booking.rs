@@ -586,7 +586,7 @@ fn tier_name(tier: u8) -> &'static str {
 }
 
 /// Re-run the fold for a customer and book any difference (after a crash mid-correction, or an
-/// operator's request). Books nothing when everything is in order. Returns the commissions
+/// operator's request: the replay of issue 10 and the sweep of issue 9 call it). Books nothing when everything is in order. Returns the commissions
 /// touched.
 pub async fn reconcile_customer(
     engine: &Engine,
