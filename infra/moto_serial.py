@@ -22,6 +22,7 @@ patch_moto() checks what it relies on and runs a self-test, failing at start-up 
 changed.
 
 Usage: python infra/moto_serial.py -H 127.0.0.1 -p PORT
+       MOTO_UNPATCHED=1 ...   moto as released (only to measure the difference)
 """
 import argparse
 import copy
@@ -197,6 +198,79 @@ def _roll_back_touched_items_only():
     return shim
 
 
+def _query_candidates(table, hash_key, index_name, hash_key_conditions):
+    """The only items a Query can return, without reading (or sorting) the whole table; None: unknown.
+
+    Exact for string and binary keys: moto compares those by type and value.
+    """
+    if not index_name:
+        if hash_key is None or hash_key.type not in ("S", "B"):
+            return None
+        bucket = table.items.get(hash_key)
+        if bucket is None:
+            return []
+        return list(bucket.values()) if table.range_key_attr else [bucket]
+    conditions = list(hash_key_conditions or [])
+    if not conditions or any(value.type not in ("S", "B") for _, value in conditions):
+        return None
+    found = []
+    for hash_set in table.items.values():
+        for item in hash_set.values() if table.range_key_attr else (hash_set,):
+            attrs = item.attrs
+            for name, value in conditions:
+                attr = attrs.get(name)
+                if attr is None or attr.type != value.type or attr.value != value.value:
+                    break
+            else:
+                found.append(item)
+    return found
+
+
+def _query_reads_only_candidates():
+    """moto's Table.query filters `self.all_items()`, which lists and sorts the whole table each
+    time: a Query cost O(n log n) in the table's size. Here it sees only the items that can match
+    (the partition's items; for an index, those with its key values); moto still filters, sorts
+    (by the index's and the table's keys, a total order) and pages them as before."""
+    from moto.dynamodb.models.table import Table
+
+    source = _compact(inspect.getsource(Table.query))
+    _require(source.count("self.all_items()") == 2, "Table.query no longer reads all_items() twice")
+    for needle in (
+        "foriteminself.all_items():",
+        "foriteminself.all_items()ifisinstance(item,Item)anditem.hash_key==hash_key",
+        "possible_results=self.sorted_items(hash_attrs,range_attrs,possible_results)",
+        "possible_results.sort(key=lambdaitem:item.range_key)",
+        "forattr_name,expected_valueinall_hash_conditions.items():",
+    ):
+        _require(needle in source, f"Table.query no longer has `{needle}`")
+    sort_source = _compact(inspect.getsource(Table._generate_attr_to_sort_by))
+    _require(
+        "attrs_to_sort_by.append(table_hash_key)attrs_to_sort_by.append(table_range_key)" in sort_source,
+        "index queries no longer sort by the table's keys last",
+    )
+    original = Table.query
+    signature = inspect.signature(original)
+
+    def query(self, *args, **kwargs):
+        arguments = signature.bind(self, *args, **kwargs).arguments
+        candidates = _query_candidates(
+            self,
+            arguments.get("hash_key"),
+            arguments.get("index_name"),
+            arguments.get("hash_key_conditions"),
+        )
+        if candidates is None:
+            return original(self, *args, **kwargs)
+        self.all_items = lambda: candidates  # this call only (requests are served one at a time)
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            del self.all_items
+
+    query.__wrapped__ = original
+    Table.query = query
+
+
 def _self_test(shim):
     """One cancelled and one committed transaction on a private backend: patched path, moto's answers."""
     from moto.dynamodb.exceptions import TransactionCanceledException
@@ -266,6 +340,7 @@ def patch_moto():
     _require(moto.__version__ == MOTO_VERSION, f"expected moto {MOTO_VERSION}")
     _stop_tracking_instances()
     shim = _roll_back_touched_items_only()
+    _query_reads_only_candidates()
     _self_test(shim)
     _patched = shim
     return shim
@@ -290,7 +365,11 @@ def main() -> None:
     os.environ.setdefault("MOTO_PORT", str(args.port))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        patch_moto()
+        if os.environ.get("MOTO_UNPATCHED") == "1":
+            # Only to measure what the patches change (infra/bench-dev-growth.sh, docs/performance.md).
+            print("infra/moto_serial.py: MOTO_UNPATCHED=1: moto as released, table copies and all", file=sys.stderr)
+        else:
+            patch_moto()
     except MotoInternalsChanged as e:
         print(f"infra/moto_serial.py: {e}", file=sys.stderr)
         sys.exit(3)
