@@ -576,7 +576,8 @@ async fn fire_schedule(gw: &Gateway, name: &str, query: &str) -> Response<Body> 
 
 async fn http_route(gw: &Gateway, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let started = Instant::now();
-    let method = req.method().to_string();
+    let http_method = req.method().clone();
+    let method = http_method.to_string();
     let raw_path = req.uri().path().to_string();
     let raw_query = req.uri().query().unwrap_or("").to_string();
     let Some(m) = gw.router.find(&method, &raw_path) else {
@@ -612,7 +613,7 @@ async fn http_route(gw: &Gateway, req: Request<Incoming>, peer: SocketAddr) -> R
         }
     };
     let info = HttpRequestInfo {
-        method: &method,
+        method: http_method,
         raw_path: &raw_path,
         raw_query: &raw_query,
         protocol,
@@ -624,8 +625,14 @@ async fn http_route(gw: &Gateway, req: Request<Incoming>, peer: SocketAddr) -> R
         trace_id: crate::runtime::new_trace_id(),
         now: Utc::now(),
     };
-    let event = apigw::to_v2_event(&info, &m);
-    let outcome = f.chan.invoke(Bytes::from(event.to_string())).await;
+    let event = match serde_json::to_vec(&apigw::to_v2_event(&info, &m)) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(function = %f.spec.name, "cannot serialise the HTTP API event: {e}");
+            return http::json_response(500, &json!({ "message": "Internal Server Error" }));
+        }
+    };
+    let outcome = f.chan.invoke(Bytes::from(event)).await;
     let parts = match outcome {
         Ok(Outcome::Response(b)) => match apigw::from_v2_response(&b) {
             Ok(p) => p,

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_lambda_events::eventbridge::EventBridgeEvent;
 use bytes::Bytes;
 use chrono::{
     DateTime, Datelike, Days, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Timelike, Utc,
@@ -260,28 +261,29 @@ pub fn scheduled_event(
     spec: &ScheduleSpec,
     function_logical_id: &str,
     time: DateTime<Utc>,
-) -> Bytes {
+) -> Result<Bytes, DevgwError> {
     if let Some(input) = &spec.input {
-        return Bytes::from(input.clone());
+        return Ok(Bytes::from(input.clone()));
     }
     let source = match spec.kind {
         ScheduleKind::Rule => "aws.events",
         ScheduleKind::Scheduler => "aws.scheduler",
     };
-    Bytes::from(
-        json!({
-            "version": "0",
-            "id": uuid::Uuid::new_v4().to_string(),
-            "detail-type": "Scheduled Event",
-            "source": source,
-            "account": ACCOUNT_ID,
-            "time": time.to_rfc3339_opts(SecondsFormat::Secs, true),
-            "region": REGION,
-            "resources": [resource_arn(spec, function_logical_id)],
-            "detail": {},
-        })
-        .to_string(),
-    )
+    let event = EventBridgeEvent {
+        version: Some("0".into()),
+        id: Some(uuid::Uuid::new_v4().to_string()),
+        detail_type: "Scheduled Event".into(),
+        source: source.into(),
+        account: Some(ACCOUNT_ID.into()),
+        // Whole seconds, as EventBridge sends it.
+        time: Some(time.with_nanosecond(0).unwrap_or(time)),
+        region: Some(REGION.into()),
+        resources: Some(vec![resource_arn(spec, function_logical_id)]),
+        detail: json!({}),
+    };
+    serde_json::to_vec(&event)
+        .map(Bytes::from)
+        .map_err(|e| err(&spec.expression, format!("scheduled event: {e}")))
 }
 
 /// Parse a `time` override: RFC 3339, `YYYY-MM-DDTHH:MM:SS` (UTC) or `YYYY-MM-DD` (midnight UTC).
@@ -310,7 +312,7 @@ pub async fn fire(
     function_logical_id: &str,
     time: DateTime<Utc>,
 ) -> Result<Outcome, DevgwError> {
-    let payload = scheduled_event(spec, function_logical_id, time);
+    let payload = scheduled_event(spec, function_logical_id, time)?;
     let outcome = chan.invoke(payload).await?;
     match &outcome {
         Outcome::Response(_) => tracing::info!(
@@ -495,11 +497,9 @@ mod tests {
             enabled: true,
             rule_name: None,
         };
-        let ev: serde_json::Value = serde_json::from_slice(&scheduled_event(
-            &spec,
-            "PayoutFunction",
-            utc("2026-03-06T09:00:00Z"),
-        ))
+        let ev: serde_json::Value = serde_json::from_slice(
+            &scheduled_event(&spec, "PayoutFunction", utc("2026-03-06T09:00:00Z")).expect("event"),
+        )
         .expect("json");
         assert_eq!(ev["version"], "0");
         assert_eq!(ev["detail-type"], "Scheduled Event");
@@ -519,9 +519,36 @@ mod tests {
             ..spec
         };
         assert_eq!(
-            scheduled_event(&with_input, "PayoutFunction", Utc::now()),
+            scheduled_event(&with_input, "PayoutFunction", Utc::now()).expect("event"),
             Bytes::from("{\"job\":\"payouts\"}")
         );
+    }
+
+    #[test]
+    fn scheduled_event_reads_back_with_whole_seconds() {
+        let spec = ScheduleSpec {
+            event: "Nightly".into(),
+            kind: ScheduleKind::Scheduler,
+            expression: "rate(1 day)".into(),
+            timezone: None,
+            input: None,
+            enabled: true,
+            rule_name: Some("nightly".into()),
+        };
+        let time = utc("2026-03-06T09:00:00Z") + chrono::Duration::milliseconds(750);
+        let payload = scheduled_event(&spec, "SweepFunction", time).expect("event");
+        let ev: EventBridgeEvent = serde_json::from_slice(&payload).expect("an EventBridge event");
+        assert_eq!(ev.detail_type, "Scheduled Event");
+        assert_eq!(ev.source, "aws.scheduler");
+        assert_eq!(ev.time, Some(utc("2026-03-06T09:00:00Z")));
+        assert_eq!(
+            ev.resources,
+            Some(vec![
+                "arn:aws:scheduler:us-east-1:123456789012:schedule/default/nightly".to_string()
+            ])
+        );
+        let raw: serde_json::Value = serde_json::from_slice(&payload).expect("json");
+        assert_eq!(raw["time"], "2026-03-06T09:00:00Z");
     }
 
     #[test]

@@ -7,12 +7,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aws_lambda_events::encodings::Base64Data;
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
 };
-use base64::Engine;
 use bytes::Bytes;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use crate::error::DevgwError;
 use crate::runtime::{FunctionChannel, Outcome};
@@ -82,74 +83,56 @@ async fn get_url(client: &aws_sdk_sqs::Client, name: &str) -> Result<String, Dev
 }
 
 /// The Lambda SQS event for these messages.
-pub fn sqs_event(messages: &[Message], queue_arn: &str) -> Value {
-    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-    let records: Vec<Value> = messages
+pub fn sqs_event(messages: &[Message], queue_arn: &str) -> SqsEvent {
+    let records = messages
         .iter()
         .map(|m| {
-            let mut attributes = Map::new();
-            if let Some(attrs) = m.attributes() {
-                for (k, v) in attrs {
-                    attributes.insert(k.as_str().to_string(), json!(v));
-                }
-            }
-            let mut message_attributes = Map::new();
-            if let Some(attrs) = m.message_attributes() {
-                for (k, v) in attrs {
-                    let mut a = Map::new();
-                    if let Some(s) = v.string_value() {
-                        a.insert("stringValue".into(), json!(s));
-                    }
-                    if let Some(b) = v.binary_value() {
-                        a.insert("binaryValue".into(), json!(b64(b.as_ref())));
-                    }
-                    a.insert("stringListValues".into(), json!(v.string_list_values()));
-                    a.insert(
-                        "binaryListValues".into(),
-                        json!(v
+            let attributes = m
+                .attributes()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str().to_string(), v.clone()))
+                .collect();
+            let message_attributes = m
+                .message_attributes()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| {
+                    let a = SqsMessageAttribute {
+                        string_value: v.string_value().map(str::to_string),
+                        binary_value: v.binary_value().map(|b| Base64Data(b.as_ref().to_vec())),
+                        string_list_values: v.string_list_values().to_vec(),
+                        binary_list_values: v
                             .binary_list_values()
                             .iter()
-                            .map(|b| b64(b.as_ref()))
-                            .collect::<Vec<_>>()),
-                    );
-                    a.insert("dataType".into(), json!(v.data_type()));
-                    message_attributes.insert(k.clone(), Value::Object(a));
-                }
+                            .map(|b| Base64Data(b.as_ref().to_vec()))
+                            .collect(),
+                        data_type: Some(v.data_type().to_string()),
+                    };
+                    (k.clone(), a)
+                })
+                .collect();
+            SqsMessage {
+                message_id: Some(m.message_id().unwrap_or_default().to_string()),
+                receipt_handle: Some(m.receipt_handle().unwrap_or_default().to_string()),
+                body: Some(m.body().unwrap_or_default().to_string()),
+                md5_of_body: Some(m.md5_of_body().unwrap_or_default().to_string()),
+                md5_of_message_attributes: m.md5_of_message_attributes().map(str::to_string),
+                attributes,
+                message_attributes,
+                event_source_arn: Some(queue_arn.to_string()),
+                event_source: Some("aws:sqs".into()),
+                aws_region: Some(REGION.into()),
             }
-            let mut r = Map::new();
-            r.insert(
-                "messageId".into(),
-                json!(m.message_id().unwrap_or_default()),
-            );
-            r.insert(
-                "receiptHandle".into(),
-                json!(m.receipt_handle().unwrap_or_default()),
-            );
-            r.insert("body".into(), json!(m.body().unwrap_or_default()));
-            r.insert("attributes".into(), Value::Object(attributes));
-            r.insert(
-                "messageAttributes".into(),
-                Value::Object(message_attributes),
-            );
-            r.insert(
-                "md5OfBody".into(),
-                json!(m.md5_of_body().unwrap_or_default()),
-            );
-            if let Some(md5) = m.md5_of_message_attributes() {
-                r.insert("md5OfMessageAttributes".into(), json!(md5));
-            }
-            r.insert("eventSource".into(), json!("aws:sqs"));
-            r.insert("eventSourceARN".into(), json!(queue_arn));
-            r.insert("awsRegion".into(), json!(REGION));
-            Value::Object(r)
         })
         .collect();
-    json!({ "Records": records })
+    SqsEvent { records }
 }
 
 /// Which message ids failed, by Lambda's rules for the SQS event source: a function error fails
-/// the whole batch; with `ReportBatchItemFailures`, the listed `itemIdentifier`s fail, and a
-/// malformed list (not JSON, an empty or unknown identifier) fails the whole batch.
+/// the whole batch; with `ReportBatchItemFailures`, the response is an `SqsBatchResponse` whose
+/// `itemIdentifier`s fail. An empty or `null` response or list is a success; a malformed one (not
+/// JSON, not that shape, an empty or unknown identifier) fails the whole batch.
 pub fn failed_ids(
     outcome: &Outcome,
     report_batch_item_failures: bool,
@@ -167,19 +150,20 @@ pub fn failed_ids(
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
         return all();
     };
-    let failures = match v.get("batchItemFailures") {
-        None | Some(Value::Null) => return BTreeSet::new(),
-        Some(Value::Array(a)) => a,
-        Some(_) => return all(),
+    // Lambda counts these as a success; SqsBatchResponse requires the list.
+    if v.get("batchItemFailures").is_none_or(Value::is_null) {
+        return BTreeSet::new();
+    }
+    let Ok(response) = serde_json::from_value::<SqsBatchResponse>(v) else {
+        return all();
     };
     let mut out = BTreeSet::new();
-    for f in failures {
-        match f.get("itemIdentifier").and_then(Value::as_str) {
-            Some(id) if !id.is_empty() && ids.iter().any(|i| i == id) => {
-                out.insert(id.to_string());
-            }
-            _ => return all(),
+    for f in response.batch_item_failures {
+        let id = f.item_identifier;
+        if id.is_empty() || !ids.contains(&id) {
+            return all();
         }
+        out.insert(id);
     }
     out
 }
@@ -311,11 +295,16 @@ pub async fn run_poller(
             .iter()
             .map(|m| m.message_id().unwrap_or_default().to_string())
             .collect();
-        let payload = Bytes::from(sqs_event(&messages, &target.arn).to_string());
-        let outcome = match chan.invoke(payload).await {
-            Ok(o) => o,
+        let outcome = match serde_json::to_vec(&sqs_event(&messages, &target.arn)) {
+            Ok(payload) => match chan.invoke(Bytes::from(payload)).await {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::warn!(function = %chan.name, error = %e, "cannot invoke; messages stay on the queue");
+                    Outcome::error("Runtime.Unavailable", &e.to_string())
+                }
+            },
             Err(e) => {
-                tracing::warn!(function = %chan.name, error = %e, "cannot invoke; messages stay on the queue");
+                tracing::warn!(function = %chan.name, error = %e, "cannot serialise the SQS event; messages stay on the queue");
                 Outcome::error("Runtime.Unavailable", &e.to_string())
             }
         };
@@ -436,7 +425,8 @@ mod tests {
                     .expect("valid attribute"),
             )
             .build();
-        let ev = sqs_event(&[m], "arn:aws:sqs:us-east-1:123456789012:q");
+        let ev = serde_json::to_value(sqs_event(&[m], "arn:aws:sqs:us-east-1:123456789012:q"))
+            .expect("the event serialises");
         let r = &ev["Records"][0];
         assert_eq!(r["messageId"], "m-1");
         assert_eq!(r["receiptHandle"], "rh-1");
@@ -449,5 +439,34 @@ mod tests {
         assert_eq!(r["eventSourceARN"], "arn:aws:sqs:us-east-1:123456789012:q");
         assert_eq!(r["awsRegion"], "us-east-1");
         assert_eq!(r["md5OfBody"], "abc");
+
+        // what a function reading an SqsEvent sees
+        let read: SqsEvent = serde_json::from_value(ev).expect("an SQS event");
+        let record = &read.records[0];
+        assert_eq!(record.message_id.as_deref(), Some("m-1"));
+        assert_eq!(record.body.as_deref(), Some("{\"kind\":\"email\"}"));
+        assert_eq!(
+            record.message_attributes["type"].string_value.as_deref(),
+            Some("welcome")
+        );
+    }
+
+    #[test]
+    fn binary_attributes_are_base64() {
+        let m = Message::builder()
+            .message_id("m-2")
+            .message_attributes(
+                "blob",
+                MessageAttributeValue::builder()
+                    .data_type("Binary")
+                    .binary_value(aws_sdk_sqs::primitives::Blob::new(vec![0xff, 0x00, 0x01]))
+                    .build()
+                    .expect("valid attribute"),
+            )
+            .build();
+        let ev = serde_json::to_value(sqs_event(&[m], "arn")).expect("the event serialises");
+        let a = &ev["Records"][0]["messageAttributes"]["blob"];
+        assert_eq!(a["binaryValue"], "/wAB");
+        assert_eq!(a["dataType"], "Binary");
     }
 }

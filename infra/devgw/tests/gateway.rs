@@ -5,6 +5,8 @@ mod common;
 
 use std::time::Duration;
 
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
 use common::{bin_dir, hello_binary, request, temp_dir};
 use devgw::gateway::{self, GatewayConfig, RunningGateway};
 
@@ -175,6 +177,16 @@ async fn invoke_http_schedule_and_restart() {
     assert!(ev["requestContext"]["timeEpoch"]
         .as_i64()
         .is_some_and(|t| t > 1_700_000_000_000));
+    // the event the function received reads as an HTTP API request
+    let typed: ApiGatewayV2httpRequest =
+        serde_json::from_slice(&r.body).expect("an API Gateway v2 request");
+    assert_eq!(typed.route_key.as_deref(), Some("GET /echo/{name}"));
+    assert_eq!(typed.request_context.http.method, "GET");
+    assert_eq!(typed.query_string_parameters.all("a"), Some(vec!["1", "2"]));
+    assert_eq!(
+        typed.path_parameters.get("name").map(String::as_str),
+        Some("al ice")
+    );
 
     let r = request(
         addr,
@@ -212,6 +224,12 @@ async fn invoke_http_schedule_and_restart() {
     assert_eq!(
         ev["resources"][0],
         "arn:aws:events:us-east-1:123456789012:rule/EchoFunctionFriday"
+    );
+    let typed: EventBridgeEvent = serde_json::from_value(ev).expect("an EventBridge event");
+    assert_eq!(typed.detail_type, "Scheduled Event");
+    assert_eq!(
+        typed.time.map(|t| t.to_rfc3339()),
+        Some("2026-03-06T09:00:00+00:00".to_string())
     );
     let r = request(addr, "POST", "/dev/schedule/Friday", &[], b"").await;
     assert_eq!(r.status, 200, "by event name");
