@@ -24,6 +24,7 @@ $(VENV)/bin/cfn-lint:
 lint: $(VENV)/bin/cfn-lint
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) run -q -p modcheck -- shared functions infra
 	$(VENV)/bin/cfn-lint template.yaml
 
 fmt:
