@@ -4,8 +4,7 @@
 //! problem details otherwise. Order of checks: route and method (404, 405), credentials (401),
 //! then the route's own (body: 413, 415, 400; then the domain).
 
-use engine::EngineError;
-use lambda_http::http::header::{ALLOW, RETRY_AFTER, WWW_AUTHENTICATE};
+use lambda_http::http::header::{ALLOW, WWW_AUTHENTICATE};
 use lambda_http::{Body, Request, Response};
 
 use crate::ports::LeadTracker;
@@ -14,27 +13,11 @@ use crate::request::{self, RequestInfo};
 use crate::router::{self, NoRoute, Route};
 use crate::track_lead;
 
-/// Seconds a client should wait before retrying a `503`.
-pub const RETRY_AFTER_SECS: u32 = 1;
+pub use crate::problem::{engine_problem, RETRY_AFTER_SECS};
 
 /// Everything built once per execution environment and lent to every request.
 pub struct Deps<T> {
     pub tracker: T,
-}
-
-/// The problem for an engine (or storage) failure: ours, so a 5xx, never with internals.
-pub fn engine_problem(e: EngineError) -> Problem {
-    if e.is_retryable() {
-        tracing::warn!(error = %e, "temporary failure");
-        Problem::new(
-            ProblemKind::Unavailable,
-            "a temporary failure; retry the same request (it is idempotent)",
-        )
-        .with_header(RETRY_AFTER, RETRY_AFTER_SECS.to_string())
-    } else {
-        tracing::error!(error = %e, "request failed");
-        Problem::new(ProblemKind::Internal, "the request could not be processed")
-    }
 }
 
 fn unauthorized(kind: ProblemKind, detail: &str) -> Problem {

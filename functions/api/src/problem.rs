@@ -6,7 +6,10 @@
 //! ([`crate::router::Route::scopes`]), which is how the statuses a route can answer are known
 //! (and checked against `docs/openapi.yaml` by the tests) without listing them twice.
 
-use lambda_http::http::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use engine::EngineError;
+use lambda_http::http::header::{
+    HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER,
+};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use serde::Serialize;
@@ -189,6 +192,24 @@ pub fn response(status: u16, content_type: &'static str, body: String) -> Respon
     h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
+}
+
+/// Seconds a client should wait before retrying a `503`.
+pub const RETRY_AFTER_SECS: u32 = 1;
+
+/// The problem for an engine (or storage) failure: ours, so a 5xx, never with internals.
+pub fn engine_problem(e: EngineError) -> Problem {
+    if e.is_retryable() {
+        tracing::warn!(error = %e, "temporary failure");
+        Problem::new(
+            ProblemKind::Unavailable,
+            "a temporary failure; retry the same request (it is idempotent)",
+        )
+        .with_header(RETRY_AFTER, RETRY_AFTER_SECS.to_string())
+    } else {
+        tracing::error!(error = %e, "request failed");
+        Problem::new(ProblemKind::Internal, "the request could not be processed")
+    }
 }
 
 #[cfg(test)]

@@ -169,7 +169,7 @@ pub async fn track<T: LeadTracker + ?Sized>(
     let outcome = tracker
         .bind(req)
         .await
-        .map_err(crate::handler::engine_problem)?;
+        .map_err(crate::problem::engine_problem)?;
     let (program_id, partner_id, status) = match outcome {
         BindOutcome::Bound {
             program_id,

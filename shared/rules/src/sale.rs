@@ -47,7 +47,7 @@ pub fn subscription_end_stops_payment(ended_at_ms: i64, paid_at_ms: i64) -> bool
 /// The sale a booked invoice adds to its partner's level metrics, if it counts: only in a
 /// program with levels, and only with a positive commission base.
 pub fn level_sale_of(program_has_levels: bool, c: &InvoiceCommission) -> Option<LevelSale> {
-    (program_has_levels && c.base.minor > 0).then(|| LevelSale {
+    (program_has_levels && c.base.minor > 0).then_some(LevelSale {
         paid_at: c.paid_at,
         revenue: c.base,
         new_customer: c.is_first_sale,
@@ -63,7 +63,8 @@ mod tests {
     #[test]
     fn line_bases_in_worked_cents() {
         // (amount, discounts, inclusive taxes, base)
-        let cases: &[(i64, &[i64], &[i64], Option<i64>)] = &[
+        type Case<'a> = (i64, &'a [i64], &'a [i64], Option<i64>);
+        let cases: &[Case] = &[
             // 120.00 incl. 20 % VAT, 20.00 off: VAT on 100.00 is 16.67; base 83.33
             (12_000, &[2_000], &[1_667], Some(8_333)),
             // exclusive tax is not in the amount: nothing to subtract
