@@ -40,8 +40,7 @@ async fn main() -> Result<(), Error> {
     );
     let (secrets, keys) = (secrets?, keys?);
 
-    let mut engine =
-        engine::Engine::new(table, keys).with_program_cache(engine::PROGRAM_CACHE_TTL);
+    let mut engine = engine::Engine::new(table, keys).with_program_cache(engine::PROGRAM_CACHE_TTL);
     if let Some(url) = config::outbox_queue_url(|k| std::env::var(k).ok()) {
         engine = engine.with_outbox(aws_sdk_sqs::Client::new(&aws), url);
     }

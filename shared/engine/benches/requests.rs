@@ -3,8 +3,8 @@
 
 use engine::attribution::{BindRequest, BindSource};
 use engine::sales::{invoice_paid, PaidInvoice};
-use rules::plan::{InvoiceFacts, SaleLine};
 use engine::Engine;
+use rules::plan::{InvoiceFacts, SaleLine};
 use rules::{
     Currency, Membership, PartnerStatus, PayoutMethod, Program, ProgramProduct, TaxInfoState,
 };

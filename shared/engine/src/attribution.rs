@@ -14,8 +14,8 @@ use storage::customers::{self, InviteRow};
 use storage::links::{self, LinkStatus};
 use storage::{keys, partners, programs, StoreError, Tx};
 
-pub use crate::binding::{BindOutcome, BindRejection, Resolved};
 use crate::binding::{refuse_self_referral, write_binding};
+pub use crate::binding::{BindOutcome, BindRejection, Resolved};
 use crate::{sales, utc, Engine, EngineError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,7 +21,12 @@ async fn programs_are_cached_for_the_ttl_of_the_technical_clock() {
         .with_program_cache(StdDuration::from_secs(60));
     let uncached = Engine::new(table.clone(), w.engine.keys.clone());
 
-    let first = cached.catalog.program(&table, "demo").await.unwrap().unwrap();
+    let first = cached
+        .catalog
+        .program(&table, "demo")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(first.cookie_days, p.cookie_days);
     assert_eq!(
         *cached
@@ -42,21 +47,55 @@ async fn programs_are_cached_for_the_ttl_of_the_technical_clock() {
 
     // Within the TTL the warm function still sees the program it read; a fresh read sees the edit.
     clock.advance(StdDuration::from_secs(59));
-    let still = cached.catalog.program(&table, "demo").await.unwrap().unwrap();
+    let still = cached
+        .catalog
+        .program(&table, "demo")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(still.cookie_days, p.cookie_days);
-    let fresh = uncached.catalog.program(&table, "demo").await.unwrap().unwrap();
+    let fresh = uncached
+        .catalog
+        .program(&table, "demo")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(fresh.cookie_days, edited.cookie_days);
 
     // After the TTL the cache reads again.
     clock.advance(StdDuration::from_secs(1));
-    let after = cached.catalog.program(&table, "demo").await.unwrap().unwrap();
+    let after = cached
+        .catalog
+        .program(&table, "demo")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(after.cookie_days, edited.cookie_days);
     assert_eq!(after.plan.reward, edited.plan.reward);
 
     // An unknown program is remembered as unknown for the TTL too, then looked up again.
-    assert!(cached.catalog.program(&table, "later").await.unwrap().is_none());
-    catalogue::put_program(&table, &program("later", pct("0.1"), Duration::Lifetime, None)).await;
-    assert!(cached.catalog.program(&table, "later").await.unwrap().is_none());
+    assert!(cached
+        .catalog
+        .program(&table, "later")
+        .await
+        .unwrap()
+        .is_none());
+    catalogue::put_program(
+        &table,
+        &program("later", pct("0.1"), Duration::Lifetime, None),
+    )
+    .await;
+    assert!(cached
+        .catalog
+        .program(&table, "later")
+        .await
+        .unwrap()
+        .is_none());
     clock.advance(StdDuration::from_secs(60));
-    assert!(cached.catalog.program(&table, "later").await.unwrap().is_some());
+    assert!(cached
+        .catalog
+        .program(&table, "later")
+        .await
+        .unwrap()
+        .is_some());
 }

@@ -2,7 +2,7 @@
 //! given business time.
 //!
 //! A partner starts at level 0 (the base plan). When a sale makes the partner's metrics reach
-//! the threshold of a higher [`Level`](crate::program::Level), the partner is promoted **after**
+//! the threshold of a higher [`Level`](crate::Level), the partner is promoted **after**
 //! that sale: the sale that crosses the threshold still earns the old rate, and the new level
 //! applies to sales paid strictly later. Levels are never taken away.
 //!
@@ -18,8 +18,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::error::PlanError;
 use crate::money::{Currency, Money};
-use crate::plan::{InvoiceCommission, PlanError};
 use crate::program::{LevelThreshold, Program};
 
 /// A promotion to `level`, in force for sales paid strictly after `effective_after`.
@@ -127,9 +127,10 @@ pub struct PartnerMetrics {
 pub struct LevelSale {
     /// Business time of the payment.
     pub paid_at: DateTime<Utc>,
-    /// Commission base of the invoice ([`InvoiceCommission::base`]).
+    /// Commission base of the invoice ([`InvoiceCommission::base`](crate::InvoiceCommission)).
     pub revenue: Money,
-    /// True for the customer's first paid sale ([`InvoiceCommission::is_first_sale`]).
+    /// True for the customer's first paid sale
+    /// ([`InvoiceCommission::is_first_sale`](crate::InvoiceCommission)).
     pub new_customer: bool,
 }
 
@@ -217,7 +218,8 @@ pub fn promotion_after_sale(
     }))
 }
 
-/// A partner's sale in a program, for [`level_history_from_sales`].
+/// A partner's sale in a program, for [`level_history_from_sales`] (from a fold result:
+/// [`PartnerSale::from_commission`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartnerSale {
     /// The referred customer.
@@ -228,18 +230,6 @@ pub struct PartnerSale {
     pub paid_at: DateTime<Utc>,
     /// Commission base of the invoice.
     pub revenue: Money,
-}
-
-impl PartnerSale {
-    /// The sale of a fold result ([`crate::plan::evaluate_customer`]) for `customer_id`.
-    pub fn from_commission(customer_id: impl Into<String>, c: &InvoiceCommission) -> Self {
-        PartnerSale {
-            customer_id: customer_id.into(),
-            invoice_id: c.invoice_id.clone(),
-            paid_at: c.paid_at,
-            revenue: c.base,
-        }
-    }
 }
 
 /// The level history implied by all of a partner's `sales` in `program`, on top of `initial`
@@ -275,8 +265,7 @@ pub fn level_history_from_sales(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{CommissionPlan, Duration, Reward};
-    use crate::program::Level;
+    use crate::program::{CommissionPlan, Duration, Level, Reward};
     use chrono::TimeZone;
     use rust_decimal_macros::dec;
 

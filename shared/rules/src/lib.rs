@@ -3,20 +3,40 @@
 //!
 //! * [`money`]: integer minor units per currency and the one rounding rule.
 //! * [`ledger`]: entry kinds and the balance move of each.
-//! * [`program`]: program configuration, products, partner payout eligibility.
-//! * [`plan`]: rewards, durations, the commission base and the commission fold
-//!   ([`evaluate_customer`], [`diff_booked`]).
+//! * [`program`]: configuration as operators declare it: the program with its plan (rewards,
+//!   durations), levels, payout settings and allow-list; products; a partner's status and
+//!   enrollment. Types and validation only.
 //! * [`levels`]: partner levels over time (promotion, never demotion).
+//! * [`plan`]: the commission base and the commission fold ([`evaluate_customer`],
+//!   [`diff_booked`]).
 //! * [`schedule`]: holds, payout days, accrual / forfeiture.
-//! * [`attribution`]: e-mail normalization, self-referral, click choice, binding causes.
+//! * [`payout`]: whether a partner and a balance can be paid now.
+//! * [`attribution`]: e-mail normalization, self-referral, the choice among causes (clicks,
+//!   bindings of the same e-mail, invitations, coupons) and the cookie window, binding causes,
+//!   when a binding covers a sale or moves, the click de-duplication window.
+//! * [`sale`]: the commission base of an invoice line, ended subscriptions, level sales.
+//!
+//! Modules depend only downwards, never in a cycle (module → what it uses):
+//!
+//! * `money`, `attribution` → nothing;
+//! * `ledger` → `money`; `error` (private, home of [`PlanError`]) → `money`;
+//! * `program` → `money`, `attribution`;
+//! * `schedule` → `program`;
+//! * `levels` → `program`, `money`, `error`;
+//! * `plan` → `program`, `levels`, `ledger`, `money`, `error`;
+//! * `payout` → `program`, `ledger`, `money`, `attribution`;
+//! * `sale` → `levels`, `plan`.
 #![warn(missing_docs)]
 
 pub mod attribution;
+mod error;
 pub mod ledger;
 pub mod levels;
 pub mod money;
+pub mod payout;
 pub mod plan;
 pub mod program;
+pub mod sale;
 pub mod schedule;
 
 pub use attribution::{
@@ -29,18 +49,20 @@ pub use levels::{
     LevelSale, PartnerMetrics, PartnerSale, Promotion,
 };
 pub use money::{Currency, Money, MoneyError, COMMISSION_ROUNDING};
+pub use payout::{
+    balance_payout_blockers, payout_amount, payout_blockers, PayoutBlocker, PayoutMethod,
+    TaxInfoState,
+};
 pub use plan::{
     commission_base, commission_for_invoice, diff_booked, evaluate_customer, months_window_end,
-    program_product_ids, CommissionChange, CommissionPlan, CommissionReason, CommissionTier,
-    Duration, InvoiceCommission, InvoiceFacts, InvoiceReward, PlanError, RateContext, RetiredRate,
-    Reward, SaleLine,
+    program_product_ids, CommissionChange, CommissionReason, CommissionTier, InvoiceCommission,
+    InvoiceFacts, InvoiceReward, PlanError, RateContext, RetiredRate, SaleLine,
 };
 pub use program::{
-    balance_payout_blockers, payout_amount, payout_blockers, validate_products, Level,
-    LevelThreshold, Membership, PartnerStatus, PayoutBlocker, PayoutMethod, Program, ProgramError,
-    ProgramProduct, ProgramStatus, TaxInfoState, Tiers, MAX_LEVEL_RATE,
+    validate_products, AccrualPolicy, CommissionPlan, Duration, Level, LevelThreshold, Membership,
+    PartnerStatus, PayoutSchedule, Program, ProgramError, ProgramProduct, ProgramStatus, Reward,
+    Tiers, MAX_LEVEL_RATE,
 };
 pub use schedule::{
     available_at, forfeit_at, forfeits, is_payout_date, next_payout_date, payout_date_for,
-    AccrualPolicy, PayoutSchedule,
 };

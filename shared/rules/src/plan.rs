@@ -1,4 +1,5 @@
-//! Commission plans and the commission fold.
+//! The commission fold: what a program's plan ([`Reward`], [`Duration`], declared in
+//! [`crate::program`]) pays on each of a customer's invoices.
 //!
 //! # What earns
 //!
@@ -45,95 +46,11 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::ledger::EntryKind;
-use crate::levels::LevelHistory;
+use crate::levels::{LevelHistory, PartnerSale};
 use crate::money::{Currency, Money, MoneyError};
-use crate::program::{Program, ProgramProduct, Tiers};
+use crate::program::{Duration, Program, ProgramProduct, Reward, Tiers};
 
-/// What a commission pays.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Reward {
-    /// `rate` × commission base (rate in 0..=1; `0.25` = 25%).
-    Percentage {
-        /// The rate.
-        rate: Decimal,
-    },
-    /// A fixed amount per commissionable invoice, per currency in minor units. An invoice in a
-    /// currency without an amount earns 0 ([`CommissionReason::NoFlatAmountForCurrency`]).
-    Flat {
-        /// Amount per currency.
-        amounts: BTreeMap<Currency, i64>,
-    },
-    /// The first sale earns only `first_sale_flat`, later payments only `rate` × base (Rekomi:
-    /// "$250 flat per referred coaching-program sale + 5% RevShare on continuation").
-    Hybrid {
-        /// Flat amount of the first sale, per currency.
-        first_sale_flat: BTreeMap<Currency, i64>,
-        /// Rate on later payments.
-        rate: Decimal,
-    },
-}
-
-impl Reward {
-    /// The percentage rate of `Percentage` and `Hybrid` rewards; `None` for `Flat`.
-    pub fn percentage_rate(&self) -> Option<Decimal> {
-        match self {
-            Reward::Percentage { rate } | Reward::Hybrid { rate, .. } => Some(*rate),
-            Reward::Flat { .. } => None,
-        }
-    }
-}
-
-/// For how long a customer's payments earn, counted from the customer's first sale.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Duration {
-    /// Only the first sale earns (cost per sale).
-    FirstSaleOnly,
-    /// Every payment earns, for as long as the customer pays.
-    #[default]
-    Lifetime,
-    /// Payments inside the half-open window `[first sale, first sale + months)`, the end
-    /// computed on the local date-time in the program's time zone with calendar months
-    /// (`checked_add_months`): Jan 31 + 1 month = the last day of February, and a month-12
-    /// renewal at the same local time as the first sale is the first one *outside* a 12-month
-    /// window. A window end in a DST gap moves forward by the gap's length; in a repeated hour
-    /// it is the earlier instant.
-    Months {
-        /// Window length in calendar months (at least 1).
-        months: u32,
-    },
-    /// The first `count` payments with a positive commission base, the first sale being #1.
-    Payments {
-        /// Number of payments (at least 1).
-        count: u32,
-    },
-}
-
-/// A program's commission plan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CommissionPlan {
-    /// Tier-1 reward (the referring partner).
-    pub reward: Reward,
-    /// For how long payments earn (default lifetime).
-    #[serde(default)]
-    pub duration: Duration,
-    /// Tier-2 reward (the recruiter), on the same base; required iff the program has two tiers.
-    #[serde(default)]
-    pub tier2: Option<Reward>,
-}
-
-impl CommissionPlan {
-    /// A one-tier plan.
-    pub fn new(reward: Reward, duration: Duration) -> Self {
-        CommissionPlan {
-            reward,
-            duration,
-            tier2: None,
-        }
-    }
-}
+pub use crate::error::PlanError;
 
 /// One line of a paid invoice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,41 +134,6 @@ fn sum_lines<'a>(
     lines.try_fold(Money::zero(currency), |acc, l| {
         acc.checked_add(l.amount).map_err(PlanError::from)
     })
-}
-
-/// Why the fold could not run.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PlanError {
-    /// The same invoice id twice in one fold.
-    #[error("invoice {0} appears more than once")]
-    DuplicateInvoice(String),
-    /// A line in another currency than its invoice.
-    #[error("invoice {invoice_id}: a line is in {line} but the invoice is in {invoice}")]
-    LineCurrency {
-        /// The invoice.
-        invoice_id: String,
-        /// The line's currency.
-        line: Currency,
-        /// The invoice's currency.
-        invoice: Currency,
-    },
-    /// A level in the history that the program does not define.
-    #[error("level {level} is not defined (the program has {defined} levels)")]
-    UnknownLevel {
-        /// The level.
-        level: u32,
-        /// Levels defined.
-        defined: usize,
-    },
-    /// A date computation left chrono's range.
-    #[error("date computation out of range")]
-    TimeOutOfRange,
-    /// Integer overflow in counters.
-    #[error("overflow")]
-    Overflow,
-    /// Money arithmetic failed (overflow, mixed currencies).
-    #[error(transparent)]
-    Money(#[from] MoneyError),
 }
 
 /// The ids of the products on `program` among `products` (rows of other programs ignored).
@@ -393,7 +275,7 @@ pub enum CommissionReason {
 pub struct InvoiceCommission {
     /// The invoice.
     pub invoice_id: String,
-    /// Its business time (the hold runs from here: [`crate::schedule::available_at`]).
+    /// Its business time (the hold runs from here: [`crate::available_at`]).
     pub paid_at: DateTime<Utc>,
     /// Commission base (0 for a zero invoice or when nothing is eligible).
     pub base: Money,
@@ -412,6 +294,19 @@ pub struct InvoiceCommission {
     pub rate_used: Option<Decimal>,
     /// Why.
     pub reason: CommissionReason,
+}
+
+impl PartnerSale {
+    /// The sale of a fold result ([`evaluate_customer`]) for `customer_id`, for
+    /// [`crate::level_history_from_sales`].
+    pub fn from_commission(customer_id: impl Into<String>, c: &InvoiceCommission) -> Self {
+        PartnerSale {
+            customer_id: customer_id.into(),
+            invoice_id: c.invoice_id.clone(),
+            paid_at: c.paid_at,
+            revenue: c.base,
+        }
+    }
 }
 
 /// What one invoice earns under the plan's rewards, before the duration is considered.

@@ -1,5 +1,8 @@
-//! Program configuration (declared by operators in YAML/JSON) and the partner-side facts that
-//! decide whether a partner can be paid.
+//! Program configuration, as operators declare it in YAML/JSON: the program with its commission
+//! plan ([`Reward`], [`Duration`]), levels, payout settings ([`PayoutSchedule`],
+//! [`AccrualPolicy`]) and deep-link allow-list, its products, and a partner's status and
+//! enrollment. Types and their validation only: the algorithms over them live in `levels`,
+//! `plan`, `schedule` and `payout`, above this module.
 //!
 //! A [`Program`] deserializes with serde (snake_case field names, unknown fields rejected so a
 //! typo is an error rather than a silently ignored setting) and must pass
@@ -20,15 +23,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use chrono::Weekday;
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::attribution::{normalize_email, AttributionModel};
-use crate::ledger::Balance;
+use crate::attribution::AttributionModel;
 use crate::money::Currency;
-use crate::plan::{CommissionPlan, Duration, Reward};
-use crate::schedule::{AccrualPolicy, PayoutSchedule};
 
 /// Highest rate a partner level may pay (Kartra: "up to 40% recurring commissions").
 pub const MAX_LEVEL_RATE: Decimal = Decimal::from_parts(40, 0, 0, false, 2);
@@ -56,7 +57,7 @@ pub enum Tiers {
 
 /// Whether the program takes new clicks, enrollments and commissions.
 ///
-/// The commission fold ([`crate::plan::evaluate_customer`]) does not look at it: the caller
+/// The commission fold ([`crate::evaluate_customer`]) does not look at it: the caller
 /// decides what a paused program still books. Payouts of money already earned are not blocked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -66,6 +67,133 @@ pub enum ProgramStatus {
     Active,
     /// Paused by the operator.
     Paused,
+}
+
+/// What a commission pays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Reward {
+    /// `rate` × commission base (rate in 0..=1; `0.25` = 25%).
+    Percentage {
+        /// The rate.
+        rate: Decimal,
+    },
+    /// A fixed amount per commissionable invoice, per currency in minor units. An invoice in a
+    /// currency without an amount earns 0
+    /// ([`CommissionReason::NoFlatAmountForCurrency`](crate::CommissionReason)).
+    Flat {
+        /// Amount per currency.
+        amounts: BTreeMap<Currency, i64>,
+    },
+    /// The first sale earns only `first_sale_flat`, later payments only `rate` × base (Rekomi:
+    /// "$250 flat per referred coaching-program sale + 5% RevShare on continuation").
+    Hybrid {
+        /// Flat amount of the first sale, per currency.
+        first_sale_flat: BTreeMap<Currency, i64>,
+        /// Rate on later payments.
+        rate: Decimal,
+    },
+}
+
+impl Reward {
+    /// The percentage rate of `Percentage` and `Hybrid` rewards; `None` for `Flat`.
+    pub fn percentage_rate(&self) -> Option<Decimal> {
+        match self {
+            Reward::Percentage { rate } | Reward::Hybrid { rate, .. } => Some(*rate),
+            Reward::Flat { .. } => None,
+        }
+    }
+}
+
+/// For how long a customer's payments earn, counted from the customer's first sale.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Duration {
+    /// Only the first sale earns (cost per sale).
+    FirstSaleOnly,
+    /// Every payment earns, for as long as the customer pays.
+    #[default]
+    Lifetime,
+    /// Payments inside the half-open window `[first sale, first sale + months)`, the end
+    /// computed on the local date-time in the program's time zone with calendar months
+    /// (`checked_add_months`): Jan 31 + 1 month = the last day of February, and a month-12
+    /// renewal at the same local time as the first sale is the first one *outside* a 12-month
+    /// window. A window end in a DST gap moves forward by the gap's length; in a repeated hour
+    /// it is the earlier instant.
+    Months {
+        /// Window length in calendar months (at least 1).
+        months: u32,
+    },
+    /// The first `count` payments with a positive commission base, the first sale being #1.
+    Payments {
+        /// Number of payments (at least 1).
+        count: u32,
+    },
+}
+
+/// A program's commission plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommissionPlan {
+    /// Tier-1 reward (the referring partner).
+    pub reward: Reward,
+    /// For how long payments earn (default lifetime).
+    #[serde(default)]
+    pub duration: Duration,
+    /// Tier-2 reward (the recruiter), on the same base; required iff the program has two tiers.
+    #[serde(default)]
+    pub tier2: Option<Reward>,
+}
+
+impl CommissionPlan {
+    /// A one-tier plan.
+    pub fn new(reward: Reward, duration: Duration) -> Self {
+        CommissionPlan {
+            reward,
+            duration,
+            tier2: None,
+        }
+    }
+}
+
+/// When payouts run, in the program's time zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PayoutSchedule {
+    /// Every week on `weekday` (Ontraport: each Friday). Written `Fri`, `friday`, ….
+    Weekly {
+        /// Day of the week payouts run.
+        weekday: Weekday,
+    },
+    /// Every month on `day`, which must be 1..=28 so that every month has it.
+    Monthly {
+        /// Day of the month payouts run (1..=28).
+        day: u32,
+    },
+}
+
+impl Default for PayoutSchedule {
+    /// Weekly on Friday.
+    fn default() -> Self {
+        PayoutSchedule::Weekly {
+            weekday: Weekday::Fri,
+        }
+    }
+}
+
+/// What happens to an available balance that stays under the payout minimum.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AccrualPolicy {
+    /// It waits for as long as it takes (Dub's behaviour).
+    #[default]
+    Indefinite,
+    /// It may accrue for `months` calendar months; after that it is forfeited (Ontraport: "we
+    /// allow the commission to accrue for up to six months until you have the $100 minimum").
+    ForfeitAfterMonths {
+        /// Months the balance may wait (at least 1).
+        months: u32,
+    },
 }
 
 /// What a partner must reach to be promoted to a [`Level`].
@@ -420,8 +548,10 @@ impl Program {
     /// * `0` (no minimum) if the map is empty: the operator switched minimums off;
     /// * otherwise `i64::MAX`, i.e. **not payable**: there is no conversion between currencies,
     ///   so a program with `{USD: 10000}` cannot tell what its minimum in EUR is, and paying
-    ///   out arbitrarily small amounts is not a safe guess. [`balance_payout_blockers`]
-    ///   reports this as [`PayoutBlocker::NoMinimumForCurrency`] so the operator can add one.
+    ///   out arbitrarily small amounts is not a safe guess.
+    ///   [`balance_payout_blockers`](crate::balance_payout_blockers) reports this as
+    ///   [`PayoutBlocker::NoMinimumForCurrency`](crate::PayoutBlocker) so the operator can add
+    ///   one.
     pub fn payout_minimum_for(&self, currency: Currency) -> i64 {
         match self.payout_minimum.get(&currency) {
             Some(m) => *m,
@@ -640,53 +770,8 @@ pub enum PartnerStatus {
     Banned,
 }
 
-/// Where a partner's payouts go.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum PayoutMethod {
-    /// PayPal Payouts to an e-mail address.
-    #[serde(rename = "paypal")]
-    PayPal {
-        /// Receiver e-mail.
-        email: String,
-    },
-    /// Stripe Connect transfer to a connected account.
-    StripeConnect {
-        /// `acct_…` id.
-        account_id: String,
-    },
-    /// Nothing on file.
-    #[default]
-    None,
-}
-
-impl PayoutMethod {
-    /// True when the method can receive money: a PayPal e-mail that is a well-formed address,
-    /// or a non-empty Stripe account id.
-    pub fn is_usable(&self) -> bool {
-        match self {
-            PayoutMethod::PayPal { email } => normalize_email(email).is_ok(),
-            PayoutMethod::StripeConnect { account_id } => !account_id.trim().is_empty(),
-            PayoutMethod::None => false,
-        }
-    }
-}
-
-/// State of the partner's tax form (W-9 or the "international" questions).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TaxInfoState {
-    /// Nothing submitted.
-    #[default]
-    Missing,
-    /// Submitted, waiting for review.
-    Submitted,
-    /// Reviewed and approved.
-    Approved,
-}
-
 /// A partner's enrollment in a program. Per-customer locked rates are not kept here: the fold
-/// recomputes them (see [`crate::plan::RateContext`]).
+/// recomputes them (see [`crate::RateContext`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Membership {
@@ -702,96 +787,13 @@ pub struct Membership {
     pub recruiter: Option<String>,
 }
 
-/// Why a payout cannot be made now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum PayoutBlocker {
-    /// The partner is not `Active`.
-    PartnerNotActive {
-        /// Current status.
-        status: PartnerStatus,
-    },
-    /// No usable payout method on file.
-    NoPayoutMethod,
-    /// Tax information not approved.
-    TaxInfoNotApproved {
-        /// Current state.
-        state: TaxInfoState,
-    },
-    /// Nothing available (zero or a carried negative balance after a clawback).
-    NothingAvailable {
-        /// Available minor units (≤ 0).
-        available: i64,
-    },
-    /// Available balance under the program's payout minimum.
-    BelowMinimum {
-        /// Available minor units.
-        available: i64,
-        /// Minimum in minor units.
-        minimum: i64,
-    },
-    /// The program has payout minimums but none for this currency.
-    NoMinimumForCurrency {
-        /// The balance's currency.
-        currency: Currency,
-    },
-}
-
-/// Partner-level reasons a partner cannot be paid: they must be `Active`, have a usable
-/// payout method and approved tax information. Empty when payable.
-pub fn payout_blockers(
-    status: PartnerStatus,
-    method: &PayoutMethod,
-    tax_info: TaxInfoState,
-) -> Vec<PayoutBlocker> {
-    let mut out = Vec::new();
-    if status != PartnerStatus::Active {
-        out.push(PayoutBlocker::PartnerNotActive { status });
-    }
-    if !method.is_usable() {
-        out.push(PayoutBlocker::NoPayoutMethod);
-    }
-    if tax_info != TaxInfoState::Approved {
-        out.push(PayoutBlocker::TaxInfoNotApproved { state: tax_info });
-    }
-    out
-}
-
-/// Balance-level reasons a (partner, program, currency) balance cannot be paid now: nothing
-/// (or a negative amount) available, no minimum configured for the currency, or under the
-/// minimum. Empty when [`Balance::payable`] with [`Program::payout_minimum_for`] would pay.
-pub fn balance_payout_blockers(program: &Program, balance: &Balance) -> Vec<PayoutBlocker> {
-    if balance.available <= 0 {
-        return vec![PayoutBlocker::NothingAvailable {
-            available: balance.available,
-        }];
-    }
-    match program.payout_minimum_configured(balance.currency) {
-        None => vec![PayoutBlocker::NoMinimumForCurrency {
-            currency: balance.currency,
-        }],
-        Some(minimum) if balance.available < minimum => vec![PayoutBlocker::BelowMinimum {
-            available: balance.available,
-            minimum,
-        }],
-        Some(_) => Vec::new(),
-    }
-}
-
-/// The amount to pay out of `balance` now, or `None`: the whole available balance when it is
-/// positive and reaches the program's minimum for its currency
-/// ([`Program::payout_minimum_for`]). Never more than available, never zero or negative.
-pub fn payout_amount(program: &Program, balance: &Balance) -> Option<i64> {
-    balance.payable(program.payout_minimum_for(balance.currency))
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::plan::CommissionPlan;
     use rust_decimal_macros::dec;
 
-    fn base() -> Program {
+    /// A 25 % lifetime program with every default (also used by `payout`'s tests).
+    pub(crate) fn base() -> Program {
         Program::new(
             "p1",
             "Main",
@@ -996,92 +998,6 @@ mod tests {
     }
 
     #[test]
-    fn payout_minimum_per_currency() {
-        let mut p = base();
-        assert_eq!(p.payout_minimum_for(Currency::USD), 10_000);
-        // No entry for EUR while others are configured: not payable, explained.
-        assert_eq!(p.payout_minimum_for(Currency::EUR), i64::MAX);
-        assert_eq!(p.payout_minimum_configured(Currency::EUR), None);
-        let mut b = Balance::zero(Currency::EUR);
-        b.available = 1_000_000;
-        assert_eq!(payout_amount(&p, &b), None);
-        assert_eq!(
-            balance_payout_blockers(&p, &b),
-            vec![PayoutBlocker::NoMinimumForCurrency {
-                currency: Currency::EUR
-            }]
-        );
-        p.payout_minimum.insert(Currency::EUR, 5_000);
-        assert_eq!(payout_amount(&p, &b), Some(1_000_000));
-        assert!(balance_payout_blockers(&p, &b).is_empty());
-        // An empty map switches minimums off, but zero / negative still never pays.
-        p.payout_minimum.clear();
-        assert_eq!(p.payout_minimum_for(Currency::JPY), 0);
-        let mut y = Balance::zero(Currency::JPY);
-        y.available = 1;
-        assert_eq!(payout_amount(&p, &y), Some(1));
-        y.available = -300;
-        assert_eq!(payout_amount(&p, &y), None);
-        assert_eq!(
-            balance_payout_blockers(&p, &y),
-            vec![PayoutBlocker::NothingAvailable { available: -300 }]
-        );
-        // $80 under Ontraport's $100.
-        let q = base();
-        let mut u = Balance::zero(Currency::USD);
-        u.available = 8_000;
-        assert_eq!(
-            balance_payout_blockers(&q, &u),
-            vec![PayoutBlocker::BelowMinimum {
-                available: 8_000,
-                minimum: 10_000
-            }]
-        );
-        u.available = 10_000;
-        assert_eq!(payout_amount(&q, &u), Some(10_000));
-    }
-
-    #[test]
-    fn partner_blockers() {
-        let paypal = PayoutMethod::PayPal {
-            email: "p@example.com".into(),
-        };
-        assert!(payout_blockers(PartnerStatus::Active, &paypal, TaxInfoState::Approved).is_empty());
-        assert_eq!(
-            payout_blockers(
-                PartnerStatus::Suspended,
-                &PayoutMethod::None,
-                TaxInfoState::Submitted
-            ),
-            vec![
-                PayoutBlocker::PartnerNotActive {
-                    status: PartnerStatus::Suspended
-                },
-                PayoutBlocker::NoPayoutMethod,
-                PayoutBlocker::TaxInfoNotApproved {
-                    state: TaxInfoState::Submitted
-                },
-            ]
-        );
-        let bad = PayoutMethod::PayPal {
-            email: "not an email".into(),
-        };
-        assert_eq!(
-            payout_blockers(PartnerStatus::Active, &bad, TaxInfoState::Approved),
-            vec![PayoutBlocker::NoPayoutMethod]
-        );
-        let j = serde_json::to_string(&paypal).unwrap();
-        assert_eq!(j, r#"{"type":"paypal","email":"p@example.com"}"#);
-        let s: PayoutMethod =
-            serde_json::from_str(r#"{"type":"stripe_connect","account_id":"acct_1"}"#).unwrap();
-        assert!(s.is_usable());
-        let m: Membership =
-            serde_json::from_str(r#"{"partner_id":"a","program_id":"p1"}"#).unwrap();
-        assert_eq!(m.level, 0);
-        assert_eq!(m.recruiter, None);
-    }
-
-    #[test]
     fn products() {
         let p = base();
         let mut rows = vec![
@@ -1110,6 +1026,14 @@ mod tests {
             validate_products(&p, &rows).unwrap_err(),
             ProgramError::RateOutOfRange { .. }
         ));
+    }
+
+    #[test]
+    fn membership_defaults() {
+        let m: Membership =
+            serde_json::from_str(r#"{"partner_id":"a","program_id":"p1"}"#).unwrap();
+        assert_eq!(m.level, 0);
+        assert_eq!(m.recruiter, None);
     }
 
     #[test]

@@ -1,52 +1,14 @@
-//! Time rules: the hold before a commission becomes available, payout days, and the accrual
-//! (forfeiture) policy for balances that stay under the payout minimum.
+//! Time rules: the hold before a commission becomes available, payout days of a
+//! [`PayoutSchedule`], and forfeiture under an [`AccrualPolicy`] for balances that stay under
+//! the payout minimum (both declared on the program: [`crate::program`]).
 //!
 //! All inputs are business times (`DateTime<Utc>`); calendar questions ("is it Friday?", "the
 //! 15th") are answered in the program's time zone.
 
-use chrono::{DateTime, Datelike, Days, Months, NaiveDate, TimeDelta, Utc, Weekday};
+use chrono::{DateTime, Datelike, Days, Months, NaiveDate, TimeDelta, Utc};
 use chrono_tz::Tz;
-use serde::{Deserialize, Serialize};
 
-/// When payouts run, in the program's time zone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum PayoutSchedule {
-    /// Every week on `weekday` (Ontraport: each Friday). Written `Fri`, `friday`, ….
-    Weekly {
-        /// Day of the week payouts run.
-        weekday: Weekday,
-    },
-    /// Every month on `day`, which must be 1..=28 so that every month has it.
-    Monthly {
-        /// Day of the month payouts run (1..=28).
-        day: u32,
-    },
-}
-
-impl Default for PayoutSchedule {
-    /// Weekly on Friday.
-    fn default() -> Self {
-        PayoutSchedule::Weekly {
-            weekday: Weekday::Fri,
-        }
-    }
-}
-
-/// What happens to an available balance that stays under the payout minimum.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum AccrualPolicy {
-    /// It waits for as long as it takes (Dub's behaviour).
-    #[default]
-    Indefinite,
-    /// It may accrue for `months` calendar months; after that it is forfeited (Ontraport: "we
-    /// allow the commission to accrue for up to six months until you have the $100 minimum").
-    ForfeitAfterMonths {
-        /// Months the balance may wait (at least 1).
-        months: u32,
-    },
-}
+use crate::program::{AccrualPolicy, PayoutSchedule};
 
 /// When a commission earned at `sale_at` leaves the hold: exactly `hold_days` × 24 hours later
 /// (no calendar or time-zone arithmetic, so DST never shortens a hold). Saturates at the end

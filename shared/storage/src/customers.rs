@@ -349,7 +349,11 @@ pub async fn put_flag(table: &Table, row: &FlagRow) -> Result<(), StoreError> {
         row,
         &keys::self_referral_flag(&row.program_id, &row.customer_key, row.at_ms),
     )?
-    .with_gsi1(keys::flags_gsi(&row.program_id, row.at_ms, &row.customer_key));
+    .with_gsi1(keys::flags_gsi(
+        &row.program_id,
+        row.at_ms,
+        &row.customer_key,
+    ));
     match table.put_if_absent(item).await {
         Ok(()) | Err(StoreError::AlreadyDone) => Ok(()),
         Err(e) => Err(e),
@@ -359,7 +363,10 @@ pub async fn put_flag(table: &Table, row: &FlagRow) -> Result<(), StoreError> {
 /// The invitation of an e-mail, written once (the first invitation keeps the credit:
 /// `AlreadyDone` on commit otherwise).
 pub fn invite_once(tx: &mut Tx, row: &InviteRow) -> Result<(), StoreError> {
-    tx.marker(to_item(row, &keys::email_invite(&row.program_id, &row.email))?)
+    tx.marker(to_item(
+        row,
+        &keys::email_invite(&row.program_id, &row.email),
+    )?)
 }
 
 /// Keep a sale that no binding covers yet (idempotent), listed by customer key, by e-mail and
@@ -477,7 +484,11 @@ pub fn adjust_commission(
 
 /// Release a pending commission: state `available`, out of the release index; fails the
 /// transaction (`ConditionFailed`) if it is no longer pending.
-pub fn release_commission(tx: &mut Tx, partner_id: &str, commission_id: &str) -> Result<(), StoreError> {
+pub fn release_commission(
+    tx: &mut Tx,
+    partner_id: &str,
+    commission_id: &str,
+) -> Result<(), StoreError> {
     tx.update(
         &keys::commission(partner_id, commission_id),
         UpdateSpec::new()

@@ -28,10 +28,8 @@ pub struct ProcessedEvent {
 }
 
 fn processed_event_item(e: &ProcessedEvent) -> Result<crate::Item, StoreError> {
-    Ok(
-        to_item(e, &keys::processed_event(&e.source, &e.event_id))?
-            .with_ttl(e.at_ms / 1000 + EVENT_MARKER_TTL_DAYS * 86_400),
-    )
+    Ok(to_item(e, &keys::processed_event(&e.source, &e.event_id))?
+        .with_ttl(e.at_ms / 1000 + EVENT_MARKER_TTL_DAYS * 86_400))
 }
 
 /// Record the event as processed (idempotent: the first marker stays).
@@ -53,7 +51,10 @@ pub struct SubscriptionEnd {
 
 /// Record a subscription's end; when events repeat or arrive out of order the earliest end
 /// wins (one conditional put).
-pub async fn record_subscription_end(table: &Table, end: &SubscriptionEnd) -> Result<(), StoreError> {
+pub async fn record_subscription_end(
+    table: &Table,
+    end: &SubscriptionEnd,
+) -> Result<(), StoreError> {
     let mut tx = Tx::new();
     tx.put_if(
         to_item(end, &keys::subscription_ended(&end.subscription_id))?,

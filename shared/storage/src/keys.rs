@@ -124,7 +124,10 @@ pub fn membership(partner_id: &str, program_id: &str) -> Key {
 pub const MEMBERSHIP_PREFIX: &str = "MEMBER#";
 /// GSI1 of a membership: a program's partners.
 pub fn program_members_gsi(program_id: &str, partner_id: &str) -> (String, String) {
-    (program_members_pk(program_id), format!("PARTNER#{partner_id}"))
+    (
+        program_members_pk(program_id),
+        format!("PARTNER#{partner_id}"),
+    )
 }
 pub fn program_members_pk(program_id: &str) -> String {
     format!("PROGRAM#{program_id}#MEMBERS")
@@ -189,7 +192,10 @@ pub fn binding_history(program_id: &str, customer_key: &str, at_ms: i64, seq: &s
 pub const BINDING_HISTORY_PREFIX: &str = "HIST#";
 /// GSI1 of a binding: bindings by normalised email in a program.
 pub fn binding_email_gsi(program_id: &str, normalized_email: &str) -> (String, String) {
-    (binding_email_pk(program_id, normalized_email), "BINDING".into())
+    (
+        binding_email_pk(program_id, normalized_email),
+        "BINDING".into(),
+    )
 }
 pub fn binding_email_pk(program_id: &str, normalized_email: &str) -> String {
     format!("BINDEMAIL#{program_id}#{normalized_email}")
@@ -231,7 +237,10 @@ pub fn self_referral_flag(program_id: &str, customer_key: &str, at_ms: i64) -> K
 }
 /// GSI1 of a flag: a program's flagged self-referrals in time order.
 pub fn flags_gsi(program_id: &str, at_ms: i64, customer_key: &str) -> (String, String) {
-    (flags_pk(program_id), format!("{}#{customer_key}", ts(at_ms)))
+    (
+        flags_pk(program_id),
+        format!("{}#{customer_key}", ts(at_ms)),
+    )
 }
 pub fn flags_pk(program_id: &str) -> String {
     format!("FLAGS#{program_id}")
@@ -287,7 +296,10 @@ pub fn processed_invoice(program_id: &str, invoice_id: &str) -> Key {
 
 /// A commission of a partner: one per (program, invoice, tier).
 pub fn commission(partner_id: &str, commission_id: &str) -> Key {
-    Key::new(partner_pk(partner_id), format!("COMMISSION#{commission_id}"))
+    Key::new(
+        partner_pk(partner_id),
+        format!("COMMISSION#{commission_id}"),
+    )
 }
 pub const COMMISSION_PREFIX: &str = "COMMISSION#";
 /// Deterministic commission id.

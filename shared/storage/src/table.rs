@@ -228,10 +228,7 @@ impl Table {
                     };
                     out.insert(Key::new(pk, sk), item);
                 }
-                if let Some(ka) = page
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.name))
-                {
+                if let Some(ka) = page.unprocessed_keys.and_then(|mut u| u.remove(&self.name)) {
                     pending = ka.keys;
                 }
             }

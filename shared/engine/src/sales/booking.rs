@@ -63,10 +63,7 @@ pub(crate) async fn book_customer(
     new: Option<NewSale>,
     preloaded: Option<Preloaded>,
 ) -> Result<Booked, EngineError> {
-    let products = engine
-        .catalog
-        .products(&engine.table, &program.id)
-        .await?;
+    let products = engine.catalog.products(&engine.table, &program.id).await?;
     let (mut booked, envelopes, mut repeated) =
         book_customer_inner(engine, program, &products, customer_key, new, preloaded).await?;
     repeated.sort();
@@ -146,7 +143,12 @@ async fn book_customer_inner(
         };
         let mut tx = Tx::new();
         if let Some(n) = &new {
-            customers::invoice_booked_once(&mut tx, &program.id, &n.facts.invoice_id, &n.source_event)?;
+            customers::invoice_booked_once(
+                &mut tx,
+                &program.id,
+                &n.facts.invoice_id,
+                &n.source_event,
+            )?;
             if let Some(u) = &n.unattributed {
                 customers::delete_unattributed(&mut tx, u)?;
             }

@@ -62,10 +62,7 @@ pub async fn invoice_paid(engine: &Engine, inv: PaidInvoice) -> Result<SaleOutco
         });
     }
     let paid_at_ms = inv.facts.paid_at.timestamp_millis();
-    let subscription = inv
-        .subscription_id
-        .as_deref()
-        .filter(|s| keys::safe_id(s));
+    let subscription = inv.subscription_id.as_deref().filter(|s| keys::safe_id(s));
     // One read decides a repeat (and its unsent messages) and an ended subscription.
     let (marker, ended) =
         events::event_and_subscription(t, STRIPE_SOURCE, &inv.event_id, subscription).await?;
@@ -105,7 +102,10 @@ pub async fn invoice_paid(engine: &Engine, inv: PaidInvoice) -> Result<SaleOutco
     if let Some(end) = ended.filter(|e| subscription_end_stops_payment(e.ended_at_ms, paid_at_ms)) {
         events::mark_processed(t, &processed).await?;
         return Ok(SaleOutcome::NotCommissionable {
-            reason: format!("subscription {} ended before this payment", end.subscription_id),
+            reason: format!(
+                "subscription {} ended before this payment",
+                end.subscription_id
+            ),
         });
     }
     let email = inv
@@ -127,8 +127,15 @@ pub async fn invoice_paid(engine: &Engine, inv: PaidInvoice) -> Result<SaleOutco
         let binding = match binding {
             Some(b) => Some(b),
             None => {
-                fallback_binding(engine, &program, &inv, email.as_deref(), &source_event, state.clone())
-                    .await?
+                fallback_binding(
+                    engine,
+                    &program,
+                    &inv,
+                    email.as_deref(),
+                    &source_event,
+                    state.clone(),
+                )
+                .await?
             }
         };
         let binding = match binding {

@@ -19,7 +19,9 @@ pub mod waiting;
 
 pub use booking::reconcile_customer;
 pub use intake::{invoice_paid, PaidInvoice, SaleOutcome};
-pub use side_events::{invoice_payment_failed, subscription_ended, PaymentFailed, SubscriptionEnded};
+pub use side_events::{
+    invoice_payment_failed, subscription_ended, PaymentFailed, SubscriptionEnded,
+};
 
 /// Where the processed-event markers of Stripe events live (`EVENT#stripe#…`).
 pub const STRIPE_SOURCE: &str = "stripe";

@@ -39,7 +39,9 @@ fn processed(event_id: &str, at_ms: i64) -> ProcessedEvent {
 /// operator can answer "I don't see this month's commission". A later `invoice.paid` earns once.
 pub async fn invoice_payment_failed(engine: &Engine, f: PaymentFailed) -> Result<(), EngineError> {
     let t = &engine.table;
-    if !keys::safe_id(&f.invoice_id) || !keys::safe_id(&f.customer_key) || !keys::safe_id(&f.event_id)
+    if !keys::safe_id(&f.invoice_id)
+        || !keys::safe_id(&f.customer_key)
+        || !keys::safe_id(&f.event_id)
     {
         return Ok(());
     }

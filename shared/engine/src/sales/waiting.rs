@@ -72,7 +72,8 @@ pub(crate) async fn book_waiting_sales(
             source_event: row.source_event.clone(),
             unattributed: Some(row.clone()),
         };
-        let booked = book_customer(engine, program, &row.customer_key, Some(new_sale), None).await?;
+        let booked =
+            book_customer(engine, program, &row.customer_key, Some(new_sale), None).await?;
         ids.extend(booked.commission_ids);
     }
     Ok(ids)
