@@ -29,27 +29,19 @@ pub struct RedirectProgram {
     pub active: bool,
     pub default_destination: String,
     /// Hosts a deep link may go to: the default destination's host plus the program's
-    /// `allowed_hosts` (as `rules::Program::allows_destination` reads them).
-    pub allowed_hosts: Vec<String>,
+    /// `allowed_hosts` (`rules::Program::deep_link_hosts`).
+    pub deep_link_hosts: rules::DeepLinkHosts,
     /// Cookie window in days: click item TTL and cookie `Max-Age`.
     pub cookie_days: u32,
 }
 
 impl From<&rules::Program> for RedirectProgram {
     fn from(p: &rules::Program) -> Self {
-        let mut allowed_hosts = Vec::with_capacity(p.allowed_hosts.len() + 1);
-        if let Some(h) = url::Url::parse(&p.default_destination)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_string))
-        {
-            allowed_hosts.push(h);
-        }
-        allowed_hosts.extend(p.allowed_hosts.iter().cloned());
         RedirectProgram {
             program_id: p.id.clone(),
             active: p.status == rules::ProgramStatus::Active,
             default_destination: p.default_destination.clone(),
-            allowed_hosts,
+            deep_link_hosts: p.deep_link_hosts(),
             cookie_days: p.cookie_days,
         }
     }
@@ -74,7 +66,7 @@ impl LinkWithProgram {
         tracking::resolve_destination(
             &self.program.default_destination,
             self.link.destination.as_deref(),
-            &self.program.allowed_hosts,
+            &self.program.deep_link_hosts,
         )
     }
 }
@@ -211,5 +203,64 @@ impl<D: LinkDirectory> LinkDirectory for CachedDirectory<D> {
         let found = self.inner.link(code).await?;
         self.store(code, self.clock.now_ms(), found.clone());
         Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rules::{CommissionPlan, Currency, Duration, Program, Reward};
+    use std::collections::BTreeMap;
+
+    const DEFAULT: &str = "https://example.com/pricing";
+
+    fn entry(allowed_hosts: &[&str], destination: Option<&str>) -> LinkWithProgram {
+        let plan = CommissionPlan::new(
+            Reward::Flat {
+                amounts: BTreeMap::from([(Currency::USD, 1_000)]),
+            },
+            Duration::Lifetime,
+        );
+        let mut p = Program::new("demo", "Demo", plan, DEFAULT);
+        p.allowed_hosts = allowed_hosts.iter().map(|h| h.to_string()).collect();
+        p.validate().expect("partnerctl apply accepts this program");
+        LinkWithProgram {
+            link: Link {
+                code: "alice".into(),
+                partner_id: "alice".into(),
+                program_id: "demo".into(),
+                status: LinkStatus::Active,
+                destination: destination.map(str::to_string),
+            },
+            program: RedirectProgram::from(&p),
+        }
+    }
+
+    /// A wildcard entry is honoured for a link's own destination and for `?to=` alike (the
+    /// handler resolves `?to=` against the same hosts), and look-alikes fall back.
+    #[test]
+    fn wildcard_allow_list() {
+        let cases: &[(&str, bool)] = &[
+            ("https://a.partner-shop.com/x", true),
+            ("https://a.b.partner-shop.com/x", true),
+            ("https://example.com/blog", true),
+            ("https://partner-shop.com/", false),
+            ("https://partner-shop.com.evil.com/", false),
+            ("https://a.partner-shop.com@evil.com/", false),
+            ("//evil.com", false),
+            ("https:/\\evil.com", false),
+        ];
+        for (to, honoured) in cases {
+            let want = if *honoured { *to } else { DEFAULT };
+            let e = entry(&["*.partner-shop.com"], Some(to));
+            assert_eq!(e.default_destination(), want, "link destination {to}");
+            let e = entry(&["*.partner-shop.com"], None);
+            let got = tracking::resolve_destination(
+                &e.default_destination(),
+                Some(to),
+                &e.program.deep_link_hosts,
+            );
+            assert_eq!(got, want, "?to={to}");
+        }
     }
 }

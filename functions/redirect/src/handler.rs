@@ -105,7 +105,7 @@ pub async fn redirect<D: LinkDirectory, R: ClickRecorder>(
     let destination = tracking::resolve_destination(
         &entry.default_destination(),
         r.to.as_deref(),
-        &entry.program.allowed_hosts,
+        &entry.program.deep_link_hosts,
     );
     if let Some(why) = r.non_human() {
         return (

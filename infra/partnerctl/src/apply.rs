@@ -259,7 +259,8 @@ pub fn parse(text: &str) -> Result<Plan, CliError> {
                     return Err(bad(format!("link code {code} declared twice")));
                 }
                 if let Some(dest) = &destination {
-                    if !program.allows_destination(dest) {
+                    // The redirect's own check, so what is accepted here is what it honours.
+                    if tracking::check_deep_link(&program.deep_link_hosts(), dest).is_none() {
                         return Err(bad(format!(
                             "link {code}: destination {dest} is not on program {}'s allow-list",
                             program.id

@@ -3,6 +3,7 @@
 //!
 //! * [`money`]: integer minor units per currency and the one rounding rule.
 //! * [`ledger`]: entry kinds and the balance move of each.
+//! * [`hosts`]: the deep-link allow-list grammar (`shop.example.com`, `*.example.com`).
 //! * [`program`]: configuration as operators declare it: the program with its plan (rewards,
 //!   durations), levels, payout settings and allow-list; products; a partner's status and
 //!   enrollment. Types and validation only.
@@ -18,9 +19,9 @@
 //!
 //! Modules depend only downwards, never in a cycle (module → what it uses):
 //!
-//! * `money`, `attribution` → nothing;
+//! * `money`, `attribution`, `hosts` → nothing;
 //! * `ledger` → `money`; `error` (private, home of [`PlanError`]) → `money`;
-//! * `program` → `money`, `attribution`;
+//! * `program` → `money`, `attribution`, `hosts`;
 //! * `schedule` → `program`;
 //! * `levels` → `program`, `money`, `error`;
 //! * `plan` → `program`, `levels`, `ledger`, `money`, `error`;
@@ -30,6 +31,7 @@
 
 pub mod attribution;
 mod error;
+pub mod hosts;
 pub mod ledger;
 pub mod levels;
 pub mod money;
@@ -43,6 +45,7 @@ pub use attribution::{
     choose_click, is_self_referral, normalize_email, AttributionModel, BindingCause,
     ClickCandidate, EmailError, NormalizedEmail,
 };
+pub use hosts::{url_host, DeepLinkHosts, HostPattern};
 pub use ledger::{entry_delta, Balance, BalanceDelta, Bucket, EntryKind, LedgerError};
 pub use levels::{
     highest_level_met, level_history_from_sales, promotion_after_sale, LevelChange, LevelHistory,

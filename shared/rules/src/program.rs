@@ -29,6 +29,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::attribution::AttributionModel;
+use crate::hosts::{url_host, DeepLinkHosts, HostPattern};
 use crate::money::Currency;
 
 /// Highest rate a partner level may pay (Kartra: "up to 40% recurring commissions").
@@ -277,8 +278,9 @@ pub struct Program {
     pub lock_rate_at_first_sale: bool,
     /// Where a partner link without a deep link sends the visitor (http or https URL).
     pub default_destination: String,
-    /// Hosts a deep link may point to, besides the default destination's host (exact host
-    /// names, no wildcards).
+    /// Hosts a deep link may point to, besides the default destination's host: exact host
+    /// names (`shop.example.com`) or subdomain wildcards (`*.example.com`, which does not admit
+    /// `example.com` itself); grammar in [`crate::hosts`].
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
     /// Active or paused (default active).
@@ -387,8 +389,11 @@ pub enum ProgramError {
     /// The default destination is not an absolute http(s) URL with a plain host.
     #[error("default_destination {0:?} is not an http(s) URL with a valid host")]
     BadDestination(String),
-    /// An allow-list entry that is not a plain host name.
-    #[error("allowed host {0:?} is not a plain host name")]
+    /// An allow-list entry that is not a [`HostPattern`].
+    #[error(
+        "allowed host {0:?} is neither a host name (shop.example.com) nor a subdomain wildcard \
+         (*.example.com)"
+    )]
     BadAllowedHost(String),
     /// A product row belonging to another program.
     #[error("product {product_id} belongs to program {program_id}, not {expected}")]
@@ -440,7 +445,7 @@ impl Program {
     /// days; cookie window 1..=3650 days; monthly payout day 1..=28; accrual months ≥ 1;
     /// non-negative payout minimums; levels named, with rates in 0..=0.40, only on plans with
     /// a percentage rate, and thresholds of the same kind strictly increasing; an http(s)
-    /// default destination and plain host names in the allow-list.
+    /// default destination and [`HostPattern`]s in the allow-list.
     pub fn validate(&self) -> Result<(), ProgramError> {
         if self.id.trim().is_empty() {
             return Err(ProgramError::Empty("id"));
@@ -491,7 +496,7 @@ impl Program {
             ));
         }
         for h in &self.allowed_hosts {
-            if !is_plain_host(&h.to_ascii_lowercase()) {
+            if HostPattern::parse(h).is_none() {
                 return Err(ProgramError::BadAllowedHost(h.clone()));
             }
         }
@@ -584,24 +589,21 @@ impl Program {
             })
     }
 
-    /// True when a deep link to `target` may be followed: `target` must be an absolute
-    /// `http`/`https` URL whose authority is a plain host name (optionally with a port) equal,
-    /// case-insensitively, to the default destination's host or one of `allowed_hosts`.
-    ///
-    /// Rejected outright: other or missing schemes (`//evil.com`, `javascript:`), userinfo
-    /// (`https://trusted.com@evil.com`), backslashes (`https:/\evil.com`), percent-encoding,
-    /// whitespace and control characters (NUL) anywhere, IP-literal and trailing-dot hosts.
-    /// Subdomains are not implied: `trusted.com.evil.com` and `www.trusted.com` do not match
-    /// `trusted.com`.
-    pub fn allows_destination(&self, target: &str) -> bool {
-        let Some(host) = url_host(target) else {
-            return false;
-        };
-        url_host(&self.default_destination).as_deref() == Some(host.as_str())
-            || self
-                .allowed_hosts
-                .iter()
-                .any(|h| h.eq_ignore_ascii_case(&host))
+    /// The hosts a deep link (a link's own destination, or `?to=`) may point to: the default
+    /// destination's host and every `allowed_hosts` entry (grammar: [`crate::hosts`]). A
+    /// program that passed [`Program::validate`] has no invalid entry; one read without
+    /// validation has its invalid entries ignored (they admit nothing).
+    pub fn deep_link_hosts(&self) -> DeepLinkHosts {
+        let default_host = url_host(&self.default_destination)
+            .as_deref()
+            .and_then(HostPattern::parse);
+        DeepLinkHosts::new(
+            default_host.into_iter().chain(
+                self.allowed_hosts
+                    .iter()
+                    .filter_map(|h| HostPattern::parse(h)),
+            ),
+        )
     }
 }
 
@@ -653,52 +655,6 @@ impl Reward {
             }
         }
     }
-}
-
-/// The authority host of an absolute http(s) URL, lower-cased, if it passes the strict checks
-/// documented on [`Program::allows_destination`].
-fn url_host(url: &str) -> Option<String> {
-    if url
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || c == '\\')
-    {
-        return None;
-    }
-    let lower = url.to_ascii_lowercase();
-    let rest = lower
-        .strip_prefix("https://")
-        .or_else(|| lower.strip_prefix("http://"))?;
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..end];
-    if authority.contains('@') || authority.contains('%') {
-        return None;
-    }
-    let host = match authority.rsplit_once(':') {
-        Some((h, port)) => {
-            if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            h
-        }
-        None => authority,
-    };
-    is_plain_host(host).then(|| host.to_string())
-}
-
-/// A lower-case DNS host name: labels of `a-z0-9-`, not starting or ending with `-`, no empty
-/// label (so no leading/trailing dot), at most 253 characters.
-fn is_plain_host(host: &str) -> bool {
-    !host.is_empty()
-        && host.len() <= 253
-        && host.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        })
 }
 
 /// A product on a program, with an optional per-product reward. Commissions are paid only on
@@ -1037,41 +993,43 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn deep_link_allow_list() {
+    fn allow_list_entries() {
         let mut p = base();
-        // Host names are case-insensitive.
-        p.allowed_hosts = vec!["Docs.Example.com".into(), "trusted.com".into()];
+        // Host names are case-insensitive; a wildcard admits subdomains, not the bare domain.
+        p.allowed_hosts = vec![
+            "Docs.Example.com".into(),
+            "trusted.com".into(),
+            "*.cdn-trusted.net".into(),
+        ];
         p.validate().unwrap();
+        let hosts = p.deep_link_hosts();
         for ok in [
-            "https://example.com/",
-            "https://EXAMPLE.com/features?x=1#y",
-            "http://example.com",
-            "https://docs.example.com:8443/a%20b",
-            "https://trusted.com?ref=1",
+            "example.com",
+            "docs.example.com",
+            "trusted.com",
+            "a.cdn-trusted.net",
         ] {
-            assert!(p.allows_destination(ok), "{ok}");
+            assert!(hosts.allows(ok), "{ok}");
         }
         for bad in [
-            "//evil.com",
-            "https://trusted.com@evil.com",
-            "https://trusted.com:pw@evil.com/",
-            "https:/\\evil.com",
-            "https:\\\\trusted.com",
-            "https://trusted.com.evil.com/",
-            "https://www.trusted.com/",
-            "https://trusted.com%2eevil.com/",
-            "https://trusted.com\0.evil.com/",
-            "https://trusted.com./",
-            "https://trusted.com:/",
-            "https://trusted.com:99999999/",
-            "https://[::1]/",
-            "javascript:alert(1)",
-            "ftp://trusted.com/",
-            "https://evil.com/https://trusted.com",
-            " https://trusted.com",
-            "",
+            "www.example.com",
+            "www.trusted.com",
+            "cdn-trusted.net",
+            "trusted.com.evil.com",
         ] {
-            assert!(!p.allows_destination(bad), "{bad:?}");
+            assert!(!hosts.allows(bad), "{bad}");
+        }
+        for entry in ["*.", "*.com", "*", "https://x.com", "10.0.0.1", "a.com/x"] {
+            p.allowed_hosts = vec![entry.into()];
+            assert_eq!(
+                p.validate().unwrap_err(),
+                ProgramError::BadAllowedHost(entry.into())
+            );
+            // Stored without validation, an invalid entry admits nothing.
+            assert_eq!(
+                p.deep_link_hosts(),
+                DeepLinkHosts::new(HostPattern::parse("example.com"))
+            );
         }
     }
 }

@@ -9,156 +9,69 @@
 //! - at most [`MAX_DEEP_LINK_LEN`] bytes of visible ASCII (`!`..=`~`): no whitespace, no control
 //!   characters, no NUL, no non-ASCII (IDN hosts must be written in their `xn--` form);
 //! - no backslash anywhere;
-//! - it starts with `http://` or `https://` (any letter case) followed by an authority that is
-//!   exactly `host` or `host:port`, where host is dot-separated labels of `[A-Za-z0-9-]`: so no
-//!   userinfo (`@`), no percent-encoding, no IP literals in brackets, nothing relative
-//!   (`//evil.com`), no `https:evil.com` or `https:/\evil.com` shapes;
+//! - [`rules::url_host`] reads it: `http://` or `https://` (any letter case) followed by an
+//!   authority that is exactly `host` or `host:port`, host a DNS name: so no userinfo (`@`), no
+//!   percent-encoding, no IP literals in brackets, nothing relative (`//evil.com`), no
+//!   `https:evil.com` or `https:/\evil.com` shapes;
 //! - the WHATWG parser (the `url` crate, what browsers implement) agrees: http(s) scheme, no
 //!   username or password, a domain host (not an IP address) equal to the host read above;
-//! - that host is on the allow-list.
+//! - that host is allowed by the program's [`DeepLinkHosts`]
+//!   ([`rules::Program::deep_link_hosts`]: the default destination's host and the
+//!   `allowed_hosts` entries).
 //!
 //! The URL returned is the parser's serialisation (lower-case scheme and host), so the browser
 //! reads back exactly the host that was checked.
 //!
 //! # Allow-list entries
 //!
-//! Host names, compared case-insensitively and EXACTLY: `shop.example.com` does not admit
-//! `example.com` or `www.shop.example.com`. An entry `*.example.com` admits every subdomain of
-//! `example.com` (any depth) but not `example.com` itself; list both when both are wanted.
-//! Entries may be written with a scheme (`https://shop.example.com/`), in Unicode (converted to
-//! `xn--` form) or in any case; entries that are not host names are ignored.
+//! One grammar, in [`rules::hosts`], for the redirect and for `partnerctl apply`'s validation:
+//! exact host names (`shop.example.com`, case-insensitive, no subdomain implied) and subdomain
+//! wildcards (`*.example.com`: every subdomain at any depth, but not `example.com` itself).
+//! `partnerctl apply` checks a link's destination with [`check_deep_link`], the function the
+//! redirect uses.
 
+use rules::DeepLinkHosts;
 use url::Url;
 
 /// Longest deep link honoured, in bytes.
 pub const MAX_DEEP_LINK_LEN: usize = 2048;
 
-/// A compiled host allow-list (see the module docs for the entry syntax).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AllowList {
-    exact: Vec<String>,
-    /// `*.example.com` stored as `.example.com`.
-    suffixes: Vec<String>,
-}
-
-impl AllowList {
-    pub fn new<S: AsRef<str>>(entries: &[S]) -> Self {
-        let mut list = AllowList::default();
-        for e in entries {
-            let e = e.as_ref().trim();
-            if let Some(rest) = e.strip_prefix("*.") {
-                if let Some(h) = normalize_host(rest) {
-                    list.suffixes.push(format!(".{h}"));
-                }
-            } else if let Some(h) = normalize_host(e) {
-                list.exact.push(h);
-            }
-        }
-        list
-    }
-
-    /// Whether `host` (as the URL parser returns it: lower-case ASCII) is allowed.
-    pub fn allows(&self, host: &str) -> bool {
-        let host = host.to_ascii_lowercase();
-        self.exact.contains(&host)
-            || self
-                .suffixes
-                .iter()
-                .any(|s| host.len() > s.len() && host.ends_with(s.as_str()))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.exact.is_empty() && self.suffixes.is_empty()
-    }
-
-    /// The deep link `requested`, normalised, when it passes every rule of the module docs.
-    pub fn check(&self, requested: &str) -> Option<String> {
-        let authority = raw_authority(requested)?;
-        let (raw_host, port) = match authority.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        };
-        if !ascii_host(raw_host) {
-            return None;
-        }
-        if let Some(p) = port {
-            if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-        }
-        let url = Url::parse(requested).ok()?;
-        if !matches!(url.scheme(), "http" | "https")
-            || !url.username().is_empty()
-            || url.password().is_some()
-        {
-            return None;
-        }
-        let Some(url::Host::Domain(host)) = url.host() else {
-            return None;
-        };
-        if !host.eq_ignore_ascii_case(raw_host) || !self.allows(host) {
-            return None;
-        }
-        Some(url.into())
-    }
-}
-
-/// The authority of an `http(s)://` URL made only of visible ASCII, without backslashes.
-fn raw_authority(raw: &str) -> Option<&str> {
-    if raw.is_empty() || raw.len() > MAX_DEEP_LINK_LEN {
+/// The deep link `requested`, normalised, when it passes every rule of the module docs against
+/// `hosts`; `None` otherwise.
+pub fn check_deep_link(hosts: &DeepLinkHosts, requested: &str) -> Option<String> {
+    if requested.len() > MAX_DEEP_LINK_LEN
+        || !requested
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'\\')
+    {
         return None;
     }
-    if !raw.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') {
+    let host = rules::url_host(requested)?;
+    let url = Url::parse(requested).ok()?;
+    if !matches!(url.scheme(), "http" | "https")
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
         return None;
     }
-    let rest = strip_prefix_ci(raw, "https://").or_else(|| strip_prefix_ci(raw, "http://"))?;
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..end];
-    (!authority.is_empty()).then_some(authority)
-}
-
-fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &s[prefix.len()..])
-}
-
-/// Dot-separated, non-empty labels of `[A-Za-z0-9-]`.
-fn ascii_host(h: &str) -> bool {
-    !h.is_empty()
-        && h.len() <= 253
-        && h.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-}
-
-/// An allow-list entry as the parser would spell the host: lower-case ASCII (`xn--` for IDN).
-fn normalize_host(entry: &str) -> Option<String> {
-    let host = if entry.contains("://") {
-        match Url::parse(entry).ok()?.host()? {
-            url::Host::Domain(d) => d.to_string(),
-            _ => return None,
-        }
-    } else {
-        match url::Host::parse(entry).ok()? {
-            url::Host::Domain(d) => d,
-            _ => return None,
-        }
+    let Some(url::Host::Domain(parsed)) = url.host() else {
+        return None;
     };
-    ascii_host(&host).then_some(host)
+    if parsed != host || !hosts.allows(&host) {
+        return None;
+    }
+    Some(url.into())
 }
 
 /// The destination of a click: `requested_to` when it passes the deep-link rule (module docs)
-/// against `allowed_hosts`, otherwise `default` unchanged.
+/// against `hosts`, otherwise `default` unchanged.
 pub fn resolve_destination(
     default: &str,
     requested_to: Option<&str>,
-    allowed_hosts: &[String],
+    hosts: &DeepLinkHosts,
 ) -> String {
     requested_to
-        .and_then(|to| AllowList::new(allowed_hosts).check(to))
+        .and_then(|to| check_deep_link(hosts, to))
         .unwrap_or_else(|| default.to_string())
 }
 
@@ -200,22 +113,42 @@ pub fn append_query(url: &str, name: &str, value: &str) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use rules::{CommissionPlan, Currency, Duration, Program, Reward};
+    use std::collections::BTreeMap;
 
     const DEFAULT: &str = "https://trusted.com/welcome";
 
-    fn allowed() -> Vec<String> {
-        vec![
-            "trusted.com".into(),
-            "Shop.Trusted.com".into(),
-            "*.cdn-trusted.net".into(),
-            "https://docs.trusted.com/".into(),
-            "bücher.example".into(),
-            "not a host".into(),
-        ]
+    fn program(default_destination: &str, allowed_hosts: &[&str]) -> Program {
+        let plan = CommissionPlan::new(
+            Reward::Flat {
+                amounts: BTreeMap::from([(Currency::USD, 1_000)]),
+            },
+            Duration::Lifetime,
+        );
+        let mut p = Program::new("p", "P", plan, default_destination);
+        p.allowed_hosts = allowed_hosts.iter().map(|h| h.to_string()).collect();
+        p
+    }
+
+    /// The hosts of a program whose `allowed_hosts` are these entries ("not a host" is invalid:
+    /// validation refuses it, and read without validation it admits nothing).
+    fn hosts() -> DeepLinkHosts {
+        program(
+            DEFAULT,
+            &[
+                "trusted.com",
+                "Shop.Trusted.com",
+                "*.cdn-trusted.net",
+                "docs.trusted.com",
+                "xn--bcher-kva.example",
+                "not a host",
+            ],
+        )
+        .deep_link_hosts()
     }
 
     fn resolve(to: &str) -> String {
-        resolve_destination(DEFAULT, Some(to), &allowed())
+        resolve_destination(DEFAULT, Some(to), &hosts())
     }
 
     #[test]
@@ -257,7 +190,7 @@ mod tests {
             resolve("https://trusted.com/search?q=a%20b"),
             "https://trusted.com/search?q=a%20b"
         );
-        assert_eq!(resolve_destination(DEFAULT, None, &allowed()), DEFAULT);
+        assert_eq!(resolve_destination(DEFAULT, None, &hosts()), DEFAULT);
     }
 
     #[test]
@@ -334,21 +267,116 @@ mod tests {
 
     #[test]
     fn empty_allow_list_allows_nothing() {
+        let none = DeepLinkHosts::default();
         assert_eq!(
-            resolve_destination(DEFAULT, Some("https://trusted.com/"), &[]),
+            resolve_destination(DEFAULT, Some("https://trusted.com/"), &none),
             DEFAULT
         );
-        assert!(AllowList::new::<String>(&[]).is_empty());
+        assert!(none.is_empty());
     }
 
+    /// A wildcard entry, as `partnerctl apply` accepts it (`Program::validate`), is honoured:
+    /// subdomains at any depth, never the bare domain, never a look-alike.
     #[test]
-    fn wildcard_does_not_admit_the_bare_domain() {
-        let l = AllowList::new(&["*.example.com"]);
-        assert!(l.allows("a.example.com"));
-        assert!(l.allows("A.Example.COM"));
-        assert!(!l.allows("example.com"));
-        assert!(!l.allows(".example.com"));
-        assert!(!l.allows("badexample.com"));
+    fn wildcard_entries_are_honoured() {
+        let p = program("https://example.com/pricing", &["*.partner-shop.com"]);
+        p.validate().unwrap();
+        let hosts = p.deep_link_hosts();
+        let cases: &[(&str, Option<&str>)] = &[
+            (
+                "https://a.partner-shop.com/x",
+                Some("https://a.partner-shop.com/x"),
+            ),
+            (
+                "https://A.Partner-Shop.COM/x",
+                Some("https://a.partner-shop.com/x"),
+            ),
+            (
+                "https://a.b.partner-shop.com",
+                Some("https://a.b.partner-shop.com/"),
+            ),
+            (
+                "http://www.partner-shop.com:8080/?q=1#f",
+                Some("http://www.partner-shop.com:8080/?q=1#f"),
+            ),
+            ("https://example.com/blog", Some("https://example.com/blog")),
+            ("https://partner-shop.com/", None),
+            ("https://.partner-shop.com/", None),
+            ("https://evilpartner-shop.com/", None),
+            ("https://partner-shop.com.evil.com/", None),
+            ("https://a.partner-shop.com.evil.com/", None),
+            ("//evil.com", None),
+            ("//a.partner-shop.com", None),
+            ("https://a.partner-shop.com@evil.com", None),
+            ("https://evil.com@a.partner-shop.com", None),
+            ("https://a.partner-shop.com%2F@evil.com", None),
+            ("https:/\\evil.com", None),
+            ("https://a.partner-shop.com\\@evil.com", None),
+            ("https://evil.com/?x=a.partner-shop.com", None),
+            ("https://evil.com#.partner-shop.com", None),
+            ("https://a.partner-shop.com\0.evil.com", None),
+            ("https://a.partner-shop.com./", None),
+            ("javascript:alert(1)", None),
+            ("a.partner-shop.com", None),
+        ];
+        for (to, want) in cases {
+            assert_eq!(check_deep_link(&hosts, to).as_deref(), *want, "{to:?}");
+        }
+        // `*.` alone and `*.com` are refused by validation, and admit nothing if stored anyway.
+        for entry in ["*.", "*.com"] {
+            let p = program("https://example.com/pricing", &[entry]);
+            assert!(p.validate().is_err(), "{entry}");
+            let hosts = p.deep_link_hosts();
+            for to in [
+                "https://evil.com/",
+                "https://a.com/",
+                "https://x.partner-shop.com/",
+            ] {
+                assert_eq!(check_deep_link(&hosts, to), None, "{entry} {to}");
+            }
+        }
+    }
+
+    /// The cases `rules::Program` was tested with before the allow-list had one implementation.
+    #[test]
+    fn program_allow_list() {
+        let p = program(
+            "https://example.com/pricing",
+            &["Docs.Example.com", "trusted.com"],
+        );
+        p.validate().unwrap();
+        let hosts = p.deep_link_hosts();
+        for ok in [
+            "https://example.com/",
+            "https://EXAMPLE.com/features?x=1#y",
+            "http://example.com",
+            "https://docs.example.com:8443/a%20b",
+            "https://trusted.com?ref=1",
+        ] {
+            assert!(check_deep_link(&hosts, ok).is_some(), "{ok}");
+        }
+        for bad in [
+            "//evil.com",
+            "https://trusted.com@evil.com",
+            "https://trusted.com:pw@evil.com/",
+            "https:/\\evil.com",
+            "https:\\\\trusted.com",
+            "https://trusted.com.evil.com/",
+            "https://www.trusted.com/",
+            "https://trusted.com%2eevil.com/",
+            "https://trusted.com\0.evil.com/",
+            "https://trusted.com./",
+            "https://trusted.com:/",
+            "https://trusted.com:99999999/",
+            "https://[::1]/",
+            "javascript:alert(1)",
+            "ftp://trusted.com/",
+            "https://evil.com/https://trusted.com",
+            " https://trusted.com",
+            "",
+        ] {
+            assert_eq!(check_deep_link(&hosts, bad), None, "{bad:?}");
+        }
     }
 
     #[test]
@@ -484,7 +512,7 @@ mod tests {
                 prop_assert!(matches!(u.scheme(), "http" | "https"));
                 prop_assert!(u.username().is_empty() && u.password().is_none());
                 let host = host_of(&got).expect("has a host");
-                prop_assert!(AllowList::new(&allowed()).allows(&host), "{to:?} -> {got:?}");
+                prop_assert!(hosts().allows(&host), "{to:?} -> {got:?}");
                 // the browser reads back the same URL
                 prop_assert_eq!(u.as_str(), got.as_str());
                 // appending the click id keeps the host

@@ -5,7 +5,8 @@
 //! - [`click_id`]: signed, self-describing click ids (`[A-Za-z0-9_-]{1,64}`) that can be verified
 //!   and decoded (link + business time) even when their click item was never written.
 //! - [`visitor`]: random visitor ids and the keyed hash of (IP, User-Agent).
-//! - [`destination`]: the `?to=` deep-link allow-list check and query-parameter appending.
+//! - [`destination`]: the `?to=` deep-link check against a program's allow-list (whose grammar
+//!   is `rules::hosts`) and query-parameter appending.
 //! - [`bots`]: HEAD, prefetch/prerender and link-preview bot detection.
 
 pub mod bots;
@@ -18,6 +19,6 @@ pub use bots::{classify_non_human, is_non_human, NonHuman};
 pub use click_id::{
     new_click_id, verify_click_id, ClickIdClaims, ClickIdError, LinkHash, LinkRef, NONCE_LEN,
 };
-pub use destination::{append_query, resolve_destination, AllowList};
+pub use destination::{append_query, check_deep_link, resolve_destination};
 pub use key::{KeyError, KeyRing, TrackingKey};
 pub use visitor::{new_visitor_id, valid_visitor_id, visitor_key_hash, VISITOR_ID_BYTES};
