@@ -1,4 +1,4 @@
-"""moto's server, with each request handled atomically and without moto's per-transaction table copies.
+"""moto's server, each request handled atomically, and without costs that grow with the table.
 
 Serialized requests. moto applies a TransactWriteItems action by action and rolls a failed one
 back. Under moto_server's threaded request handling, two concurrent transactions can interleave,
@@ -17,9 +17,17 @@ transaction instead snapshots only the items its actions name and puts those bac
 cancels it; moto's own loop still decides every outcome, so cancellation reasons are moto's. And
 DynamoDB and SQS models are no longer tracked (the dashboard lists none of them).
 
+Queries read what can match (_query_reads_only_candidates). moto's Query lists and sorts the
+whole table on each call; here it is handed the partition's items (for an index, the items with
+its key values) and filters, sorts and pages them as before.
+
 moto's internals are version-specific: infra/moto.sh installs exactly MOTO_VERSION, and
 patch_moto() checks what it relies on and runs a self-test, failing at start-up if any of it
 changed.
+
+Queue counts read the clock once (_queue_counts_read_the_clock_once). moto's SQS computes the
+time once per message to count a queue, on every SendMessage; with nothing consuming the outbox
+queue locally, each send got slower with every message sent before.
 
 Usage: python infra/moto_serial.py -H 127.0.0.1 -p PORT
        MOTO_UNPATCHED=1 ...   moto as released (only to measure the difference)
@@ -271,6 +279,45 @@ def _query_reads_only_candidates():
     Table.query = query
 
 
+def _queue_counts_read_the_clock_once():
+    """moto's SQS reads the clock (a datetime computation) once per message to count a queue's
+    visible, in-flight and delayed messages, and it counts them for every SendMessage (through
+    Queue.attributes). Locally nothing consumes the outbox queue, so each invoice.paid got slower
+    with the messages of all earlier ones. Here a count reads the clock once; the tests per message
+    are moto's own (visible: now > visible_at; delayed: now < delayed_until)."""
+    from moto.sqs import models as sqs_models
+
+    message, queue = sqs_models.Message, sqs_models.Queue
+    for prop, needle in (
+        (message.visible, "current_time=unix_time_millis()ifcurrent_time>self.visible_at:returnTrue"),
+        (message.delayed, "current_time=unix_time_millis()ifcurrent_time<self.delayed_until:returnTrue"),
+        (queue.messages, "formessageinself._messagesifmessage.visibleandnotmessage.delayed"),
+        (queue.approximate_number_of_messages, "returnlen(self.messages)"),
+        (queue.approximate_number_of_messages_delayed, "returnlen([mforminself._messagesifm.delayed])"),
+        (queue.approximate_number_of_messages_not_visible,
+         "returnlen([mforminself._messagesifnotm.visible])"),
+    ):
+        _require(isinstance(prop, property) and needle in _compact(inspect.getsource(prop.fget)),
+                 f"SQS no longer has `{needle}`")
+
+    def messages(self):
+        now = sqs_models.unix_time_millis()
+        return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]
+
+    def delayed(self):
+        now = sqs_models.unix_time_millis()
+        return len([m for m in self._messages if now < m.delayed_until])
+
+    def not_visible(self):
+        now = sqs_models.unix_time_millis()
+        return len([m for m in self._messages if not now > m.visible_at])
+
+    queue.messages = property(messages)
+    queue.approximate_number_of_messages = property(lambda self: len(self.messages))
+    queue.approximate_number_of_messages_delayed = property(delayed)
+    queue.approximate_number_of_messages_not_visible = property(not_visible)
+
+
 def _self_test(shim):
     """One cancelled and one committed transaction on a private backend: patched path, moto's answers."""
     from moto.dynamodb.exceptions import TransactionCanceledException
@@ -341,6 +388,7 @@ def patch_moto():
     _stop_tracking_instances()
     shim = _roll_back_touched_items_only()
     _query_reads_only_candidates()
+    _queue_counts_read_the_clock_once()
     _self_test(shim)
     _patched = shim
     return shim

@@ -1,17 +1,15 @@
 //! The handler with doubles behind `LeadTracker` (no AWS): the sample events' shape, our own
 //! failures, and what reaches the engine.
 
-mod common;
-
 use std::sync::Mutex;
 
 use api::{Deps, LeadTracker};
-use common::*;
 use engine::attribution::{BindOutcome, BindRequest, BindSource};
 use engine::EngineError;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use serde_json::json;
 use storage::StoreError;
+use testkit::api::*;
 
 /// Knows one key (`DEMO_KEY` → `demo`), records bind requests, answers with `outcome`.
 struct Double {

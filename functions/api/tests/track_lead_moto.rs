@@ -1,11 +1,9 @@
 //! `POST /v1/track/lead` against moto: the sample events, every bad input, authentication,
 //! self-referral and concurrent calls.
 
-mod common;
-
-use common::*;
 use serde_json::{json, Value};
 use storage::links::LinkStatus;
+use testkit::api::*;
 
 const CLICK_EVENT_CUSTOMER: &str = "cus_QdT5Gm2kLx9aBc";
 const CODE_EVENT_CUSTOMER: &str = "cus_QdT6Hn3mMy0bCd";

@@ -1,14 +1,12 @@
 //! The redirect function against moto (real tables), driven by the sample events in
 //! `events/redirect/` as lambda_http parses them.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE, REFERRER_POLICY};
 use redirect::handle;
 use storage::links::{self, LinkStatus};
+use testkit::redirect::*;
 
 #[tokio::test]
 async fn a_click_is_counted_and_carries_its_id_in_location_and_cookies() {

@@ -1,18 +1,16 @@
 //! The redirect answers even when the click write fails or hangs: links come from a real (moto)
 //! table, the recorder is a double that errors or sleeps.
 
-mod common;
-
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
 use redirect::{
     handle, redirect, BackendError, CachedDirectory, ClickRecorder, ClickRequest, Deps, Outcome,
     TableDirectory,
 };
 use storage::links::{Click, ClickOutcome};
+use testkit::redirect::*;
 
 #[derive(Clone, Default)]
 struct Failing(Arc<AtomicU32>);

@@ -1,11 +1,8 @@
 //! The real engine behind the handler, against moto: Stripe's events, signed, in the order a
 //! customer's life produces them; the engine's tables say what happened.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
 use lambda_http::http::StatusCode;
 use lambda_http::Body;
 use rules::{Membership, PartnerStatus, PayoutMethod, Program, ProgramProduct, TaxInfoState};
@@ -15,6 +12,7 @@ use storage::links::{self, Click, Link, LinkStatus};
 use storage::partners::{self, Partner};
 use storage::programs::{self, PromotionCode};
 use storage::{testing, ManualClock};
+use testkit::sale_webhook::*;
 
 const TRACKING_KEY: &str = "sale-webhook-test-tracking-key-0123456789";
 

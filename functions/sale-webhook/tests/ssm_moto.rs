@@ -3,24 +3,13 @@
 use sale_webhook::config::{
     load_secrets, load_tracking_keys, ConfigError, SecretSource, TrackingKeySource,
 };
-use storage::testing::{local_config, unique_name};
-
-async fn put(aws: &aws_config::SdkConfig, name: &str, value: &str) {
-    aws_sdk_ssm::Client::new(aws)
-        .put_parameter()
-        .name(name)
-        .value(value)
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .send()
-        .await
-        .expect("put_parameter");
-}
+use testkit::moto::{local_config, put_secure_string, unique_name};
 
 #[tokio::test]
 async fn signing_secrets_are_read_from_a_secure_string() {
     let aws = local_config().await;
     let name = format!("/{}/stripe-signing-secret", unique_name("sw"));
-    put(&aws, &name, "whsec_new, whsec_old").await;
+    put_secure_string(&aws, &name, "whsec_new, whsec_old").await;
     let secrets = load_secrets(&SecretSource::Ssm(name), &aws)
         .await
         .expect("secrets");
@@ -39,7 +28,7 @@ async fn a_missing_parameter_fails_init() {
 async fn tracking_keys_are_read_from_a_secure_string() {
     let aws = local_config().await;
     let name = format!("/{}/tracking-key", unique_name("sw"));
-    put(
+    put_secure_string(
         &aws,
         &name,
         "current-key-0123456789abcdef0123456789,previous-key-0123456789abcdef012345",
@@ -49,7 +38,7 @@ async fn tracking_keys_are_read_from_a_secure_string() {
         .await
         .is_ok());
     let short = format!("/{}/tracking-key-short", unique_name("sw"));
-    put(&aws, &short, "too-short").await;
+    put_secure_string(&aws, &short, "too-short").await;
     assert!(matches!(
         load_tracking_keys(&TrackingKeySource::Ssm(short), &aws).await,
         Err(ConfigError::BadTrackingKey { .. })

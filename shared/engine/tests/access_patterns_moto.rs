@@ -1,14 +1,12 @@
 //! The access patterns of docs/data-model.md not exercised elsewhere, against moto.
 
-mod common;
-
-use common::*;
 use engine::attribution::BindSource;
 use engine::sales::invoice_paid;
 use rules::plan::Duration;
 use rules::Currency;
 use storage::table::ItemExt;
 use storage::{customers, keys, ledger, partners, programs, Query, Table};
+use testkit::engine::*;
 
 #[tokio::test]
 async fn listings_by_program_email_month_and_date() {

@@ -1,12 +1,10 @@
 //! Attribution against moto: every binding path and the rules.
 
-mod common;
-
-use common::*;
 use engine::attribution::{BindOutcome, BindRejection, BindSource};
 use rules::plan::Duration;
 use rules::AttributionModel;
 use storage::customers;
+use testkit::engine::*;
 
 fn bound(p: &str) -> BindOutcome {
     BindOutcome::Bound {

@@ -4,6 +4,9 @@
 //! - [`tx`] builds transactions that cannot touch an item twice or exceed 100 actions.
 //! - [`ledger`] posts entries and their balance moves together.
 //! - [`outbox`] writes messages in the same transaction as the fact that causes them.
+//!
+//! Feature `testing`, turned on by dev-dependencies only (never in a function's build): modules
+//! `testing` (moto configuration, fresh tables and queues) and `metrics` (the request counter).
 
 pub mod clock;
 pub mod customers;
@@ -11,12 +14,14 @@ pub mod error;
 pub mod keys;
 pub mod ledger;
 pub mod links;
+#[cfg(feature = "testing")]
 pub mod metrics;
 pub mod outbox;
 pub mod partners;
 pub mod programs;
 pub mod schema;
 pub mod table;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod tx;
 

@@ -1,21 +1,19 @@
-//! Fixtures for engine tests against moto.
-#![allow(dead_code)]
+//! Fixtures of the engine's tests: a fresh table behind an [`Engine`], the standard seed
+//! (program, alice, bob recruited by alice, carol), clicks, binds, invoices and balances.
 
 use std::collections::BTreeMap;
 
 use engine::attribution::{BindOutcome, BindRequest, BindSource};
-use engine::sales::{InvoiceLine, PaidInvoice};
+use engine::sales::PaidInvoice;
+use rules::plan::{InvoiceFacts, SaleLine};
 use engine::Engine;
-use rules::plan::{CommissionPlan, Duration, Reward};
-use rules::{
-    AttributionModel, Currency, Membership, PartnerStatus, PayoutMethod, Program, ProgramProduct,
-    TaxInfoState, Tiers,
-};
+use rules::program::{CommissionPlan, Duration, Reward};
+use rules::{AttributionModel, Currency, Program, ProgramProduct, Tiers};
 use rust_decimal::Decimal;
-use storage::links::{self, Click, Link, LinkStatus};
-use storage::partners::{self, Partner};
 use storage::programs::{self, PromotionCode};
-use storage::{testing, Table};
+use storage::Table;
+
+use crate::{catalogue, moto};
 
 pub const DAY: i64 = 86_400_000;
 /// 2026-01-05T12:00:00Z
@@ -23,13 +21,12 @@ pub const T0: i64 = 1_767_614_400_000;
 pub const SECRET: &str = "test-tracking-key-0123456789abcdef0123";
 
 pub fn program(id: &str, reward: Reward, duration: Duration, tier2: Option<Reward>) -> Program {
-    let mut p: Program = serde_json::from_value(serde_json::json!({
+    let mut p = catalogue::program(serde_json::json!({
         "id": id, "name": id,
         "plan": {"reward": {"type": "percentage", "rate": "0.25"}},
         "default_destination": "https://example.com/pricing",
         "allowed_hosts": ["example.com"]
-    }))
-    .expect("program json");
+    }));
     p.plan = CommissionPlan {
         reward,
         duration,
@@ -58,7 +55,7 @@ pub struct World {
 
 impl World {
     pub async fn new() -> World {
-        let table = testing::fresh_table().await.expect("table");
+        let table = moto::fresh_table().await.expect("table");
         let keys = tracking::KeyRing::from_secrets(SECRET, None).expect("key");
         World {
             engine: Engine::new(table, keys),
@@ -71,33 +68,13 @@ impl World {
     /// carol (code carol).
     pub async fn seed(&self, p: &Program, products: &[&str]) {
         let t = self.t();
-        t.put(programs::program_item(p).unwrap()).await.unwrap();
+        catalogue::put_program(t, p).await;
         for prod in products {
             t.put(programs::product_item(&ProgramProduct::new(&p.id, *prod)).unwrap())
                 .await
                 .unwrap();
         }
         for (id, recruiter) in [("alice", None), ("bob", Some("alice")), ("carol", None)] {
-            let partner = Partner {
-                partner_id: id.into(),
-                email: format!("{id}@partners.test"),
-                name: id.into(),
-                status: PartnerStatus::Active,
-                payout_method: PayoutMethod::PayPal {
-                    email: format!("{id}@partners.test"),
-                },
-                tax_info: TaxInfoState::Approved,
-            };
-            t.put(partners::partner_item(&partner).unwrap())
-                .await
-                .unwrap();
-            let m = Membership {
-                partner_id: id.into(),
-                program_id: p.id.clone(),
-                level: 0,
-                recruiter: recruiter.map(str::to_string),
-            };
-            t.put(partners::membership_item(&m).unwrap()).await.unwrap();
             let code = format!(
                 "{id}{}",
                 if p.id == "demo" {
@@ -106,14 +83,7 @@ impl World {
                     format!("-{}", p.id)
                 }
             );
-            let link = Link {
-                code,
-                partner_id: id.into(),
-                program_id: p.id.clone(),
-                status: LinkStatus::Active,
-                destination: None,
-            };
-            t.put(links::link_item(&link).unwrap()).await.unwrap();
+            catalogue::put_member(t, id, &p.id, recruiter, &code).await;
         }
         let promo = PromotionCode {
             code: format!("promo_{}", p.id),
@@ -127,36 +97,7 @@ impl World {
 
     /// A counted click by `visitor` on link `code` at `at_ms`; returns the click id.
     pub async fn click(&self, code: &str, visitor: &str, at_ms: i64) -> String {
-        let link = links::get_link(self.t(), code)
-            .await
-            .unwrap()
-            .expect("link");
-        let nonce = [
-            (at_ms % 251) as u8,
-            visitor.len() as u8,
-            code.len() as u8,
-            1,
-            2,
-            3,
-        ];
-        let id = self
-            .engine
-            .keys
-            .new_click_id(code, at_ms, nonce)
-            .expect("click id");
-        let c = Click {
-            click_id: id.clone(),
-            link_code: code.into(),
-            partner_id: link.partner_id,
-            program_id: link.program_id,
-            visitor_id: visitor.into(),
-            sub_id: None,
-            at_ms,
-        };
-        links::record_click(self.t(), &c, visitor, 3_600_000, 60)
-            .await
-            .unwrap();
-        id
+        catalogue::click(self.t(), &self.engine.keys, code, visitor, at_ms, [1, 2, 3]).await
     }
 
     pub async fn bind(
@@ -199,13 +140,8 @@ impl World {
     }
 }
 
-pub fn line(product: &str, minor: i64) -> InvoiceLine {
-    InvoiceLine {
-        product_id: Some(product.into()),
-        amount_minor: minor,
-        metered: false,
-        excluded: false,
-    }
+pub fn line(product: &str, minor: i64) -> SaleLine {
+    SaleLine::new(product, rules::Money::new(minor, Currency::USD))
 }
 
 pub fn invoice(
@@ -213,18 +149,20 @@ pub fn invoice(
     invoice: &str,
     customer: &str,
     at_ms: i64,
-    lines: Vec<InvoiceLine>,
+    lines: Vec<SaleLine>,
 ) -> PaidInvoice {
     PaidInvoice {
         event_id: event.into(),
-        invoice_id: invoice.into(),
         customer_key: customer.into(),
         customer_email: Some(format!("{customer}@customers.test")),
-        currency: Currency::USD,
-        lines,
-        paid_at_ms: at_ms,
         subscription_id: Some(format!("sub_{customer}")),
         promotion_codes: vec![],
+        facts: InvoiceFacts {
+            invoice_id: invoice.into(),
+            paid_at: chrono::DateTime::from_timestamp_millis(at_ms).expect("business time"),
+            lines,
+            currency: Currency::USD,
+        },
     }
 }
 

@@ -1,5 +1,5 @@
-//! Shared helpers of the redirect tests: sample events, a seeded moto table, response readers.
-#![allow(dead_code)]
+//! Fixtures of the redirect function's tests: sample events of `events/redirect/`, a seeded
+//! moto table, a technical clock, response readers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +9,10 @@ use lambda_http::{Body, Request, Response};
 use redirect::{Config, Deps, TableDeps};
 use serde_json::Value;
 use storage::links::{self, Link, LinkStatus};
-use storage::{testing, Clock, ManualClock, SharedClock, Table};
+use storage::{Clock, ManualClock, SharedClock, Table};
 use tracking::KeyRing;
+
+use crate::{catalogue, events, moto};
 
 pub const KEY: &str = "test-tracking-key-0123456789abcdef-0123";
 /// `requestContext.timeEpoch` of the sample events: 2026-01-01T12:00:00Z.
@@ -49,17 +51,12 @@ pub fn config() -> Config {
 
 /// A sample event from `events/redirect/`.
 pub fn event(name: &str) -> Value {
-    let path = format!(
-        "{}/../../events/redirect/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap()
+    events::sample(&format!("redirect/{name}"))
 }
 
 /// The request lambda_http builds from an event.
 pub fn request(ev: &Value) -> Request {
-    lambda_http::request::from_str(&ev.to_string()).unwrap()
+    events::http_request(ev)
 }
 
 pub fn at(mut ev: Value, at_ms: i64) -> Value {
@@ -101,7 +98,7 @@ pub fn for_code(mut ev: Value, code: &str) -> Value {
 }
 
 pub fn program_json(id: &str, status: &str) -> rules::Program {
-    serde_json::from_value(serde_json::json!({
+    catalogue::program(serde_json::json!({
         "id": id,
         "name": "Demo program",
         "plan": {
@@ -113,30 +110,21 @@ pub fn program_json(id: &str, status: &str) -> rules::Program {
         "allowed_hosts": ["docs.example.com"],
         "status": status
     }))
-    .unwrap()
 }
 
 pub fn link(code: &str, program: &str, status: LinkStatus) -> Link {
-    Link {
-        code: code.into(),
-        partner_id: format!("partner-{code}"),
-        program_id: program.into(),
-        status,
-        destination: None,
-    }
+    catalogue::link(code, &format!("partner-{code}"), program, status)
 }
 
 /// A fresh table with program `demo` (active), program `paused` (paused), and links `alice`
 /// (active), `off` (disabled), `sleepy` (on the paused program), `orphan` (no program).
 pub async fn seeded_table() -> Table {
-    let t = testing::fresh_table().await.unwrap();
+    let t = moto::fresh_table().await.unwrap();
     for p in [
         program_json("demo", "active"),
         program_json("paused", "paused"),
     ] {
-        t.put(storage::programs::program_item(&p).unwrap())
-            .await
-            .unwrap();
+        catalogue::put_program(&t, &p).await;
     }
     for l in [
         link("alice", "demo", LinkStatus::Active),
@@ -144,7 +132,7 @@ pub async fn seeded_table() -> Table {
         link("sleepy", "paused", LinkStatus::Active),
         link("orphan", "nope", LinkStatus::Active),
     ] {
-        t.put(links::link_item(&l).unwrap()).await.unwrap();
+        catalogue::put_link(&t, &l).await;
     }
     t
 }

@@ -1,17 +1,18 @@
-//! Shared helpers of the API tests: sample events, a seeded moto world, response readers.
-#![allow(dead_code)]
+//! Fixtures of the API function's tests: sample events of `events/api/`, a seeded moto world
+//! behind the real engine, answers picked apart.
 
 use api::{Deps, EngineTracker};
 use engine::Engine;
 use lambda_http::{Body, Request, Response};
-use rules::{Membership, PartnerStatus, PayoutMethod, Program, TaxInfoState};
+use rules::Program;
 use serde_json::{json, Value};
 use storage::customers::{self, BindingRow};
-use storage::links::{self, Click, Link, LinkStatus};
-use storage::partners::{self, Partner};
+use storage::links::LinkStatus;
 use storage::programs;
-use storage::{testing, Table};
+use storage::Table;
 use tracking::KeyRing;
+
+use crate::{catalogue, events, moto};
 
 /// The deployment's click-id key in tests (the sample events' click id is signed with it).
 pub const KEY: &str = "api-test-tracking-key-0123456789abcdef-0123";
@@ -29,14 +30,12 @@ pub fn keys() -> KeyRing {
 
 /// A sample event from `events/api/`.
 pub fn event(name: &str) -> Value {
-    let path = format!("{}/../../events/api/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).expect("event json")
+    events::sample(&format!("api/{name}"))
 }
 
 /// The request lambda_http builds from an event.
 pub fn request(ev: &Value) -> Request {
-    lambda_http::request::from_str(&ev.to_string()).expect("request")
+    events::http_request(ev)
 }
 
 /// The sample event with this body (serialised) and tracking key (`None`: no credential).
@@ -133,13 +132,12 @@ pub async fn call<T: api::LeadTracker>(deps: &Deps<T>, ev: &Value) -> Answer {
 }
 
 pub fn program(id: &str) -> Program {
-    serde_json::from_value(json!({
+    catalogue::program(json!({
         "id": id, "name": id,
         "plan": {"reward": {"type": "percentage", "rate": "0.25"}},
         "default_destination": "https://example.com/pricing",
         "allowed_hosts": ["example.com"]
     }))
-    .expect("program json")
 }
 
 /// A moto table with program `demo` (key [`DEMO_KEY`]; partners alice, bob, carol with links of
@@ -154,7 +152,7 @@ impl World {
     }
 
     pub async fn with_programs(demo: Program, rival: Program) -> World {
-        let table = testing::fresh_table().await.expect("table");
+        let table = moto::fresh_table().await.expect("table");
         let w = World {
             deps: Deps {
                 tracker: EngineTracker::new(Engine::new(table, keys())),
@@ -171,81 +169,22 @@ impl World {
 
     async fn seed(&self, p: &Program, key: &str, partners: &[&str]) {
         let t = self.t();
-        t.put(programs::program_item(p).expect("program"))
-            .await
-            .expect("put");
+        catalogue::put_program(t, p).await;
         t.put(programs::tracking_key_item(&p.id, &programs::key_hash(key)))
             .await
             .expect("put");
         for id in partners {
-            let partner = Partner {
-                partner_id: id.to_string(),
-                email: format!("{id}@partners.test"),
-                name: id.to_string(),
-                status: PartnerStatus::Active,
-                payout_method: PayoutMethod::PayPal {
-                    email: format!("{id}@partners.test"),
-                },
-                tax_info: TaxInfoState::Approved,
-            };
-            t.put(partners::partner_item(&partner).expect("partner"))
-                .await
-                .expect("put");
-            let m = Membership {
-                partner_id: id.to_string(),
-                program_id: p.id.clone(),
-                level: 0,
-                recruiter: None,
-            };
-            t.put(partners::membership_item(&m).expect("membership"))
-                .await
-                .expect("put");
-            self.link(id, id, &p.id, LinkStatus::Active).await;
+            catalogue::put_member(t, id, &p.id, None, id).await;
         }
     }
 
     pub async fn link(&self, code: &str, partner: &str, program: &str, status: LinkStatus) {
-        let link = Link {
-            code: code.into(),
-            partner_id: partner.into(),
-            program_id: program.into(),
-            status,
-            destination: None,
-        };
-        self.t()
-            .put(links::link_item(&link).expect("link"))
-            .await
-            .expect("put");
+        catalogue::put_link(self.t(), &catalogue::link(code, partner, program, status)).await;
     }
 
     /// A counted click by `visitor` on link `code` at `at_ms`; returns the click id.
     pub async fn click(&self, code: &str, visitor: &str, at_ms: i64) -> String {
-        let link = links::get_link(self.t(), code)
-            .await
-            .expect("get")
-            .expect("link");
-        let nonce = [
-            (at_ms % 251) as u8,
-            visitor.len() as u8,
-            code.len() as u8,
-            7,
-            8,
-            9,
-        ];
-        let id = keys().new_click_id(code, at_ms, nonce).expect("click id");
-        let c = Click {
-            click_id: id.clone(),
-            link_code: code.into(),
-            partner_id: link.partner_id,
-            program_id: link.program_id,
-            visitor_id: visitor.into(),
-            sub_id: None,
-            at_ms,
-        };
-        links::record_click(self.t(), &c, visitor, 3_600_000, 60)
-            .await
-            .expect("click");
-        id
+        catalogue::click(self.t(), &keys(), code, visitor, at_ms, [7, 8, 9]).await
     }
 
     pub async fn binding(&self, program: &str, customer: &str) -> Option<BindingRow> {

@@ -1,8 +1,7 @@
-//! Test helpers: signed request events and a recording sink.
-#![allow(dead_code)]
+//! Fixtures of the sale-webhook function's tests: request events of `events/sale-webhook/`,
+//! signed as Stripe signs them, and a recording sink in place of the engine.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use lambda_http::Request;
@@ -13,20 +12,16 @@ use sale_webhook::{
 };
 use storage::ManualClock;
 
+use crate::events;
+
 pub const SECRET: &str = "whsec_test_sale_webhook_current";
 pub const OLD_SECRET: &str = "whsec_test_sale_webhook_previous";
 
-pub fn repo_path(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(rel)
-}
+pub use crate::events::repo_path;
 
 /// A request event of `events/sale-webhook/` as JSON.
 pub fn event_json(name: &str) -> serde_json::Value {
-    let path = repo_path(&format!("events/sale-webhook/{name}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    serde_json::from_str(&text).expect("request event JSON")
+    events::sample(&format!("sale-webhook/{name}.json"))
 }
 
 pub fn body_of(event: &serde_json::Value) -> String {
@@ -51,7 +46,7 @@ pub fn to_request(mut event: serde_json::Value, signature: Option<String>) -> Re
     if let Some(sig) = signature {
         headers.insert("stripe-signature".into(), sig.into());
     }
-    lambda_http::request::from_str(&event.to_string()).expect("lambda_http request")
+    events::http_request(&event)
 }
 
 /// The event with its body signed with `secret` at `t` (seconds).
@@ -131,7 +126,8 @@ impl SaleSink for RecordingSink {
             .expect("lock")
             .clone()
             .unwrap_or(SaleOutcome::Booked {
-                detail: "1 commission".into(),
+                program_ids: vec!["demo".into()],
+                commission_ids: vec!["demo:in_demo1:t1".into()],
             }))
     }
     async fn invoice_payment_failed(&self, f: PaymentFailed) -> Result<(), SinkError> {
