@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use lambda_http::http::StatusCode;
 use lambda_http::Body;
-use rules::{Membership, PartnerStatus, PayoutMethod, Program, ProgramProduct, TaxInfoState};
+use rules::ProgramProduct;
 use sale_webhook::engine_adapter::EngineSink;
 use sale_webhook::{handle, Deps, SigningSecrets};
-use storage::links::{self, Click, Link, LinkStatus};
-use storage::partners::{self, Partner};
+use storage::links::{self, Click};
 use storage::programs::{self, PromotionCode};
 use storage::{testing, ManualClock};
+use testkit::catalogue;
 use testkit::sale_webhook::*;
 
 const TRACKING_KEY: &str = "sale-webhook-test-tracking-key-0123456789";
@@ -31,52 +31,18 @@ async fn engine_deps() -> Deps<EngineSink> {
 /// promotion code `promo_demo` belonging to carol.
 async fn seed(deps: &Deps<EngineSink>) {
     let t = &deps.sink.engine.table;
-    let p: Program = serde_json::from_value(serde_json::json!({
+    let p = catalogue::program(serde_json::json!({
         "id": "demo", "name": "Demo",
         "plan": {"reward": {"type": "percentage", "rate": "0.25"}},
         "default_destination": "https://example.com/pricing",
         "allowed_hosts": ["example.com"]
-    }))
-    .expect("program");
-    t.put(programs::program_item(&p).expect("item"))
-        .await
-        .expect("put");
+    }));
+    catalogue::put_program(t, &p).await;
     t.put(programs::product_item(&ProgramProduct::new("demo", "prod_demo")).expect("item"))
         .await
         .expect("put");
     for id in ["alice", "carol"] {
-        let partner = Partner {
-            partner_id: id.into(),
-            email: format!("{id}@partners.test"),
-            name: id.into(),
-            status: PartnerStatus::Active,
-            payout_method: PayoutMethod::PayPal {
-                email: format!("{id}@partners.test"),
-            },
-            tax_info: TaxInfoState::Approved,
-        };
-        t.put(partners::partner_item(&partner).expect("item"))
-            .await
-            .expect("put");
-        let m = Membership {
-            partner_id: id.into(),
-            program_id: "demo".into(),
-            level: 0,
-            recruiter: None,
-        };
-        t.put(partners::membership_item(&m).expect("item"))
-            .await
-            .expect("put");
-        let link = Link {
-            code: id.into(),
-            partner_id: id.into(),
-            program_id: "demo".into(),
-            status: LinkStatus::Active,
-            destination: None,
-        };
-        t.put(links::link_item(&link).expect("item"))
-            .await
-            .expect("put");
+        catalogue::put_member(t, id, "demo", None, id).await;
     }
     let promo = PromotionCode {
         code: "promo_demo".into(),
