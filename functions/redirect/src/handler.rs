@@ -23,8 +23,8 @@ use crate::recorder::ClickRecorder;
 use crate::request::{ClickRequest, CLICK_COOKIE, VISITOR_COOKIE};
 use crate::response;
 
-/// One counted click per (link, visitor) per hour of business time.
-pub const DEDUP_WINDOW_MS: i64 = 3_600_000;
+/// One counted click per (link, visitor) per hour of business time (`rules::attribution`).
+pub use rules::attribution::CLICK_DEDUP_WINDOW_MS as DEDUP_WINDOW_MS;
 
 /// Everything built once per execution environment and lent to every request.
 pub struct Deps<D, R> {
@@ -179,7 +179,9 @@ impl<D: LinkDirectory, R: ClickRecorder> Deps<D, R> {
         // The browser already carries this link's click from the last hour: a repeat, no write.
         if let Some(prev) = r.click_cookie.as_deref() {
             if let Ok(claims) = self.keys.verify_click_id(prev) {
-                if claims.is_for_link(code) && at_ms - claims.at_ms < DEDUP_WINDOW_MS {
+                if claims.is_for_link(code)
+                    && rules::attribution::is_repeat_click(claims.at_ms, at_ms)
+                {
                     let click_id = prev.to_string();
                     return Ok((visitor_id, Outcome::Repeat { click_id }));
                 }

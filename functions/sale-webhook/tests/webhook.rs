@@ -137,8 +137,7 @@ async fn invoice_paid_flags_overage_and_excluded_lines() {
             promotion_codes: vec![],
             facts: InvoiceFacts {
                 invoice_id: "in_demo1".into(),
-                paid_at: chrono::DateTime::from_timestamp_millis(1_741_000_093_000)
-                    .expect("time"),
+                paid_at: chrono::DateTime::from_timestamp_millis(1_741_000_093_000).expect("time"),
                 lines: vec![
                     line("prod_demo", 9900, false, false),
                     line("prod_overage", 1500, true, false),

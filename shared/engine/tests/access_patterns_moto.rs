@@ -2,7 +2,7 @@
 
 use engine::attribution::BindSource;
 use engine::sales::invoice_paid;
-use rules::plan::Duration;
+use rules::program::Duration;
 use rules::Currency;
 use storage::table::ItemExt;
 use storage::{customers, keys, ledger, partners, programs, Query, Table};
@@ -163,7 +163,7 @@ async fn payout_run_and_its_items() {
     assert_eq!(run.s("status"), Some("sending"));
     let items = t
         .query(
-            Query::table(keys::payout_run("demo", "2026-04-03").pk)
+            Query::table(keys::payout_run_pk("demo", "2026-04-03"))
                 .begins_with(keys::PAYOUT_ITEM_PREFIX),
         )
         .await

@@ -1,7 +1,7 @@
 //! Attribution against moto: every binding path and the rules.
 
 use engine::attribution::{BindOutcome, BindRejection, BindSource};
-use rules::plan::Duration;
+use rules::program::Duration;
 use rules::AttributionModel;
 use storage::customers;
 use testkit::engine::*;

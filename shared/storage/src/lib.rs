@@ -11,6 +11,7 @@
 pub mod clock;
 pub mod customers;
 pub mod error;
+pub mod events;
 pub mod keys;
 pub mod ledger;
 pub mod links;
