@@ -61,3 +61,10 @@ $(VENV)/bin/sam:
 validate: $(VENV)/bin/sam $(VENV)/bin/cfn-lint
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/sam validate --lint --region us-east-1 --template template.yaml
+
+# moto's memory and invoice.paid's latency while `make dev` books BOOKINGS (2000) invoices
+# (infra/bench-dev-growth.sh; MOTO_UNPATCHED=1 measures moto as released). Not part of `bench`:
+# it takes about as long as the bookings.
+.PHONY: bench-dev-growth
+bench-dev-growth:
+	$(if $(BOOKINGS),BOOKINGS='$(BOOKINGS)') $(if $(PORT),PORT='$(PORT)') $(if $(MOTO_UNPATCHED),MOTO_UNPATCHED='$(MOTO_UNPATCHED)') infra/bench-dev-growth.sh
