@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use engine::attribution::{BindOutcome, BindRequest, BindSource};
 use engine::sales::PaidInvoice;
-use rules::plan::{InvoiceFacts, SaleLine};
 use engine::Engine;
+use rules::plan::{InvoiceFacts, SaleLine};
 use rules::program::{CommissionPlan, Duration, Reward};
 use rules::{AttributionModel, Currency, Program, ProgramProduct, Tiers};
 use rust_decimal::Decimal;
