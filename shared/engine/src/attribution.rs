@@ -125,15 +125,8 @@ pub(crate) async fn bind_resolved(
         None,
     )
     .await?;
-    if let BindOutcome::Bound { .. } = &written.outcome {
-        sales::waiting::book_waiting_sales(
-            engine,
-            &resolved.program,
-            customer_key,
-            email,
-            resolved.cause_at_ms,
-        )
-        .await?;
+    if let (BindOutcome::Bound { .. }, Some(binding)) = (&written.outcome, &written.binding) {
+        sales::waiting::book_waiting_sales(engine, &resolved.program, binding, email).await?;
     }
     Ok(written.outcome)
 }

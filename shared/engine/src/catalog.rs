@@ -56,19 +56,12 @@ impl Catalog {
         }
     }
 
-    fn now(&self, clock: &SharedClock) -> i64 {
-        clock.now_ms()
-    }
-
-    /// A program (`None`: unknown).
+    /// A program (`None`: unknown, remembered as unknown for the TTL too).
     pub async fn program(&self, t: &Table, id: &str) -> Result<Option<Arc<Program>>, StoreError> {
-        let now = self.now(&t.clock);
-        if let Some(p) = self.programs.get(&id.to_string(), now, self.ttl_ms) {
-            return Ok(p);
-        }
-        let p = programs::get_program(t, id).await?.map(Arc::new);
-        self.programs.put(id.to_string(), p.clone(), now);
-        Ok(p)
+        read_through(&self.programs, self.ttl_ms, &t.clock, id, async {
+            Ok(programs::get_program(t, id).await?.map(Arc::new))
+        })
+        .await
     }
 
     /// A program's products (with their overrides).
@@ -77,13 +70,10 @@ impl Catalog {
         t: &Table,
         program_id: &str,
     ) -> Result<Arc<Vec<ProgramProduct>>, StoreError> {
-        let now = self.now(&t.clock);
-        if let Some(p) = self.products.get(&program_id.to_string(), now, self.ttl_ms) {
-            return Ok(p);
-        }
-        let p = Arc::new(programs::program_products(t, program_id).await?);
-        self.products.put(program_id.to_string(), p.clone(), now);
-        Ok(p)
+        read_through(&self.products, self.ttl_ms, &t.clock, program_id, async {
+            Ok(Arc::new(programs::program_products(t, program_id).await?))
+        })
+        .await
     }
 
     /// The ids of the programs a product is on.
@@ -92,16 +82,34 @@ impl Catalog {
         t: &Table,
         product_id: &str,
     ) -> Result<Arc<Vec<String>>, StoreError> {
-        let now = self.now(&t.clock);
-        if let Some(p) = self
-            .programs_of_product
-            .get(&product_id.to_string(), now, self.ttl_ms)
-        {
-            return Ok(p);
-        }
-        let p = Arc::new(programs::programs_of_product(t, product_id).await?);
-        self.programs_of_product
-            .put(product_id.to_string(), p.clone(), now);
-        Ok(p)
+        read_through(
+            &self.programs_of_product,
+            self.ttl_ms,
+            &t.clock,
+            product_id,
+            async {
+                Ok(Arc::new(
+                    programs::programs_of_product(t, product_id).await?,
+                ))
+            },
+        )
+        .await
     }
+}
+
+/// The cached value of `key` if younger than the TTL, else `load`'s (then cached).
+async fn read_through<V: Clone>(
+    map: &TtlMap<String, V>,
+    ttl_ms: i64,
+    clock: &SharedClock,
+    key: &str,
+    load: impl std::future::Future<Output = Result<V, StoreError>>,
+) -> Result<V, StoreError> {
+    let now = clock.now_ms();
+    if let Some(v) = map.get(&key.to_string(), now, ttl_ms) {
+        return Ok(v);
+    }
+    let v = load.await?;
+    map.put(key.to_string(), v.clone(), now);
+    Ok(v)
 }

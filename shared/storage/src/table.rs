@@ -196,40 +196,36 @@ impl Table {
         distinct.dedup();
         let mut out = HashMap::new();
         for chunk in distinct.chunks(100) {
-            let mut pending: Vec<Item> = chunk.iter().map(|k| Self::key_item(k)).collect();
-            let mut attempt = 0;
-            while !pending.is_empty() {
-                attempt += 1;
-                if attempt > MAX_ATTEMPTS {
-                    return Err(StoreError::Contention { attempts: attempt });
-                }
-                if attempt > 1 {
-                    self.backoff(attempt - 1).await;
-                }
-                let ka = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut pending)))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(StoreError::dynamo)?;
-                let page = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.name, ka)
-                    .send()
-                    .await
-                    .map_err(StoreError::dynamo)?;
-                for item in page
-                    .responses
-                    .and_then(|mut r| r.remove(&self.name))
-                    .unwrap_or_default()
-                {
-                    let (Some(pk), Some(sk)) = (item.s(keys::PK), item.s(keys::SK)) else {
-                        continue;
-                    };
+            let pending: Vec<Item> = chunk.iter().map(|k| Self::key_item(k)).collect();
+            let found = self
+                .until_processed(pending, |keys| async move {
+                    let ka = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                        .set_keys(Some(keys))
+                        .consistent_read(true)
+                        .build()
+                        .map_err(StoreError::dynamo)?;
+                    let page = self
+                        .client
+                        .batch_get_item()
+                        .request_items(&self.name, ka)
+                        .send()
+                        .await
+                        .map_err(StoreError::dynamo)?;
+                    let items = page
+                        .responses
+                        .and_then(|mut r| r.remove(&self.name))
+                        .unwrap_or_default();
+                    let left = page
+                        .unprocessed_keys
+                        .and_then(|mut u| u.remove(&self.name))
+                        .map(|ka| ka.keys)
+                        .unwrap_or_default();
+                    Ok((left, items))
+                })
+                .await?;
+            for item in found {
+                if let (Some(pk), Some(sk)) = (item.s(keys::PK), item.s(keys::SK)) {
                     out.insert(Key::new(pk, sk), item);
-                }
-                if let Some(ka) = page.unprocessed_keys.and_then(|mut u| u.remove(&self.name)) {
-                    pending = ka.keys;
                 }
             }
         }
@@ -254,30 +250,51 @@ impl Table {
             );
         }
         for chunk in requests.chunks(25) {
-            let mut pending = chunk.to_vec();
-            let mut attempt = 0;
-            while !pending.is_empty() {
-                attempt += 1;
-                if attempt > MAX_ATTEMPTS {
-                    return Err(StoreError::Contention { attempts: attempt });
-                }
-                if attempt > 1 {
-                    self.backoff(attempt - 1).await;
-                }
+            self.until_processed(chunk.to_vec(), |batch| async move {
                 let out = self
                     .client
                     .batch_write_item()
-                    .request_items(&self.name, std::mem::take(&mut pending))
+                    .request_items(&self.name, batch)
                     .send()
                     .await
                     .map_err(StoreError::dynamo)?;
-                pending = out
+                let left = out
                     .unprocessed_items
                     .and_then(|mut u| u.remove(&self.name))
                     .unwrap_or_default();
-            }
+                Ok((left, vec![]))
+            })
+            .await?;
         }
         Ok(())
+    }
+
+    /// Send `pending` with `send` until nothing is left unprocessed (batch requests answer what
+    /// they could not do under throttling), with backoff; collects what each answer returned.
+    async fn until_processed<T, F, Fut>(
+        &self,
+        mut pending: Vec<T>,
+        send: F,
+    ) -> Result<Vec<Item>, StoreError>
+    where
+        F: Fn(Vec<T>) -> Fut,
+        Fut: std::future::Future<Output = Result<(Vec<T>, Vec<Item>), StoreError>>,
+    {
+        let mut got = vec![];
+        let mut attempt = 0;
+        while !pending.is_empty() {
+            attempt += 1;
+            if attempt > MAX_ATTEMPTS {
+                return Err(StoreError::Contention { attempts: attempt });
+            }
+            if attempt > 1 {
+                self.backoff(attempt - 1).await;
+            }
+            let (left, items) = send(std::mem::take(&mut pending)).await?;
+            got.extend(items);
+            pending = left;
+        }
+        Ok(got)
     }
 
     /// Sleep before retry `attempt` (1-based): capped exponential backoff on the injected clock.

@@ -4,22 +4,23 @@
 
 use rules::attribution::binding_covers_sale;
 use rules::Program;
-use storage::customers;
+use storage::customers::{self, BindingRow};
 
 use super::booking::{book_customer, NewSale};
 use crate::binding::{write_binding, Resolved};
 use crate::{Engine, EngineError};
 
-/// Book the waiting sales of a customer just bound in `program` (idempotent). Returns the
-/// commissions booked.
+/// Book the waiting sales of a customer just bound in `program` by `binding` (the binding as
+/// written; idempotent). Returns the commissions booked.
 pub(crate) async fn book_waiting_sales(
     engine: &Engine,
     program: &Program,
-    customer_key: &str,
+    binding: &BindingRow,
     email: Option<&str>,
-    cause_at_ms: i64,
 ) -> Result<Vec<String>, EngineError> {
     let t = &engine.table;
+    let customer_key = binding.customer_key.as_str();
+    let cause_at_ms = binding.cause_at_ms;
     let mut rows = customers::unattributed_of_customer(t, customer_key).await?;
     if let Some(e) = email {
         rows.extend(customers::unattributed_of_email(t, e).await?);
@@ -34,13 +35,10 @@ pub(crate) async fn book_waiting_sales(
             && a.facts.invoice_id == b.facts.invoice_id
             && a.program_id == b.program_id
     });
-    let Some(binding) = customers::get_binding(t, &program.id, customer_key).await? else {
-        return Ok(vec![]);
-    };
     let mut ids = vec![];
     for row in rows {
-        // The bound customer's binding was read above; another key takes the same partner
-        // unless it has kept its own.
+        // The bound customer's rows go to its binding's partner; another key takes the same
+        // partner unless it has kept its own.
         let partner_id = if row.customer_key == customer_key {
             binding.partner_id.clone()
         } else {
