@@ -123,9 +123,15 @@ pub(crate) async fn bind_resolved(
         at_ms,
         source_event,
         None,
+        None,
     )
     .await?;
-    if let (BindOutcome::Bound { .. }, Some(binding)) = (&written.outcome, &written.binding) {
+    // Whatever the outcome, a customer left bound gets their waiting sales booked: a retry of a
+    // bind that died after writing the binding (and answers `already_bound`) still books them.
+    if let Some(binding) = &written.binding {
+        if written.reattribute {
+            sales::booking::reattribute_customer(engine, &resolved.program, binding).await?;
+        }
         sales::waiting::book_waiting_sales(engine, &resolved.program, binding, email).await?;
     }
     Ok(written.outcome)
@@ -178,6 +184,7 @@ async fn resolve(
                 cause: BindingCause::Code { code: code.clone() },
                 cause_at_ms: req.at_ms,
                 manual: false,
+                via_email_of: None,
             }))
         }
         BindSource::Coupon(code) => {
@@ -199,6 +206,7 @@ async fn resolve(
                 },
                 cause_at_ms: req.at_ms,
                 manual: false,
+                via_email_of: None,
             }))
         }
         BindSource::Invite => {
@@ -218,6 +226,7 @@ async fn resolve(
                 cause: BindingCause::Invite,
                 cause_at_ms: inv.at_ms,
                 manual: false,
+                via_email_of: None,
             }))
         }
         BindSource::Manual {
@@ -241,6 +250,7 @@ async fn resolve(
                 },
                 cause_at_ms: req.at_ms,
                 manual: true,
+                via_email_of: None,
             }))
         }
     }
@@ -327,6 +337,7 @@ async fn resolve_click(
         cause_at_ms: winner.clicked_at.timestamp_millis(),
         program,
         manual: false,
+        via_email_of: None,
     }))
 }
 

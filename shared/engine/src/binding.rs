@@ -99,6 +99,8 @@ pub struct Resolved {
     pub cause_at_ms: i64,
     /// An operator's assignment (moves even a customer with a paid sale).
     pub manual: bool,
+    /// Set when the cause is another customer key's binding found by e-mail (that key).
+    pub via_email_of: Option<String>,
 }
 
 impl Resolved {
@@ -175,10 +177,22 @@ pub(crate) async fn refuse_self_referral(
 pub struct Written {
     pub outcome: BindOutcome,
     pub binding: Option<BindingRow>,
+    /// The binding moved to another partner (not by an operator) while the customer already had
+    /// booked sales: those the new binding covers must be re-attributed to it
+    /// (`sales::booking::reattribute_customer`), so that the first commission and the binding
+    /// always name the same partner whatever the arrival order.
+    pub reattribute: bool,
 }
 
-/// Write `r` as the customer's binding unless the rules keep the existing one. `first_read` is
-/// the binding and sales state the caller has just read (used for the first attempt only).
+/// Write `r` as the customer's binding unless the rules keep the existing one
+/// ([`rebind_decision`]). `first_read` is the binding and sales state the caller has just read
+/// (used for the first attempt only). `for_sale_at_ms` is the payment time of the sale the
+/// binding is written for (a sale-time fallback): causes after it do not count for that sale.
+///
+/// The write is conditional on the binding's version and on the customer's sales state (no
+/// booking since the decision), so a bind and a booking of the customer meet inside their
+/// transactions; whichever commits second reads again and decides again.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn write_binding(
     engine: &Engine,
     customer_key: &str,
@@ -187,6 +201,7 @@ pub(crate) async fn write_binding(
     at_ms: i64,
     source_event: &str,
     first_read: Option<(Option<BindingRow>, SalesStateRow)>,
+    for_sale_at_ms: Option<i64>,
 ) -> Result<Written, EngineError> {
     let t = &engine.table;
     let program_id = r.program.id.clone();
@@ -196,6 +211,10 @@ pub(crate) async fn write_binding(
             Some(read) => read,
             None => customers::binding_and_sales_state(t, &program_id, customer_key).await?,
         };
+        let cut = match (state.first_paid_sale_at_ms, for_sale_at_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let (version, action, previous) = match &existing {
             None => (1, "bound", None),
             Some(b) => {
@@ -204,7 +223,7 @@ pub(crate) async fn write_binding(
                     &cause_of(b),
                     &r.as_cause(),
                     r.manual,
-                    state.first_paid_sale_at_ms.is_some(),
+                    cut.map(utc),
                 );
                 if decision == RebindDecision::Keep {
                     return Ok(Written {
@@ -213,6 +232,7 @@ pub(crate) async fn write_binding(
                             partner_id: b.partner_id.clone(),
                         },
                         binding: existing.clone(),
+                        reattribute: false,
                     });
                 }
                 (
@@ -235,13 +255,14 @@ pub(crate) async fn write_binding(
             bound_at_ms: at_ms,
             version,
             source_event: source_event.into(),
+            via_email_of: r.via_email_of.clone(),
         };
         let hist = BindingHistoryRow {
             program_id: program_id.clone(),
             customer_key: customer_key.into(),
             action: action.into(),
             partner_id: r.partner_id.clone(),
-            previous_partner_id: previous,
+            previous_partner_id: previous.clone(),
             cause: r.cause.clone(),
             cause_at_ms: r.cause_at_ms,
             at_ms,
@@ -249,18 +270,30 @@ pub(crate) async fn write_binding(
             source_event: source_event.into(),
         };
         let mut tx = Tx::new();
-        customers::write_binding(&mut tx, &row, &hist)?;
+        customers::write_binding(&mut tx, &row, &hist, state.version)?;
         match tx.commit(t).await {
             Ok(()) => {
-                return Ok(Written {
-                    outcome: BindOutcome::Bound {
+                let partner_changed = previous.as_deref().is_some_and(|p| p != r.partner_id);
+                // Only the cause moved: the customer stays with the same partner.
+                let outcome = if previous.as_deref() == Some(r.partner_id.as_str()) {
+                    BindOutcome::AlreadyBound {
                         program_id,
                         partner_id: r.partner_id.clone(),
-                    },
+                    }
+                } else {
+                    BindOutcome::Bound {
+                        program_id,
+                        partner_id: r.partner_id.clone(),
+                    }
+                };
+                return Ok(Written {
+                    outcome,
                     binding: Some(row),
-                })
+                    reattribute: partner_changed && !r.manual && state.version > 0,
+                });
             }
-            Err(StoreError::ConditionFailed { .. }) => continue, // a concurrent bind won; decide again
+            // a concurrent bind or booking came first; read again and decide again
+            Err(StoreError::ConditionFailed { .. }) => continue,
             Err(e) => return Err(e.into()),
         }
     }

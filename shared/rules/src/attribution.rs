@@ -280,7 +280,9 @@ pub fn choose_click(
         .enumerate()
         .filter(|(_, c)| {
             window.contains(c.clicked_at, at)
-                && customer_first_paid_sale_at.is_none_or(|s| c.clicked_at <= s)
+                && customer_first_paid_sale_at.is_none_or(|s| {
+                    binding_covers_sale(c.clicked_at.timestamp_millis(), s.timestamp_millis())
+                })
         })
         .map(|(i, c)| (i, c.as_cause()))
         .collect();
@@ -291,9 +293,66 @@ pub fn choose_click(
 }
 
 /// True when a binding whose cause happened at `cause_at` covers a sale paid at `paid_at`: a
-/// binding never earns on money paid before its cause.
+/// binding never earns on money paid before its cause. The payment provider stamps a payment
+/// in whole seconds (Stripe's `created`), so a cause counts up to the end of the payment's
+/// second: a lead recorded at 12:00:00.400 covers an invoice paid at 12:00:00.
 pub fn binding_covers_sale(cause_at_ms: i64, paid_at_ms: i64) -> bool {
-    cause_at_ms <= paid_at_ms
+    cause_at_ms.div_euclid(1000) <= paid_at_ms.div_euclid(1000)
+}
+
+/// True when a binding found by e-mail (another customer key's binding, written at
+/// `lead_recorded_at_ms`) applies to a sale paid at `paid_at_ms`: only to invoices paid after
+/// the lead was recorded (same second included, as in [`binding_covers_sale`]), so an e-mail
+/// match never claims money paid before anyone referred the customer.
+pub fn email_binding_applies(lead_recorded_at_ms: i64, paid_at_ms: i64) -> bool {
+    binding_covers_sale(lead_recorded_at_ms, paid_at_ms)
+}
+
+/// How a commission was attributed, recorded on the binding's sales and shown to operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttributionMethod {
+    /// A tracked click on a partner link.
+    Click,
+    /// A partner code entered at sign-up.
+    PartnerCode,
+    /// A partner's promotion code (at checkout, or on the invoice).
+    PromotionCode,
+    /// Another customer key's binding with the same e-mail.
+    Email,
+    /// The partner's invitation of the e-mail.
+    Invite,
+    /// An operator's assignment.
+    Manual,
+}
+
+impl AttributionMethod {
+    /// The method of a binding with `cause`; `via_email` when the binding was found by e-mail
+    /// under another customer key.
+    pub fn of(cause: &BindingCause, via_email: bool) -> Self {
+        if via_email {
+            return AttributionMethod::Email;
+        }
+        match cause {
+            BindingCause::Click { .. } => AttributionMethod::Click,
+            BindingCause::Code { .. } => AttributionMethod::PartnerCode,
+            BindingCause::Coupon { .. } => AttributionMethod::PromotionCode,
+            BindingCause::Invite => AttributionMethod::Invite,
+            BindingCause::Manual { .. } => AttributionMethod::Manual,
+        }
+    }
+
+    /// Stable name (as stored).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttributionMethod::Click => "click",
+            AttributionMethod::PartnerCode => "partner_code",
+            AttributionMethod::PromotionCode => "promotion_code",
+            AttributionMethod::Email => "email",
+            AttributionMethod::Invite => "invite",
+            AttributionMethod::Manual => "manual",
+        }
+    }
 }
 
 /// What a new cause does to an existing binding.
@@ -305,27 +364,41 @@ pub enum RebindDecision {
     Move,
 }
 
-/// Whether a new cause moves an existing binding. An operator's assignment moves it unless it
-/// is the very same (partner and cause); otherwise the same partner keeps it, a customer with a
-/// paid sale is never moved, and among two partners the program's model decides
-/// ([`new_cause_wins`]).
+/// Whether a new cause moves an existing binding, so that the binding that stands never depends
+/// on the order causes arrived in:
+/// - an operator's assignment moves it unless it is the very same (partner and cause); an
+///   operator's binding is moved only by another operator;
+/// - otherwise only causes that count decide: before the customer's first paid sale every cause
+///   counts, after it only causes at or before that sale ([`binding_covers_sale`]); a cause that
+///   counts moves a binding whose cause does not, and between two that count the program's model
+///   decides ([`new_cause_wins`], the order of [`choose_cause`]).
+///
+/// So the binding is always the model's choice among every cause that counts (first-click: the
+/// earliest; last-click: the latest before the first paid sale), whatever the arrival order.
+/// A move may keep the partner and change only the cause (its time decides what it covers).
 pub fn rebind_decision(
     model: AttributionModel,
     existing: &CauseCandidate,
     new: &CauseCandidate,
     manual: bool,
-    customer_has_paid_sale: bool,
+    first_paid_sale_at: Option<DateTime<Utc>>,
 ) -> RebindDecision {
-    let same_partner = existing.partner_id == new.partner_id;
-    let keep = if manual {
-        same_partner && existing.cause == new.cause
-    } else {
-        same_partner || customer_has_paid_sale || !new_cause_wins(model, existing, new)
+    let counts = |c: &CauseCandidate| {
+        first_paid_sale_at
+            .is_none_or(|f| binding_covers_sale(c.at.timestamp_millis(), f.timestamp_millis()))
     };
-    if keep {
-        RebindDecision::Keep
+    let is_manual = |c: &CauseCandidate| matches!(c.cause, BindingCause::Manual { .. });
+    let moves = if manual {
+        !(existing.partner_id == new.partner_id && existing.cause == new.cause)
+    } else if is_manual(existing) || !counts(new) {
+        false
     } else {
+        !counts(existing) || new_cause_wins(model, existing, new)
+    };
+    if moves {
         RebindDecision::Move
+    } else {
+        RebindDecision::Keep
     }
 }
 
@@ -616,23 +689,98 @@ mod tests {
             },
             t(2, 4),
         );
-        // (model, existing, new, manual, has paid sale, decision)
+        let before_late = Some(t(2, 2) + TimeDelta::milliseconds(500));
+        let between = Some(t(2, 1) + TimeDelta::milliseconds(1500));
+        // (model, existing, new, manual, first paid sale, decision)
         let cases = [
-            (FirstClick, &early, &late, false, false, Keep),
-            (LastClick, &early, &late, false, false, Move),
-            (LastClick, &late, &early, false, false, Keep),
-            (LastClick, &early, &late, false, true, Keep),
-            (LastClick, &early, &same_partner_later, false, false, Keep),
-            (FirstClick, &early, &manual, true, true, Move),
-            (FirstClick, &manual, &manual, true, true, Keep),
+            (FirstClick, &early, &late, false, None, Keep),
+            (FirstClick, &late, &early, false, None, Move),
+            (LastClick, &early, &late, false, None, Move),
+            (LastClick, &late, &early, false, None, Keep),
+            // after the first paid sale only causes at or before it count
+            (LastClick, &early, &late, false, before_late, Move),
+            (LastClick, &early, &late, false, between, Keep),
+            (FirstClick, &late, &early, false, before_late, Move),
+            // a cause that counts replaces one that does not, whatever the model
+            (LastClick, &late, &early, false, between, Move),
+            (
+                FirstClick,
+                &same_partner_later,
+                &late,
+                false,
+                before_late,
+                Move,
+            ),
+            // the same partner with a later cause: the cause moves under last-click
+            (LastClick, &early, &same_partner_later, false, None, Move),
+            (FirstClick, &early, &same_partner_later, false, None, Keep),
+            // operators
+            (FirstClick, &early, &manual, true, between, Move),
+            (FirstClick, &manual, &manual, true, between, Keep),
+            (LastClick, &manual, &late, false, None, Keep),
         ];
         for (model, existing, new, is_manual, paid, want) in cases {
             assert_eq!(
                 rebind_decision(model, existing, new, is_manual, paid),
                 want,
-                "{model:?} {existing:?} -> {new:?}"
+                "{model:?} {existing:?} -> {new:?} (first paid {paid:?})"
             );
         }
+    }
+
+    /// Whatever order causes arrive in, applying `rebind_decision` one by one leaves the
+    /// model's choice among the causes that count.
+    #[test]
+    fn rebinding_does_not_depend_on_arrival_order() {
+        use AttributionModel::*;
+        let causes = [
+            cause("a", code("a"), t(2, 1)),
+            cause("b", code("b"), t(2, 3)),
+            cause("a", code("a2"), t(2, 5)),
+            cause("c", BindingCause::Invite, t(2, 3)),
+        ];
+        let firsts = [None, Some(t(2, 4)), Some(t(2, 2)), Some(t(2, 6))];
+        for model in [FirstClick, LastClick] {
+            for first in firsts {
+                let counting: Vec<CauseCandidate> = causes
+                    .iter()
+                    .filter(|c| first.is_none_or(|f| c.at <= f))
+                    .cloned()
+                    .collect();
+                let want = choose_cause(model, &counting).cloned();
+                for order in permutations(causes.len()) {
+                    let mut standing: Option<CauseCandidate> = None;
+                    for i in order {
+                        let new = &causes[i];
+                        standing = match standing {
+                            None => Some(new.clone()),
+                            Some(s) => match rebind_decision(model, &s, new, false, first) {
+                                RebindDecision::Move => Some(new.clone()),
+                                RebindDecision::Keep => Some(s),
+                            },
+                        };
+                    }
+                    if let Some(w) = &want {
+                        assert_eq!(standing.as_ref(), Some(w), "{model:?} first paid {first:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn permutations(n: usize) -> Vec<Vec<usize>> {
+        if n == 0 {
+            return vec![vec![]];
+        }
+        let mut out = vec![];
+        for p in permutations(n - 1) {
+            for i in 0..=p.len() {
+                let mut q = p.clone();
+                q.insert(i, n - 1);
+                out.push(q);
+            }
+        }
+        out
     }
 
     #[test]
@@ -644,8 +792,32 @@ mod tests {
         assert!(w.expired(t(1, 0) - TimeDelta::seconds(1), at));
         assert!(!w.contains(at + TimeDelta::seconds(1), at));
         assert!(!w.expired(at + TimeDelta::seconds(1), at));
-        assert!(binding_covers_sale(1_000, 1_000));
-        assert!(!binding_covers_sale(1_001, 1_000));
+        // (cause at ms, paid at ms, covered): the payment's second is whole
+        for (cause_at, paid_at, covered) in [
+            (1_000, 1_000, true),
+            (999, 1_000, true),
+            (1_001, 1_000, true),
+            (1_999, 1_000, true),
+            (2_000, 1_000, false),
+            (-1, 0, true),
+            (0, -1, false),
+        ] {
+            assert_eq!(
+                binding_covers_sale(cause_at, paid_at),
+                covered,
+                "{cause_at} {paid_at}"
+            );
+        }
+        assert!(email_binding_applies(1_400, 1_000));
+        assert!(!email_binding_applies(2_000, 1_000));
+        assert_eq!(
+            AttributionMethod::of(&BindingCause::Invite, true),
+            AttributionMethod::Email
+        );
+        assert_eq!(
+            AttributionMethod::of(&code("x"), false).as_str(),
+            "partner_code"
+        );
         assert!(is_repeat_click(0, CLICK_DEDUP_WINDOW_MS - 1));
         assert!(!is_repeat_click(0, CLICK_DEDUP_WINDOW_MS));
         assert!(is_repeat_click(10, 9));

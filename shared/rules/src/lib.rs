@@ -42,8 +42,8 @@ pub mod sale;
 pub mod schedule;
 
 pub use attribution::{
-    choose_click, is_self_referral, normalize_email, AttributionModel, BindingCause,
-    ClickCandidate, EmailError, NormalizedEmail,
+    choose_click, is_self_referral, normalize_email, AttributionMethod, AttributionModel,
+    BindingCause, ClickCandidate, EmailError, NormalizedEmail,
 };
 pub use hosts::{url_host, DeepLinkHosts, HostPattern};
 pub use ledger::{entry_delta, Balance, BalanceDelta, Bucket, EntryKind, LedgerError};

@@ -1,7 +1,7 @@
 //! Customers of a program: bindings to partners (with history), invitations, flags, invoices
 //! (the commission fold's input), commissions and sales that wait for attribution.
 
-use rules::attribution::BindingCause;
+use rules::attribution::{AttributionMethod, BindingCause};
 use rules::plan::{InvoiceCommission, InvoiceFacts};
 use rules::Currency;
 use rust_decimal::Decimal;
@@ -31,6 +31,16 @@ pub struct BindingRow {
     pub version: u64,
     /// What delivered it (`api:track_lead`, `stripe:evt_…`, `operator:…`).
     pub source_event: String,
+    /// Set when the binding was found by e-mail: the customer key whose binding it copies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via_email_of: Option<String>,
+}
+
+impl BindingRow {
+    /// How this binding attributes the customer's sales.
+    pub fn attributed_by(&self) -> AttributionMethod {
+        AttributionMethod::of(&self.cause, self.via_email_of.is_some())
+    }
 }
 
 /// One line of a binding's history (append-only).
@@ -93,6 +103,9 @@ pub struct CustomerInvoiceRow {
     /// What is booked for it (the fold's output at the last booking).
     pub booked: InvoiceCommission,
     pub source_event: String,
+    /// How the invoice's partner was found (absent on rows written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributed_by: Option<AttributionMethod>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +137,10 @@ pub struct CommissionRow {
     pub available_at_ms: i64,
     pub reason: String,
     pub source_event: String,
+    /// How the sale was attributed to the partner (click, partner code, promotion code, e-mail,
+    /// invite, manual), for an operator's review.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributed_by: Option<AttributionMethod>,
 }
 
 /// A paid invoice that no binding covered yet, per program.
@@ -308,12 +325,15 @@ pub async fn binding_and_sales_state(
 }
 
 /// Write `row` as the customer's binding if the stored binding is still at `row.version − 1`
-/// (absent for version 1), with its history line; `ConditionFailed{"binding"}` when a
-/// concurrent bind moved it first.
+/// (absent for version 1), with its history line, and only if the customer's sales state is
+/// still at `sales_state_version` (no sale booked since the decision was made: the binding
+/// and the bookings of the customer meet on these two items). `ConditionFailed{"binding"}` or
+/// `ConditionFailed{"sales state"}` when a concurrent bind or booking came first.
 pub fn write_binding(
     tx: &mut Tx,
     row: &BindingRow,
     history: &BindingHistoryRow,
+    sales_state_version: u64,
 ) -> Result<(), StoreError> {
     let mut item = to_item(row, &keys::binding(&row.program_id, &row.customer_key))?;
     if let Some(e) = &row.email {
@@ -329,6 +349,7 @@ pub fn write_binding(
         )],
         "binding",
     )?;
+    check_sales_state(tx, &row.program_id, &row.customer_key, sales_state_version)?;
     tx.put_new(
         to_item(
             history,
@@ -341,6 +362,43 @@ pub fn write_binding(
         )?,
         "binding history",
     )
+}
+
+/// Condition a transaction on the customer's sales state still being at `version` (0: none).
+pub fn check_sales_state(
+    tx: &mut Tx,
+    program_id: &str,
+    customer_key: &str,
+    version: u64,
+) -> Result<(), StoreError> {
+    tx.check(
+        &keys::sales_state(program_id, customer_key),
+        "attribute_not_exists(PK) OR #ver = :ver",
+        &[("#ver", "version")],
+        vec![(":ver", AttributeValue::N(version.to_string()))],
+        "sales state",
+    )
+}
+
+/// Condition a transaction on the customer's binding being the one read: at `version`, or
+/// absent for `None`. `ConditionFailed{"binding"}` when it moved (or appeared) since.
+pub fn check_binding(
+    tx: &mut Tx,
+    program_id: &str,
+    customer_key: &str,
+    version: Option<u64>,
+) -> Result<(), StoreError> {
+    let key = keys::binding(program_id, customer_key);
+    match version {
+        None => tx.check(&key, "attribute_not_exists(PK)", &[], vec![], "binding"),
+        Some(v) => tx.check(
+            &key,
+            "#v = :v",
+            &[("#v", "version")],
+            vec![(":v", AttributeValue::N(v.to_string()))],
+            "binding",
+        ),
+    }
 }
 
 /// Record a flagged self-referral (idempotent per customer and business time).
@@ -370,8 +428,16 @@ pub fn invite_once(tx: &mut Tx, row: &InviteRow) -> Result<(), StoreError> {
 }
 
 /// Keep a sale that no binding covers yet (idempotent), listed by customer key, by e-mail and
-/// in its month, for [`UNATTRIBUTED_TTL_DAYS`].
-pub async fn put_unattributed(table: &Table, row: &UnattributedRow) -> Result<(), StoreError> {
+/// in its month, for [`UNATTRIBUTED_TTL_DAYS`] — only if the customer's binding is still the
+/// one read (`binding_version`, `None` for none). A bind commits either before (this write
+/// then fails with `ConditionFailed{"binding"}` and the sale is decided again) or after it
+/// (and its strongly consistent read of the customer's waiting sales finds this one): the two
+/// writers meet on the binding item.
+pub fn keep_unattributed(
+    tx: &mut Tx,
+    row: &UnattributedRow,
+    binding_version: Option<u64>,
+) -> Result<(), StoreError> {
     let invoice_id = &row.facts.invoice_id;
     let month = chrono::DateTime::from_timestamp_millis(row.at_ms)
         .unwrap_or_default()
@@ -386,10 +452,9 @@ pub async fn put_unattributed(table: &Table, row: &UnattributedRow) -> Result<()
     if let Some(e) = &row.email {
         item = item.with_gsi1(keys::unattributed_email_gsi(e, invoice_id));
     }
-    match table.put_if_absent(item).await {
-        Ok(()) | Err(StoreError::AlreadyDone) => Ok(()),
-        Err(e) => Err(e),
-    }
+    // Writing the same waiting sale again changes nothing.
+    tx.put(item, "unattributed sale")?;
+    check_binding(tx, &row.program_id, &row.customer_key, binding_version)
 }
 
 /// Remove a waiting sale, in the transaction that books it.

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use rules::attribution::{binding_covers_sale, AttributionMethod};
 use rules::levels::{promotion_after_sale, LevelSale, PartnerMetrics, Promotion};
 use rules::plan::{
     diff_booked, evaluate_customer, CommissionChange, CommissionTier, InvoiceCommission,
@@ -12,7 +13,8 @@ use rules::sale::level_sale_of;
 use rules::schedule::available_at;
 use rules::{Bucket, EntryKind, Money, Program, ProgramProduct, Tiers};
 use storage::customers::{
-    self, CommissionRow, CommissionState, CustomerInvoiceRow, SalesStateRow, UnattributedRow,
+    self, BindingRow, CommissionRow, CommissionState, CustomerInvoiceRow, SalesStateRow,
+    UnattributedRow,
 };
 use storage::ledger::{self, LedgerEntry};
 use storage::partners::{self, MembershipRow};
@@ -33,6 +35,11 @@ pub(crate) struct NewSale {
     pub source_event: String,
     /// The waiting (unattributed) sale this comes from, deleted in the same transaction.
     pub unattributed: Option<UnattributedRow>,
+    /// The version of the customer's binding this sale was attributed with: the booking is
+    /// conditional on it (`ConditionFailed{"binding"}` when the binding moved meanwhile).
+    pub binding_version: Option<u64>,
+    /// How the partner was found.
+    pub attributed_by: Option<AttributionMethod>,
 }
 
 /// What the caller has just read for this booking, so the first attempt reads nothing again.
@@ -64,8 +71,16 @@ pub(crate) async fn book_customer(
     preloaded: Option<Preloaded>,
 ) -> Result<Booked, EngineError> {
     let products = engine.catalog.products(&engine.table, &program.id).await?;
-    let (mut booked, envelopes, mut repeated) =
-        book_customer_inner(engine, program, &products, customer_key, new, preloaded).await?;
+    let (mut booked, envelopes, mut repeated) = book_customer_inner(
+        engine,
+        program,
+        &products,
+        customer_key,
+        new,
+        preloaded,
+        None,
+    )
+    .await?;
     repeated.sort();
     repeated.dedup();
     booked.outbox_ids.extend(repeated.iter().cloned());
@@ -92,6 +107,7 @@ async fn book_customer_inner(
     customer_key: &str,
     new: Option<NewSale>,
     preloaded: Option<Preloaded>,
+    reattribute: Option<&BindingRow>,
 ) -> Result<(Booked, Vec<messages::Envelope>, Vec<String>), EngineError> {
     let t = &engine.table;
     let mut booked = Booked::default();
@@ -135,6 +151,7 @@ async fn book_customer_inner(
             &rows,
             new.as_ref(),
             pre,
+            reattribute,
         )
         .await?
         {
@@ -152,6 +169,11 @@ async fn book_customer_inner(
             if let Some(u) = &n.unattributed {
                 customers::delete_unattributed(&mut tx, u)?;
             }
+            if let Some(v) = n.binding_version {
+                customers::check_binding(&mut tx, &program.id, customer_key, Some(v))?;
+            }
+        } else if let Some(b) = reattribute {
+            customers::check_binding(&mut tx, &program.id, customer_key, Some(b.version))?;
         }
         customers::advance_sales_state(
             &mut tx,
@@ -190,6 +212,10 @@ async fn book_customer_inner(
                 }
                 new = None;
             }
+            // The binding the sale was attributed with moved: the caller decides again.
+            Err(StoreError::ConditionFailed { label }) if label == "binding" => {
+                return Err(StoreError::ConditionFailed { label }.into());
+            }
             // Another booking of this customer committed first: read again and decide again.
             Err(StoreError::ConditionFailed { .. }) => {}
             Err(e) => return Err(e.into()),
@@ -208,7 +234,17 @@ struct BookingPlan {
     first_paid_sale_at_ms: Option<i64>,
     /// The invoice this booking adds, if any.
     new_invoice: Option<String>,
+    /// Invoices re-attributed to another partner: what the previous partner and recruiter had
+    /// booked for them, reversed in the transaction that books them for the new partner.
+    moved: BTreeMap<String, MovedFrom>,
     at_ms: i64,
+}
+
+/// What a re-attributed invoice had booked for its previous partner (and recruiter).
+struct MovedFrom {
+    partner_id: String,
+    recruiter_id: Option<String>,
+    booked: InvoiceCommission,
 }
 
 struct LevelEffect {
@@ -226,6 +262,7 @@ async fn plan_booking(
     rows: &[CustomerInvoiceRow],
     new: Option<&NewSale>,
     pre: Option<Preloaded>,
+    reattribute: Option<&BindingRow>,
 ) -> Result<Option<BookingPlan>, EngineError> {
     let t = &engine.table;
     // Partner, recruiter and rate context per invoice: a row keeps the partner it was booked for.
@@ -239,9 +276,10 @@ async fn plan_booking(
         })
         .collect();
     let mut facts: Vec<InvoiceFacts> = rows.iter().map(|r| r.facts.clone()).collect();
-    let current_partner = match new {
-        Some(n) => n.partner_id.clone(),
-        None => match rows
+    let current_partner = match (new, reattribute) {
+        (Some(n), _) => n.partner_id.clone(),
+        (None, Some(b)) => b.partner_id.clone(),
+        (None, None) => match rows
             .iter()
             .max_by_key(|r| (r.facts.paid_at, r.facts.invoice_id.clone()))
         {
@@ -271,6 +309,28 @@ async fn plan_booking(
         );
         facts.push(n.facts.clone());
     }
+    // Invoices the binding now covers but another partner was credited with move to it.
+    let mut moved: BTreeMap<String, MovedFrom> = BTreeMap::new();
+    if let Some(b) = reattribute {
+        for r in rows {
+            if r.partner_id != b.partner_id
+                && binding_covers_sale(b.cause_at_ms, r.facts.paid_at.timestamp_millis())
+            {
+                moved.insert(
+                    r.facts.invoice_id.clone(),
+                    MovedFrom {
+                        partner_id: r.partner_id.clone(),
+                        recruiter_id: r.recruiter_id.clone(),
+                        booked: r.booked.clone(),
+                    },
+                );
+                partner_of.insert(
+                    r.facts.invoice_id.clone(),
+                    (b.partner_id.clone(), recruiter.clone()),
+                );
+            }
+        }
+    }
     let history = membership
         .as_ref()
         .map(|m| m.level_history.clone())
@@ -287,13 +347,29 @@ async fn plan_booking(
             c.tier2 = Money::zero(c.tier2.currency);
         }
     }
-    let previous: Vec<InvoiceCommission> = rows.iter().map(|r| r.booked.clone()).collect();
+    // A moved invoice starts from nothing for its new partner (the old one's is reversed).
+    let previous: Vec<InvoiceCommission> = rows
+        .iter()
+        .map(|r| {
+            let mut b = r.booked.clone();
+            if moved.contains_key(&r.facts.invoice_id) {
+                b.tier1 = Money::zero(b.tier1.currency);
+                b.tier2 = Money::zero(b.tier2.currency);
+            }
+            b
+        })
+        .collect();
     let diff = diff_booked(&previous, &current)?;
     let mut grouped: Vec<(String, Vec<CommissionChange>)> = vec![];
     for ch in diff {
         match grouped.last_mut() {
             Some((id, v)) if *id == ch.invoice_id => v.push(ch),
             _ => grouped.push((ch.invoice_id.clone(), vec![ch])),
+        }
+    }
+    for id in moved.keys() {
+        if !grouped.iter().any(|(g, _)| g == id) {
+            grouped.push((id.clone(), vec![]));
         }
     }
     // Rows to write: the new invoice always; others when their booked result changed.
@@ -303,10 +379,11 @@ async fn plan_booking(
         .collect();
     let mut out_rows = vec![];
     for c in &current {
-        let changed = by_id
-            .get(c.invoice_id.as_str())
-            .map(|r| r.booked != *c)
-            .unwrap_or(true);
+        let changed = moved.contains_key(&c.invoice_id)
+            || by_id
+                .get(c.invoice_id.as_str())
+                .map(|r| r.booked != *c)
+                .unwrap_or(true);
         if !changed {
             continue;
         }
@@ -314,10 +391,16 @@ async fn plan_booking(
             .get(&c.invoice_id)
             .cloned()
             .unwrap_or((current_partner.clone(), None));
-        let (f, source_event) = match by_id.get(c.invoice_id.as_str()) {
-            Some(r) => (r.facts.clone(), r.source_event.clone()),
+        let (f, source_event, attributed_by) = match by_id.get(c.invoice_id.as_str()) {
+            Some(r) => {
+                let by = match reattribute.filter(|_| moved.contains_key(&c.invoice_id)) {
+                    Some(b) => Some(b.attributed_by()),
+                    None => r.attributed_by,
+                };
+                (r.facts.clone(), r.source_event.clone(), by)
+            }
             None => match new {
-                Some(n) => (n.facts.clone(), n.source_event.clone()),
+                Some(n) => (n.facts.clone(), n.source_event.clone(), n.attributed_by),
                 None => continue,
             },
         };
@@ -329,6 +412,7 @@ async fn plan_booking(
             facts: f,
             booked: c.clone(),
             source_event,
+            attributed_by,
         });
     }
     if out_rows.is_empty() && grouped.is_empty() && new.is_none() {
@@ -386,6 +470,7 @@ async fn plan_booking(
         level,
         first_paid_sale_at_ms,
         new_invoice: new.map(|n| n.facts.invoice_id.clone()),
+        moved,
         at_ms,
     }))
 }
@@ -418,7 +503,8 @@ impl BookingPlan {
         for (invoice_id, changes) in groups {
             // An invoice needs its row and, per tier, a commission, an entry and an outbox
             // message, plus up to two balance items not yet in the transaction.
-            let cost = 1 + changes.len() * 3 + 2;
+            let reversal = self.moved.get(invoice_id.as_str());
+            let cost = 1 + changes.len() * 3 + 2 + reversal.map_or(0, |_| 2 * 2 + 2);
             if !written_rows.is_empty() && tx.len() + cost > budget {
                 complete = false;
                 break;
@@ -428,6 +514,9 @@ impl BookingPlan {
                     "change for {invoice_id} without its row"
                 )));
             };
+            if let Some(m) = reversal {
+                reverse_moved(engine, program, invoice_id, m, version, self.at_ms, tx).await?;
+            }
             for ch in changes {
                 let (partner_id, tier) = match ch.tier {
                     CommissionTier::Tier1 => (row.partner_id.clone(), 1u8),
@@ -466,6 +555,7 @@ impl BookingPlan {
                             available_at_ms: avail,
                             reason: reason_text(&row.booked, tier),
                             source_event: source.clone(),
+                            attributed_by: row.attributed_by,
                         };
                         customers::put_new_commission(tx, &c)?;
                         let entry = LedgerEntry::new(
@@ -483,8 +573,14 @@ impl BookingPlan {
                         .for_commission(&cid);
                         ledger::post(tx, &entry)?;
                         if program.notify_on_commission {
+                            // A re-attributed commission's message is the new partner's own.
+                            let id = if reversal.is_some() {
+                                format!("{}:{partner_id}", earned_message_id(&cid))
+                            } else {
+                                earned_message_id(&cid)
+                            };
                             let env = messages::Envelope {
-                                id: earned_message_id(&cid),
+                                id,
                                 at_ms: paid_ms,
                                 message: messages::Message::CommissionEarned {
                                     partner_id: partner_id.clone(),
@@ -556,6 +652,95 @@ impl BookingPlan {
             }
         }
         Ok((ids, complete))
+    }
+}
+
+/// Reverse what a re-attributed invoice earned its previous partner (and recruiter): an
+/// `adjusted` entry per tier in the bucket where the commission sits, and the commission's
+/// amount down to zero.
+#[allow(clippy::too_many_arguments)]
+async fn reverse_moved(
+    engine: &Engine,
+    program: &Program,
+    invoice_id: &str,
+    m: &MovedFrom,
+    version: u64,
+    at_ms: i64,
+    tx: &mut Tx,
+) -> Result<(), EngineError> {
+    let tiers = [
+        (1u8, Some(&m.partner_id), m.booked.tier1),
+        (2u8, m.recruiter_id.as_ref(), m.booked.tier2),
+    ];
+    for (tier, partner, amount) in tiers {
+        let Some(partner_id) = partner else { continue };
+        if amount.minor == 0 {
+            continue;
+        }
+        let cid = keys::commission_id(&program.id, invoice_id, tier);
+        let Some(c) = customers::get_commission(&engine.table, partner_id, &cid).await? else {
+            return Err(EngineError::Inconsistent(format!(
+                "re-attributed {cid} has no commission of {partner_id}"
+            )));
+        };
+        let bucket = match c.state {
+            CommissionState::Pending => Bucket::Pending,
+            CommissionState::Available => Bucket::Available,
+        };
+        let reason = format!(
+            "re-attributed: the customer's referral is another partner's ({} of {})",
+            amount,
+            tier_name(tier)
+        );
+        let entry = LedgerEntry::new(
+            format!("reattributed:{cid}:v{version}"),
+            partner_id,
+            &program.id,
+            amount.currency,
+            EntryKind::Adjusted,
+            -c.amount,
+            Some(bucket),
+            at_ms,
+            reason.clone(),
+            c.source_event.clone(),
+        )?
+        .for_commission(&cid);
+        ledger::post(tx, &entry)?;
+        customers::adjust_commission(tx, partner_id, &cid, -c.amount, &reason)?;
+    }
+    Ok(())
+}
+
+/// After a binding moved to another partner (a cause that counts arrived after the customer's
+/// first sale was booked: e.g. the checkout's click binding delivered after `invoice.paid`
+/// booked a promotion code's partner), move the customer's booked invoices the binding covers
+/// to its partner: the previous partner's commissions are reversed with `adjusted` entries and
+/// the new partner's are earned, in the same transaction per invoice. Conditional on the
+/// binding's version; idempotent (nothing moves when everything names the binding's partner).
+pub(crate) async fn reattribute_customer(
+    engine: &Engine,
+    program: &Program,
+    binding: &BindingRow,
+) -> Result<Vec<String>, EngineError> {
+    let products = engine.catalog.products(&engine.table, &program.id).await?;
+    match book_customer_inner(
+        engine,
+        program,
+        &products,
+        &binding.customer_key,
+        None,
+        None,
+        Some(binding),
+    )
+    .await
+    {
+        Ok((booked, envelopes, _)) => {
+            engine.deliver_new(&envelopes).await;
+            Ok(booked.commission_ids)
+        }
+        // Moved again meanwhile: the bind that moved it re-attributes.
+        Err(e) if super::intake::binding_moved(&e) => Ok(vec![]),
+        Err(e) => Err(e),
     }
 }
 

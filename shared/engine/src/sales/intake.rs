@@ -4,19 +4,20 @@
 use std::collections::BTreeSet;
 
 use rules::attribution::{
-    binding_covers_sale, choose_cause, normalize_email, BindingCause, CauseCandidate,
+    binding_covers_sale, choose_cause, email_binding_applies, normalize_email, AttributionModel,
+    BindingCause, CauseCandidate,
 };
 use rules::plan::InvoiceFacts;
 use rules::sale::subscription_end_stops_payment;
 use rules::Program;
 use storage::customers::{self, BindingRow, SalesStateRow, UnattributedRow};
 use storage::events::{self, ProcessedEvent};
-use storage::{keys, partners, programs};
+use storage::{keys, partners, programs, StoreError, Tx};
 
-use super::booking::{book_customer, NewSale, Preloaded};
+use super::booking::{book_customer, Booked, NewSale, Preloaded};
 use super::STRIPE_SOURCE;
 use crate::binding::{refuse_self_referral, write_binding, Resolved};
-use crate::{utc, Engine, EngineError};
+use crate::{utc, Engine, EngineError, OPTIMISTIC_ATTEMPTS};
 
 /// A paid invoice: the sale, as the payment provider reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,77 +123,15 @@ pub async fn invoice_paid(engine: &Engine, inv: PaidInvoice) -> Result<SaleOutco
         let Some(program) = engine.catalog.program(t, pid).await? else {
             continue;
         };
-        let (binding, state) =
-            customers::binding_and_sales_state(t, &program.id, &inv.customer_key).await?;
-        let binding = match binding {
-            Some(b) => Some(b),
-            None => {
-                fallback_binding(
-                    engine,
-                    &program,
-                    &inv,
-                    email.as_deref(),
-                    &source_event,
-                    state.clone(),
-                )
-                .await?
+        match sale_in_program(engine, &program, &inv, email.as_deref(), &source_event).await? {
+            InProgram::Booked(out) => {
+                commission_ids.extend(out.commission_ids);
+                processed.outbox_ids.extend(out.outbox_ids);
+                booked.push(pid.clone());
             }
-        };
-        let binding = match binding {
-            Some(b) if binding_covers_sale(b.cause_at_ms, paid_at_ms) => b,
-            _ => {
-                keep_unattributed(t, &program, &inv, email.as_deref(), &source_event).await?;
-                unattributed.push(pid.clone());
-                continue;
-            }
-        };
-        let ctx = partners::sale_context(
-            t,
-            &binding.partner_id,
-            &program.id,
-            email.is_some(),
-            !program.levels.is_empty(),
-        )
-        .await?;
-        // Self-referral, checked again with the invoice's e-mail.
-        if let Some(partner) = &ctx.partner {
-            if refuse_self_referral(
-                engine,
-                pid,
-                &inv.customer_key,
-                partner,
-                email.as_deref(),
-                paid_at_ms,
-                &source_event,
-            )
-            .await?
-            {
-                not_commissionable.push(format!("self-referral in {pid}"));
-                continue;
-            }
+            InProgram::Waiting => unattributed.push(pid.clone()),
+            InProgram::NotCommissionable(reason) => not_commissionable.push(reason),
         }
-        let new_sale = NewSale {
-            facts: inv.facts.clone(),
-            partner_id: binding.partner_id.clone(),
-            source_event: source_event.clone(),
-            unattributed: None,
-        };
-        let preloaded = Preloaded {
-            state,
-            membership: ctx.membership,
-            metrics: ctx.metrics,
-        };
-        let out = book_customer(
-            engine,
-            &program,
-            &inv.customer_key,
-            Some(new_sale),
-            Some(preloaded),
-        )
-        .await?;
-        commission_ids.extend(out.commission_ids);
-        processed.outbox_ids.extend(out.outbox_ids);
-        booked.push(pid.clone());
     }
     events::mark_processed(t, &processed).await?;
     Ok(if !booked.is_empty() {
@@ -211,33 +150,192 @@ pub async fn invoice_paid(engine: &Engine, inv: PaidInvoice) -> Result<SaleOutco
     })
 }
 
-/// A customer without a binding of their own: another customer key's binding with the same
-/// e-mail, an invitation of the e-mail, or a partner's promotion code on the invoice, chosen by
-/// the program's model as clicks are (`rules::attribution::choose_cause`), and bound.
-async fn fallback_binding(
+/// What became of a paid invoice in one program.
+enum InProgram {
+    Booked(Booked),
+    /// Kept as an unattributed sale, waiting for a binding (or an operator).
+    Waiting,
+    NotCommissionable(String),
+}
+
+/// Decide and write the sale in one program. The decision is made on what was read (binding,
+/// sales state) and every write is conditional on it: the booking on the binding's version,
+/// a waiting sale on the binding still being the one read. A bind that commits in between makes
+/// the write fail, and the sale is decided again, so a sale and a bind processed at the same
+/// moment always meet: whichever commits second sees the other.
+async fn sale_in_program(
     engine: &Engine,
     program: &Program,
     inv: &PaidInvoice,
     email: Option<&str>,
     source_event: &str,
+) -> Result<InProgram, EngineError> {
+    let t = &engine.table;
+    let paid_at_ms = inv.facts.paid_at.timestamp_millis();
+    for _ in 0..OPTIMISTIC_ATTEMPTS {
+        let (binding, state) =
+            customers::binding_and_sales_state(t, &program.id, &inv.customer_key).await?;
+        let binding = attributing_binding(
+            engine,
+            program,
+            inv,
+            email,
+            source_event,
+            binding,
+            state.clone(),
+        )
+        .await?;
+        let covering = binding
+            .as_ref()
+            .filter(|b| binding_covers_sale(b.cause_at_ms, paid_at_ms));
+        let Some(b) = covering else {
+            match keep_unattributed(t, program, inv, email, source_event, binding.as_ref()).await {
+                Ok(()) => return Ok(InProgram::Waiting),
+                Err(e) if binding_moved(&e) => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        let ctx = partners::sale_context(
+            t,
+            &b.partner_id,
+            &program.id,
+            true,
+            !program.levels.is_empty(),
+        )
+        .await?;
+        if let Some(partner) = &ctx.partner {
+            // Self-referral, checked again with the invoice's e-mail.
+            if refuse_self_referral(
+                engine,
+                &program.id,
+                &inv.customer_key,
+                partner,
+                email,
+                paid_at_ms,
+                source_event,
+            )
+            .await?
+            {
+                return Ok(InProgram::NotCommissionable(format!(
+                    "self-referral in {}",
+                    program.id
+                )));
+            }
+            // A banned partner earns nothing: the sale waits for an operator to reassign it.
+            if partner.status == rules::PartnerStatus::Banned {
+                match keep_unattributed(t, program, inv, email, source_event, Some(b)).await {
+                    Ok(()) => return Ok(InProgram::Waiting),
+                    Err(e) if binding_moved(&e) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let new_sale = NewSale {
+            facts: inv.facts.clone(),
+            partner_id: b.partner_id.clone(),
+            source_event: source_event.to_string(),
+            unattributed: None,
+            binding_version: Some(b.version),
+            attributed_by: Some(b.attributed_by()),
+        };
+        let preloaded = Preloaded {
+            state,
+            membership: ctx.membership,
+            metrics: ctx.metrics,
+        };
+        match book_customer(
+            engine,
+            program,
+            &inv.customer_key,
+            Some(new_sale),
+            Some(preloaded),
+        )
+        .await
+        {
+            Ok(out) => return Ok(InProgram::Booked(out)),
+            Err(e) if binding_moved(&e) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::Contention {
+        attempts: OPTIMISTIC_ATTEMPTS,
+    }
+    .into())
+}
+
+/// The write failed because the customer's binding changed since it was read.
+pub(crate) fn binding_moved(e: &EngineError) -> bool {
+    matches!(e, EngineError::Store(StoreError::ConditionFailed { label }) if label == "binding")
+}
+
+/// The binding that attributes this sale. A customer with booked sales keeps theirs (only a
+/// bind moves it, by the rules of `rules::attribution::rebind_decision`). For a customer's
+/// first sale every cause that counts at its payment time is a candidate, whatever order they
+/// arrived in: the customer's binding (and, under last-click, the earlier causes in its
+/// history when the binding's cause is later than the payment), another customer key's binding
+/// of the same e-mail (only for invoices paid after that lead was recorded), an invitation of
+/// the e-mail, a partner's promotion code on the invoice. The program's model chooses
+/// (`rules::attribution::choose_cause`) and the choice is written as the binding.
+async fn attributing_binding(
+    engine: &Engine,
+    program: &Program,
+    inv: &PaidInvoice,
+    email: Option<&str>,
+    source_event: &str,
+    binding: Option<BindingRow>,
     state: SalesStateRow,
 ) -> Result<Option<BindingRow>, EngineError> {
     let t = &engine.table;
-    let mut candidates: Vec<CauseCandidate> = vec![];
+    if state.first_paid_sale_at_ms.is_some() {
+        return Ok(binding);
+    }
+    let paid_at_ms = inv.facts.paid_at.timestamp_millis();
+    let counts = |at_ms: i64| binding_covers_sale(at_ms, paid_at_ms);
+    // (candidate, the customer key it was found under by e-mail)
+    let mut candidates: Vec<(CauseCandidate, Option<String>)> = vec![];
+    if let Some(b) = &binding {
+        if counts(b.cause_at_ms) {
+            candidates.push((cause_of_binding(b), b.via_email_of.clone()));
+        } else if program.attribution == AttributionModel::LastClick && b.version > 1 {
+            for h in customers::binding_history(t, &program.id, &inv.customer_key).await? {
+                if counts(h.cause_at_ms) && !matches!(h.cause, BindingCause::Manual { .. }) {
+                    candidates.push((
+                        CauseCandidate {
+                            partner_id: h.partner_id,
+                            cause: h.cause,
+                            at: utc(h.cause_at_ms),
+                        },
+                        None,
+                    ));
+                }
+            }
+        }
+        // An operator's assignment is not second-guessed by sale-time fallbacks.
+        if matches!(b.cause, BindingCause::Manual { .. }) {
+            return Ok(Some(b.clone()));
+        }
+    }
     if let Some(e) = email {
-        for b in customers::bindings_by_email(t, &program.id, e).await? {
-            candidates.push(CauseCandidate {
-                partner_id: b.partner_id,
-                cause: b.cause,
-                at: utc(b.cause_at_ms),
-            });
+        for other in customers::bindings_by_email(t, &program.id, e).await? {
+            if other.customer_key == inv.customer_key
+                || !email_binding_applies(other.bound_at_ms, paid_at_ms)
+                || !counts(other.cause_at_ms)
+            {
+                continue;
+            }
+            candidates.push((cause_of_binding(&other), Some(other.customer_key)));
         }
         if let Some(invite) = customers::get_invite(t, &program.id, e).await? {
-            candidates.push(CauseCandidate {
-                partner_id: invite.partner_id,
-                cause: BindingCause::Invite,
-                at: utc(invite.at_ms),
-            });
+            if counts(invite.at_ms) {
+                candidates.push((
+                    CauseCandidate {
+                        partner_id: invite.partner_id,
+                        cause: BindingCause::Invite,
+                        at: utc(invite.at_ms),
+                    },
+                    None,
+                ));
+            }
         }
     }
     for code in &inv.promotion_codes {
@@ -245,45 +343,75 @@ async fn fallback_binding(
             .await?
             .filter(|p| p.program_id == program.id)
         {
-            candidates.push(CauseCandidate {
-                partner_id: p.partner_id,
-                cause: BindingCause::Coupon {
-                    promotion_code: code.clone(),
+            candidates.push((
+                CauseCandidate {
+                    partner_id: p.partner_id,
+                    cause: BindingCause::Coupon {
+                        promotion_code: code.clone(),
+                    },
+                    at: inv.facts.paid_at,
                 },
-                at: inv.facts.paid_at,
-            });
+                None,
+            ));
         }
     }
-    let Some(pick) = choose_cause(program.attribution, &candidates) else {
-        return Ok(None);
+    let causes: Vec<CauseCandidate> = candidates.iter().map(|(c, _)| c.clone()).collect();
+    let Some(pick) = choose_cause(program.attribution, &causes) else {
+        return Ok(binding);
     };
+    if let Some(b) = &binding {
+        if cause_of_binding(b) == *pick {
+            return Ok(binding);
+        }
+    }
+    let via_email_of = candidates
+        .iter()
+        .find(|(c, _)| c == pick)
+        .and_then(|(_, k)| k.clone());
     let r = Resolved {
         program: program.clone(),
         partner_id: pick.partner_id.clone(),
         cause: pick.cause.clone(),
         cause_at_ms: pick.at.timestamp_millis(),
         manual: false,
+        via_email_of,
     };
-    // Bind without booking waiting sales here: this sale is booked by the caller.
+    // This sale is booked by the caller; other waiting sales of the customer by the sweep or
+    // the next bind.
     let written = write_binding(
         engine,
         &inv.customer_key,
         email,
         &r,
-        inv.facts.paid_at.timestamp_millis(),
+        paid_at_ms,
         source_event,
-        Some((None, state)),
+        Some((binding, state)),
+        Some(paid_at_ms),
     )
     .await?;
+    if let Some(b) = written.binding.as_ref().filter(|_| written.reattribute) {
+        super::booking::reattribute_customer(engine, program, b).await?;
+    }
     Ok(written.binding)
 }
 
+fn cause_of_binding(b: &BindingRow) -> CauseCandidate {
+    CauseCandidate {
+        partner_id: b.partner_id.clone(),
+        cause: b.cause.clone(),
+        at: utc(b.cause_at_ms),
+    }
+}
+
+/// Keep the sale waiting for attribution, if the customer's binding is still `binding` (the
+/// one the decision read): `ConditionFailed{"binding"}` otherwise.
 async fn keep_unattributed(
     t: &storage::Table,
     program: &Program,
     inv: &PaidInvoice,
     email: Option<&str>,
     source_event: &str,
+    binding: Option<&BindingRow>,
 ) -> Result<(), EngineError> {
     let row = UnattributedRow {
         program_id: program.id.clone(),
@@ -294,5 +422,7 @@ async fn keep_unattributed(
         source_event: source_event.to_string(),
         at_ms: inv.facts.paid_at.timestamp_millis(),
     };
-    Ok(customers::put_unattributed(t, &row).await?)
+    let mut tx = Tx::new();
+    customers::keep_unattributed(&mut tx, &row, binding.map(|b| b.version))?;
+    Ok(tx.commit(t).await?)
 }

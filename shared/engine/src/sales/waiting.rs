@@ -1,17 +1,21 @@
-//! Sales that waited for attribution: after a new binding, book the customer's paid invoices in
-//! the program whose payment came at or after the binding's cause. Sales found by e-mail under
-//! another customer key bind that key to the same partner first.
+//! Sales that waited for attribution: once a customer is bound, book the customer's paid
+//! invoices in the program whose payment came at or after the binding's cause. Sales found by
+//! e-mail under another customer key (paid after the lead was recorded) bind that key to the
+//! same partner first. Idempotent: it runs after every bind that leaves the customer bound, and
+//! the sweep (`sweep_waiting_sales`) runs it for sales whose binding came some other way.
 
-use rules::attribution::binding_covers_sale;
+use rules::attribution::{binding_covers_sale, email_binding_applies};
 use rules::Program;
-use storage::customers::{self, BindingRow};
+use storage::customers::{self, BindingRow, UnattributedRow};
+use storage::partners;
 
-use super::booking::{book_customer, NewSale};
+use super::booking::{book_customer, reattribute_customer, NewSale};
+use super::intake::binding_moved;
 use crate::binding::{write_binding, Resolved};
 use crate::{Engine, EngineError};
 
-/// Book the waiting sales of a customer just bound in `program` by `binding` (the binding as
-/// written; idempotent). Returns the commissions booked.
+/// Book the waiting sales of a customer bound in `program` by `binding` (the binding as it
+/// stands; idempotent). Returns the commissions booked.
 pub(crate) async fn book_waiting_sales(
     engine: &Engine,
     program: &Program,
@@ -20,14 +24,31 @@ pub(crate) async fn book_waiting_sales(
 ) -> Result<Vec<String>, EngineError> {
     let t = &engine.table;
     let customer_key = binding.customer_key.as_str();
-    let cause_at_ms = binding.cause_at_ms;
     let mut rows = customers::unattributed_of_customer(t, customer_key).await?;
+    rows.retain(|r| {
+        r.program_id == program.id && binding_covers_sale(binding.cause_at_ms, r.at_ms)
+    });
+    let email = email.or(binding.email.as_deref());
     if let Some(e) = email {
-        rows.extend(customers::unattributed_of_email(t, e).await?);
+        rows.extend(
+            customers::unattributed_of_email(t, e)
+                .await?
+                .into_iter()
+                .filter(|r| {
+                    r.program_id == program.id
+                        && r.customer_key != customer_key
+                        && email_binding_applies(binding.bound_at_ms, r.at_ms)
+                        && binding_covers_sale(binding.cause_at_ms, r.at_ms)
+                }),
+        );
     }
-    rows.retain(|r| r.program_id == program.id && binding_covers_sale(cause_at_ms, r.at_ms));
     if rows.is_empty() {
         return Ok(vec![]);
+    }
+    // A banned partner's sales keep waiting for an operator.
+    match partners::get_partner(t, &binding.partner_id).await? {
+        Some(p) if p.status == rules::PartnerStatus::Banned => return Ok(vec![]),
+        _ => {}
     }
     rows.sort_by(|a, b| (a.at_ms, &a.facts.invoice_id).cmp(&(b.at_ms, &b.facts.invoice_id)));
     rows.dedup_by(|a, b| {
@@ -37,42 +58,62 @@ pub(crate) async fn book_waiting_sales(
     });
     let mut ids = vec![];
     for row in rows {
-        // The bound customer's rows go to its binding's partner; another key takes the same
-        // partner unless it has kept its own.
-        let partner_id = if row.customer_key == customer_key {
-            binding.partner_id.clone()
-        } else {
-            let r = Resolved {
-                program: program.clone(),
-                partner_id: binding.partner_id.clone(),
-                cause: binding.cause.clone(),
-                cause_at_ms: binding.cause_at_ms,
-                manual: false,
-            };
-            let written = write_binding(
-                engine,
-                &row.customer_key,
-                row.email.as_deref(),
-                &r,
-                row.at_ms,
-                &row.source_event,
-                None,
-            )
-            .await?;
-            match written.binding {
-                Some(b) => b.partner_id,
-                None => continue,
-            }
+        let Some(standing) = binding_for_row(engine, program, binding, &row).await? else {
+            continue;
         };
         let new_sale = NewSale {
             facts: row.facts.clone(),
-            partner_id,
+            partner_id: standing.partner_id.clone(),
             source_event: row.source_event.clone(),
             unattributed: Some(row.clone()),
+            binding_version: Some(standing.version),
+            attributed_by: Some(standing.attributed_by()),
         };
-        let booked =
-            book_customer(engine, program, &row.customer_key, Some(new_sale), None).await?;
-        ids.extend(booked.commission_ids);
+        match book_customer(engine, program, &row.customer_key, Some(new_sale), None).await {
+            Ok(booked) => ids.extend(booked.commission_ids),
+            // The binding moved meanwhile: its own bind books the sale.
+            Err(e) if binding_moved(&e) => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(ids)
+}
+
+/// The binding a waiting row is booked with: the bound customer's own, or for a row of another
+/// customer key found by e-mail, that key bound to the same partner (unless its own binding
+/// stands, and covers the sale).
+async fn binding_for_row(
+    engine: &Engine,
+    program: &Program,
+    binding: &BindingRow,
+    row: &UnattributedRow,
+) -> Result<Option<BindingRow>, EngineError> {
+    if row.customer_key == binding.customer_key {
+        return Ok(Some(binding.clone()));
+    }
+    let r = Resolved {
+        program: program.clone(),
+        partner_id: binding.partner_id.clone(),
+        cause: binding.cause.clone(),
+        cause_at_ms: binding.cause_at_ms,
+        manual: false,
+        via_email_of: Some(binding.customer_key.clone()),
+    };
+    let written = write_binding(
+        engine,
+        &row.customer_key,
+        row.email.as_deref(),
+        &r,
+        row.at_ms,
+        &row.source_event,
+        None,
+        Some(row.at_ms),
+    )
+    .await?;
+    if let Some(b) = written.binding.as_ref().filter(|_| written.reattribute) {
+        reattribute_customer(engine, program, b).await?;
+    }
+    Ok(written
+        .binding
+        .filter(|b| binding_covers_sale(b.cause_at_ms, row.at_ms)))
 }
