@@ -300,6 +300,14 @@ pub fn binding_covers_sale(cause_at_ms: i64, paid_at_ms: i64) -> bool {
     cause_at_ms.div_euclid(1000) <= paid_at_ms.div_euclid(1000)
 }
 
+/// True when a binding with `cause` (at `cause_at_ms`) covers a sale paid at `paid_at_ms`: an
+/// operator's assignment covers every sale of the customer (it is how an operator reassigns
+/// sales that waited, e.g. those of a banned partner); any other cause covers the sales paid
+/// from its own time on ([`binding_covers_sale`]).
+pub fn binding_covers(cause: &BindingCause, cause_at_ms: i64, paid_at_ms: i64) -> bool {
+    matches!(cause, BindingCause::Manual { .. }) || binding_covers_sale(cause_at_ms, paid_at_ms)
+}
+
 /// True when a binding found by e-mail (another customer key's binding, written at
 /// `lead_recorded_at_ms`) applies to a sale paid at `paid_at_ms`: only to invoices paid after
 /// the lead was recorded (same second included, as in [`binding_covers_sale`]), so an e-mail
@@ -809,6 +817,12 @@ mod tests {
             );
         }
         assert!(email_binding_applies(1_400, 1_000));
+        let manual = BindingCause::Manual {
+            reason: "r".into(),
+            operator: "o".into(),
+        };
+        assert!(binding_covers(&manual, 5_000, 1_000));
+        assert!(!binding_covers(&code("x"), 5_000, 1_000));
         assert!(!email_binding_applies(2_000, 1_000));
         assert_eq!(
             AttributionMethod::of(&BindingCause::Invite, true),

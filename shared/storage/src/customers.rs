@@ -1,6 +1,7 @@
 //! Customers of a program: bindings to partners (with history), invitations, flags, invoices
 //! (the commission fold's input), commissions and sales that wait for attribution.
 
+use chrono::Datelike;
 use rules::attribution::{AttributionMethod, BindingCause};
 use rules::plan::{InvoiceCommission, InvoiceFacts};
 use rules::Currency;
@@ -297,6 +298,54 @@ pub async fn unattributed_in_month(
 ) -> Result<Vec<UnattributedRow>, StoreError> {
     let pk = keys::unattributed_month_pk(month);
     table.query_as(Query::gsi2(pk)).await
+}
+
+/// Sales waiting for attribution paid between `from_ms` and `to_ms` (business time, both
+/// included): one Query per month the range touches, on the sparse month index.
+pub async fn unattributed_paid_between(
+    table: &Table,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<UnattributedRow>, StoreError> {
+    let mut out = vec![];
+    let Some(mut month) = chrono::DateTime::from_timestamp_millis(from_ms).map(|d| d.date_naive())
+    else {
+        return Ok(out);
+    };
+    let last = chrono::DateTime::from_timestamp_millis(to_ms)
+        .map(|d| d.date_naive())
+        .unwrap_or(month);
+    let mut months = vec![];
+    while month <= last {
+        months.push(month.format("%Y-%m").to_string());
+        let Some(next) = month
+            .with_day(1)
+            .and_then(|d| d.checked_add_months(chrono::Months::new(1)))
+        else {
+            break;
+        };
+        month = next;
+    }
+    for m in months {
+        let q = Query::gsi2(keys::unattributed_month_pk(&m))
+            .between(keys::ts(from_ms), format!("{}#~", keys::ts(to_ms)));
+        out.extend(table.query_as::<UnattributedRow>(q).await?);
+    }
+    Ok(out)
+}
+
+/// The bindings of several (program, customer) pairs (`BatchGetItem`s of 100 keys); pairs
+/// without a binding are left out.
+pub async fn bindings_of(
+    table: &Table,
+    customers: &[(String, String)],
+) -> Result<Vec<BindingRow>, StoreError> {
+    let wanted: Vec<_> = customers.iter().map(|(p, c)| keys::binding(p, c)).collect();
+    let mut out = vec![];
+    for (_, item) in table.batch_get(&wanted).await? {
+        out.push(serde_dynamo::from_item(item)?);
+    }
+    Ok(out)
 }
 
 // ---- writes: every item of a customer is built here --------------------------------------

@@ -26,6 +26,19 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// True for `ConditionFailed` on the transaction action labelled `label` (the error's label
+    /// is the action's label and its key).
+    pub fn is_condition_failed_on(&self, label: &str) -> bool {
+        match self {
+            StoreError::ConditionFailed { label: l } => {
+                l == label
+                    || l.strip_prefix(label)
+                        .is_some_and(|rest| rest.starts_with(' '))
+            }
+            _ => false,
+        }
+    }
+
     /// Worth retrying later (queue redelivery, HTTP 5xx to a retrying sender).
     pub fn is_retryable(&self) -> bool {
         matches!(self, StoreError::Contention { .. } | StoreError::Dynamo(_))

@@ -213,9 +213,7 @@ async fn book_customer_inner(
                 new = None;
             }
             // The binding the sale was attributed with moved: the caller decides again.
-            Err(StoreError::ConditionFailed { label }) if label == "binding" => {
-                return Err(StoreError::ConditionFailed { label }.into());
-            }
+            Err(e) if e.is_condition_failed_on("binding") => return Err(e.into()),
             // Another booking of this customer committed first: read again and decide again.
             Err(StoreError::ConditionFailed { .. }) => {}
             Err(e) => return Err(e.into()),

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use rules::attribution::{
-    binding_covers_sale, choose_cause, email_binding_applies, normalize_email, AttributionModel,
-    BindingCause, CauseCandidate,
+    binding_covers, binding_covers_sale, choose_cause, email_binding_applies, normalize_email,
+    AttributionModel, BindingCause, CauseCandidate,
 };
 use rules::plan::InvoiceFacts;
 use rules::sale::subscription_end_stops_payment;
@@ -187,7 +187,7 @@ async fn sale_in_program(
         .await?;
         let covering = binding
             .as_ref()
-            .filter(|b| binding_covers_sale(b.cause_at_ms, paid_at_ms));
+            .filter(|b| binding_covers(&b.cause, b.cause_at_ms, paid_at_ms));
         let Some(b) = covering else {
             match keep_unattributed(t, program, inv, email, source_event, binding.as_ref()).await {
                 Ok(()) => return Ok(InProgram::Waiting),
@@ -265,7 +265,7 @@ async fn sale_in_program(
 
 /// The write failed because the customer's binding changed since it was read.
 pub(crate) fn binding_moved(e: &EngineError) -> bool {
-    matches!(e, EngineError::Store(StoreError::ConditionFailed { label }) if label == "binding")
+    matches!(e, EngineError::Store(s) if s.is_condition_failed_on("binding"))
 }
 
 /// The binding that attributes this sale. A customer with booked sales keeps theirs (only a

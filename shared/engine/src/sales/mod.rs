@@ -9,7 +9,8 @@
 //!   of every booking of that customer), invoice rows, commissions, entries, balance moves,
 //!   level metrics and outbox messages. An earlier invoice arriving late corrects later ones,
 //!   and a replay books nothing.
-//! * [`waiting`]: after a new binding, the customer's sales that were waiting for it.
+//! * [`waiting`]: once a customer is bound, the customer's sales that were waiting for it; and
+//!   the periodic sweep that books any whose binding came without that step.
 //! * [`side_events`]: payment failed, subscription ended.
 
 pub mod booking;
@@ -22,6 +23,7 @@ pub use intake::{invoice_paid, PaidInvoice, SaleOutcome};
 pub use side_events::{
     invoice_payment_failed, subscription_ended, PaymentFailed, SubscriptionEnded,
 };
+pub use waiting::{sweep_waiting_sales, SweepReport, SWEEP_LOOKBACK_MS};
 
 /// Where the processed-event markers of Stripe events live (`EVENT#stripe#…`).
 pub const STRIPE_SOURCE: &str = "stripe";

@@ -4,7 +4,7 @@
 //! same partner first. Idempotent: it runs after every bind that leaves the customer bound, and
 //! the sweep (`sweep_waiting_sales`) runs it for sales whose binding came some other way.
 
-use rules::attribution::{binding_covers_sale, email_binding_applies};
+use rules::attribution::{binding_covers, binding_covers_sale, email_binding_applies};
 use rules::Program;
 use storage::customers::{self, BindingRow, UnattributedRow};
 use storage::partners;
@@ -16,7 +16,7 @@ use crate::{Engine, EngineError};
 
 /// Book the waiting sales of a customer bound in `program` by `binding` (the binding as it
 /// stands; idempotent). Returns the commissions booked.
-pub(crate) async fn book_waiting_sales(
+pub async fn book_waiting_sales(
     engine: &Engine,
     program: &Program,
     binding: &BindingRow,
@@ -26,7 +26,7 @@ pub(crate) async fn book_waiting_sales(
     let customer_key = binding.customer_key.as_str();
     let mut rows = customers::unattributed_of_customer(t, customer_key).await?;
     rows.retain(|r| {
-        r.program_id == program.id && binding_covers_sale(binding.cause_at_ms, r.at_ms)
+        r.program_id == program.id && binding_covers(&binding.cause, binding.cause_at_ms, r.at_ms)
     });
     let email = email.or(binding.email.as_deref());
     if let Some(e) = email {
@@ -115,5 +115,51 @@ async fn binding_for_row(
     }
     Ok(written
         .binding
-        .filter(|b| binding_covers_sale(b.cause_at_ms, row.at_ms)))
+        .filter(|b| binding_covers(&b.cause, b.cause_at_ms, row.at_ms)))
+}
+
+/// How far back (business time) the sweep looks for waiting sales: a bind that died after
+/// writing its binding is retried by its client within minutes; three days cover any such
+/// retry policy (and a weekend of an operator's outage) with room to spare, and keeps the sweep's reads proportional to a few days of
+/// unattributed sales rather than to every organic sale of the last year.
+pub const SWEEP_LOOKBACK_MS: i64 = 3 * 86_400_000;
+
+/// What a sweep of waiting sales did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Waiting sales looked at.
+    pub waiting: usize,
+    /// Of their customers, those found bound (their waiting sales were booked if covered).
+    pub bound_customers: usize,
+    /// Commissions booked.
+    pub commission_ids: Vec<String>,
+}
+
+/// The periodic sweep: every sale still waiting for attribution, paid in the
+/// [`SWEEP_LOOKBACK_MS`] before `now_ms` (business time of the schedule), whose customer has
+/// since been bound, is booked (`book_waiting_sales`, idempotent). It repairs a bind that died
+/// between writing the binding and booking the waiting sales, whatever the client does next.
+/// Reads: one Query per month of the window, one `BatchGetItem` per 100 customers.
+pub async fn sweep_waiting_sales(engine: &Engine, now_ms: i64) -> Result<SweepReport, EngineError> {
+    let t = &engine.table;
+    let rows = customers::unattributed_paid_between(t, now_ms - SWEEP_LOOKBACK_MS, now_ms).await?;
+    let mut pairs: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r.program_id.clone(), r.customer_key.clone()))
+        .collect();
+    pairs.sort();
+    pairs.dedup();
+    let mut report = SweepReport {
+        waiting: rows.len(),
+        ..Default::default()
+    };
+    for binding in customers::bindings_of(t, &pairs).await? {
+        let Some(program) = engine.catalog.program(t, &binding.program_id).await? else {
+            continue;
+        };
+        report.bound_customers += 1;
+        let ids = book_waiting_sales(engine, &program, &binding, binding.email.as_deref()).await?;
+        report.commission_ids.extend(ids);
+    }
+    Ok(report)
 }
