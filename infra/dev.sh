@@ -16,6 +16,8 @@
 #   SEED=infra/dev/demo.yaml  program file to apply; SEED=none seeds nothing
 #   MOTO_PORT=<free port>     fixed port for moto (e.g. to reuse the endpoint in another shell)
 #   DEVGW_SCHEDULES=auto      auto: schedules fire by their expressions; manual: only on demand
+#   DEVGW_CONCURRENCY=4       instances of each function that may run at once (started when
+#                             invocations queue); 1: one invocation of a function at a time
 #   DEVGW_LOG=info            devgw's own log filter; RUST_LOG is the functions'
 #   DEV_DIR=.dev              where the second shell's settings go (DEV_DIR/env, DEV_DIR/queues.env)
 # Any function variable below (e.g. STRIPE_SIGNING_SECRET) can be overridden the same way.

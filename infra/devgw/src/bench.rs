@@ -84,6 +84,7 @@ async fn one_run(opts: &BenchOptions) -> Result<Run, DevgwError> {
         memory_mb: opts.memory_mb,
         env: opts.env.clone(),
         log_width: 0,
+        instance: 0,
     };
     let api = server.addr.to_string();
     gen.mark_spawned();

@@ -43,6 +43,24 @@ pub struct GatewayConfig {
     pub sqs: bool,
     /// Prefix of local queue names (`partnerctl setup-local` uses `partner-engine-local`).
     pub queue_prefix: String,
+    /// How many instances of a function may run at once (`DEVGW_CONCURRENCY`; a function's
+    /// `ReservedConcurrentExecutions` can lower it). At least 1.
+    pub concurrency: usize,
+}
+
+/// `DEVGW_CONCURRENCY`'s default: several instances per function, as Lambda runs several
+/// execution environments at once, few enough for a laptop (they start only when needed).
+pub const DEFAULT_CONCURRENCY: u16 = 4;
+
+/// How many instances of `spec` may run at once under devgw's limit `limit`.
+pub fn function_concurrency(spec: &FunctionSpec, limit: usize) -> usize {
+    let limit = limit.max(1);
+    match spec.reserved_concurrency {
+        // 0 throttles every invocation on Lambda; locally the function still runs, one at a time.
+        Some(0) => 1,
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX).min(limit),
+        None => limit,
+    }
 }
 
 pub struct Function {
@@ -208,7 +226,14 @@ pub async fn start(cfg: GatewayConfig) -> Result<RunningGateway, DevgwError> {
         for r in &spec.http_routes {
             router.add(&r.method, &r.path, i);
         }
-        let chan = FunctionChannel::new(&spec.name, Duration::from_secs(spec.timeout_secs));
+        if spec.reserved_concurrency == Some(0) {
+            tracing::warn!(function = %spec.name, "ReservedConcurrentExecutions: 0 throttles it on Lambda; devgw runs it with one instance");
+        }
+        let chan = FunctionChannel::with_concurrency(
+            &spec.name,
+            Duration::from_secs(spec.timeout_secs),
+            function_concurrency(&spec, cfg.concurrency),
+        );
         functions.push(Function { spec, chan, binary });
     }
 
@@ -220,7 +245,13 @@ pub async fn start(cfg: GatewayConfig) -> Result<RunningGateway, DevgwError> {
             binary: f.binary.clone(),
             memory_mb: f.spec.memory_mb,
             env: resolve_env(&f.spec, &queues),
-            log_width,
+            // room for `#n` of the second and later instances
+            log_width: if f.chan.concurrency > 1 {
+                log_width + 2
+            } else {
+                log_width
+            },
+            instance: 0,
         };
         supervisors.push(tokio::spawn(process::supervise(
             f.chan.clone(),
@@ -359,7 +390,15 @@ fn listing(gw: &Gateway) -> Value {
                 "binary": f.binary.display().to_string(),
                 "source": f.spec.source,
                 "status": f.chan.status(),
-                "pid": f.chan.pid.load(std::sync::atomic::Ordering::Relaxed),
+                "pid": f.chan.pid(),
+                "concurrency": f.chan.concurrency,
+                "outstanding": f.chan.outstanding(),
+                "instances": f.chan.instances().iter().map(|i| json!({
+                    "index": i.index,
+                    "status": i.status(),
+                    "pid": i.pid.load(std::sync::atomic::Ordering::Relaxed),
+                    "busy": i.is_busy(),
+                })).collect::<Vec<_>>(),
                 "timeoutSeconds": f.spec.timeout_secs,
                 "memoryMb": f.spec.memory_mb,
                 "routes": f.spec.http_routes.iter().map(|r| r.route_key()).collect::<Vec<_>>(),

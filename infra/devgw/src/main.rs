@@ -56,6 +56,16 @@ enum Command {
             default_value = "partner-engine-local"
         )]
         queue_prefix: String,
+        /// Instances of each function that may run at once (a function's
+        /// ReservedConcurrentExecutions can lower it); the first starts with devgw, the others
+        /// when invocations queue. 1: one invocation of a function at a time.
+        #[arg(
+            long,
+            env = "DEVGW_CONCURRENCY",
+            default_value_t = gateway::DEFAULT_CONCURRENCY,
+            value_parser = clap::value_parser!(u16).range(1..)
+        )]
+        concurrency: u16,
     },
     /// Print the functions devgw finds, as JSON.
     List {
@@ -143,6 +153,7 @@ async fn run(cli: Cli) -> Result<(), DevgwError> {
             bin_dir,
             schedules,
             queue_prefix,
+            concurrency,
         } => {
             let cfg = GatewayConfig {
                 template: sources.root.join(&sources.template),
@@ -153,6 +164,7 @@ async fn run(cli: Cli) -> Result<(), DevgwError> {
                 auto_schedules: schedules == ScheduleMode::Auto,
                 sqs: true,
                 queue_prefix,
+                concurrency: usize::from(concurrency),
             };
             // Signal handlers first, so that Ctrl-C during start-up still stops the functions.
             let signal = tokio::spawn(wait_for_signal());

@@ -1,5 +1,7 @@
 //! Function processes: the environment Lambda gives them, spawning with prefixed output, and the
-//! supervisor that restarts a crashed process and reloads a rebuilt binary.
+//! supervisors: one per function, that starts an instance whenever invocations wait for one (up
+//! to the function's concurrency), and one per instance, that restarts a crashed process and
+//! reloads a rebuilt binary.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -8,9 +10,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
+use tokio::task::JoinSet;
 
 use crate::error::DevgwError;
-use crate::runtime::{self, FunctionChannel, Generation, Outcome, Status};
+use crate::runtime::{self, FunctionChannel, Generation, Instance, Outcome, Status};
 use crate::{Shutdown, REGION};
 
 /// What is needed to start one function's process.
@@ -23,6 +26,8 @@ pub struct ProcessSpec {
     pub env: Vec<(String, String)>,
     /// Width of the name column in the log prefix.
     pub log_width: usize,
+    /// Which instance of the function (0: the first); others log as `name#1`, `name#2`, ...
+    pub instance: usize,
 }
 
 /// The variables Lambda sets for a `provided.al2023` function (those `lambda_runtime` reads, and
@@ -79,7 +84,11 @@ pub fn spawn(spec: &ProcessSpec, runtime_api: &str, output: Output) -> Result<Ch
         source,
     })?;
     if output == Output::Prefixed {
-        let prefix = format!("{:>w$} |", spec.name, w = spec.log_width);
+        let label = match spec.instance {
+            0 => spec.name.clone(),
+            n => format!("{}#{n}", spec.name),
+        };
+        let prefix = format!("{label:>w$} |", w = spec.log_width);
         if let Some(out) = child.stdout.take() {
             tokio::spawn(print_lines(out, prefix.clone()));
         }
@@ -154,17 +163,64 @@ enum Ended {
     Shutdown,
 }
 
-/// Keep one process of the function running until `shutdown` turns true: start it, restart it
+/// Run the function's instances until `shutdown` turns true: the first one at once (so that the
+/// function is ready when devgw is), another one whenever more invocations are outstanding than
+/// there are instances, up to `chan.concurrency` (Lambda's cold starts). Instances stay until
+/// devgw stops.
+pub async fn supervise(chan: Arc<FunctionChannel>, spec: ProcessSpec, mut shutdown: Shutdown) {
+    let mut instances = JoinSet::new();
+    let first = chan.add_instance();
+    instances.spawn(supervise_instance(
+        chan.clone(),
+        first,
+        spec.clone(),
+        shutdown.clone(),
+    ));
+    while chan.concurrency > 1 && !shutdown.is_set() {
+        tokio::select! {
+            _ = chan.scale_requested() => {}
+            _ = shutdown.wait() => break,
+        }
+        while chan.wants_instance() && !shutdown.is_set() {
+            let instance = chan.add_instance();
+            tracing::info!(
+                function = %spec.name,
+                "starting instance #{} (of at most {}): {} invocation(s) outstanding",
+                instance.index,
+                chan.concurrency,
+                chan.outstanding()
+            );
+            let spec = ProcessSpec {
+                instance: instance.index,
+                ..spec.clone()
+            };
+            instances.spawn(supervise_instance(
+                chan.clone(),
+                instance,
+                spec,
+                shutdown.clone(),
+            ));
+        }
+    }
+    while instances.join_next().await.is_some() {}
+}
+
+/// Keep one process of the instance running until `shutdown` turns true: start it, restart it
 /// (with a growing pause) when it exits, restart it when its binary is rebuilt, and fail the
 /// invocation it was handling when it dies.
-pub async fn supervise(chan: Arc<FunctionChannel>, spec: ProcessSpec, mut shutdown: Shutdown) {
+async fn supervise_instance(
+    chan: Arc<FunctionChannel>,
+    instance: Arc<Instance>,
+    spec: ProcessSpec,
+    mut shutdown: Shutdown,
+) {
     let mut pause = Duration::from_millis(500);
     loop {
         if shutdown.is_set() {
             break;
         }
         let Some(stamp0) = stamp(&spec.binary) else {
-            chan.set_status(Status::Missing(format!(
+            instance.set_status(Status::Missing(format!(
                 "{} does not exist (build it: cargo build --bins)",
                 spec.binary.display()
             )));
@@ -189,8 +245,9 @@ pub async fn supervise(chan: Arc<FunctionChannel>, spec: ProcessSpec, mut shutdo
             }
             continue;
         };
-        chan.set_status(Status::Starting);
         let gen = Generation::new();
+        instance.set_generation(Some(gen.clone()));
+        instance.set_status(Status::Starting);
         let server = match runtime::start_server(chan.clone(), gen.clone()).await {
             Ok(s) => s,
             Err(e) => {
@@ -205,13 +262,13 @@ pub async fn supervise(chan: Arc<FunctionChannel>, spec: ProcessSpec, mut shutdo
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(function = %spec.name, error = %e, "cannot start");
-                chan.set_status(Status::Crashed(e.to_string()));
+                instance.set_status(Status::Crashed(e.to_string()));
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(10));
                 continue;
             }
         };
-        chan.pid.store(
+        instance.pid.store(
             child.id().unwrap_or(0),
             std::sync::atomic::Ordering::Relaxed,
         );
@@ -222,14 +279,14 @@ pub async fn supervise(chan: Arc<FunctionChannel>, spec: ProcessSpec, mut shutdo
                 Err(e) => e.to_string(),
             }),
             _ = gen.kill_requested() => Ended::Killed("timeout"),
-            _ = rebuilt(&spec.binary, stamp0, &chan) => Ended::Reload,
+            _ = rebuilt(&spec.binary, stamp0, &gen) => Ended::Reload,
             _ = shutdown.wait() => Ended::Shutdown,
         };
         if !matches!(ended, Ended::Exited(_)) {
             let _ = child.start_kill();
             let _ = child.wait().await;
         }
-        chan.pid.store(0, std::sync::atomic::Ordering::Relaxed);
+        instance.pid.store(0, std::sync::atomic::Ordering::Relaxed);
         drop(server);
         let reason = match &ended {
             Ended::Exited(s) => format!("Runtime exited with error: {s}"),
@@ -237,7 +294,7 @@ pub async fn supervise(chan: Arc<FunctionChannel>, spec: ProcessSpec, mut shutdo
             Ended::Reload => "Runtime restarted: binary rebuilt".to_string(),
             Ended::Shutdown => "devgw stopped".to_string(),
         };
-        chan.fail_inflight(|id| {
+        gen.fail_inflight(|id| {
             Outcome::error(
                 "Runtime.ExitError",
                 &format!("RequestId: {id} Error: {reason}"),
@@ -264,7 +321,7 @@ pub async fn supervise(chan: Arc<FunctionChannel>, spec: ProcessSpec, mut shutdo
                     pause = Duration::from_millis(500);
                 }
                 tracing::warn!(function = %spec.name, "{reason}; restarting in {:.1} s", pause.as_secs_f64());
-                chan.set_status(Status::Crashed(reason));
+                instance.set_status(Status::Crashed(reason));
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
                     _ = shutdown.wait() => {}
@@ -273,23 +330,23 @@ pub async fn supervise(chan: Arc<FunctionChannel>, spec: ProcessSpec, mut shutdo
             }
         }
     }
-    chan.set_status(Status::Stopped);
+    instance.set_status(Status::Stopped);
     let _ = chan
         .fail_queued(&Outcome::error("Runtime.Unavailable", "devgw stopped"))
         .await;
 }
 
-/// Resolves once the binary has changed on disk and the function is idle.
-async fn rebuilt(binary: &Path, first: (SystemTime, u64), chan: &FunctionChannel) {
+/// Resolves once the binary has changed on disk and the process is idle.
+async fn rebuilt(binary: &Path, first: (SystemTime, u64), gen: &Generation) {
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let Some(now) = stamp(binary) else { continue };
-        if now == first || chan.is_busy() {
+        if now == first || gen.is_busy() {
             continue;
         }
         // Let the linker finish writing.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        if stamp(binary) == Some(now) && !chan.is_busy() {
+        if stamp(binary) == Some(now) && !gen.is_busy() {
             return;
         }
     }

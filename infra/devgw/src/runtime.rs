@@ -1,11 +1,13 @@
-//! The Lambda Runtime API (`/2018-06-01/runtime/...`), served to one function process, and the
-//! invocation queue in front of it.
+//! The Lambda Runtime API (`/2018-06-01/runtime/...`), served to function processes, and the
+//! invocation queue in front of them.
 //!
-//! Each function has one [`FunctionChannel`] (its queue of invocations, for the life of devgw) and
-//! each process of it one [`Generation`] with its own Runtime API listener, so that requests of a
-//! dead process can never take an invocation meant for its successor.
+//! Each function has one [`FunctionChannel`] (its queue of invocations, for the life of devgw)
+//! and up to [`FunctionChannel::concurrency`] [`Instance`]s, Lambda's execution environments:
+//! each takes the next queued invocation when it asks for one, and handles one at a time. Each
+//! process of an instance is one [`Generation`] with its own Runtime API listener, so that
+//! requests of a dead process can never take an invocation meant for its successor.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -82,19 +84,79 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// One function's invocation queue.
+/// One function's invocation queue, shared by its instances.
 pub struct FunctionChannel {
     pub name: String,
     pub arn: String,
     pub timeout: Duration,
+    /// At most this many instances (processes) handle invocations at once.
+    pub concurrency: usize,
     tx: mpsc::UnboundedSender<Invocation>,
     rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Invocation>>,
-    inflight: Mutex<Option<InFlight>>,
-    status: Mutex<Status>,
+    instances: Mutex<Vec<Arc<Instance>>>,
+    /// Invocations asked for and not answered yet (queued or being handled).
+    outstanding: AtomicUsize,
+    /// Told when there are more outstanding invocations than instances.
+    scale: Notify,
     pub invocations: AtomicU64,
     pub errors: AtomicU64,
+}
+
+/// One execution environment of a function: one process at a time (restarted when it dies),
+/// handling one invocation at a time.
+#[derive(Debug)]
+pub struct Instance {
+    /// 0 for the first instance (started with devgw), then 1, 2, ... in the order they started.
+    pub index: usize,
+    status: Mutex<Status>,
+    generation: Mutex<Option<Arc<Generation>>>,
     /// Process id of the current process (0 when none).
-    pub pid: std::sync::atomic::AtomicU32,
+    pub pid: AtomicU32,
+}
+
+impl Instance {
+    fn new(index: usize) -> Self {
+        Instance {
+            index,
+            status: Mutex::new(Status::Starting),
+            generation: Mutex::new(None),
+            pid: AtomicU32::new(0),
+        }
+    }
+
+    /// `Ready` once the current process has asked for an event; else what the supervisor set.
+    pub fn status(&self) -> Status {
+        let s = lock(&self.status).clone();
+        match (&s, lock(&self.generation).as_ref()) {
+            (Status::Starting, Some(g)) if g.first_next().is_some() => Status::Ready,
+            _ => s,
+        }
+    }
+
+    /// Set by the supervisor: `Starting` with a new process ([`Instance::set_generation`]),
+    /// `Crashed`, `Missing` or `Stopped`.
+    pub fn set_status(&self, s: Status) {
+        *lock(&self.status) = s;
+    }
+
+    /// The process now running (or none).
+    pub fn set_generation(&self, gen: Option<Arc<Generation>>) {
+        *lock(&self.generation) = gen;
+    }
+
+    /// Handling an invocation.
+    pub fn is_busy(&self) -> bool {
+        lock(&self.generation).as_ref().is_some_and(|g| g.is_busy())
+    }
+}
+
+/// Counts an invocation as outstanding while it lives (also when its caller gives up).
+struct Outstanding<'a>(&'a AtomicUsize);
+
+impl Drop for Outstanding<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for FunctionChannel {
@@ -132,32 +194,83 @@ fn now_ms() -> u128 {
 }
 
 impl FunctionChannel {
+    /// A function with one instance at most.
     pub fn new(name: &str, timeout: Duration) -> Arc<Self> {
+        Self::with_concurrency(name, timeout, 1)
+    }
+
+    /// A function with up to `concurrency` instances (at least one).
+    pub fn with_concurrency(name: &str, timeout: Duration, concurrency: usize) -> Arc<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
         Arc::new(FunctionChannel {
             name: name.to_string(),
             arn: function_arn(name),
             timeout,
+            concurrency: concurrency.max(1),
             tx,
             rx: tokio::sync::Mutex::new(rx),
-            inflight: Mutex::new(None),
-            status: Mutex::new(Status::Starting),
+            instances: Mutex::new(vec![]),
+            outstanding: AtomicUsize::new(0),
+            scale: Notify::new(),
             invocations: AtomicU64::new(0),
             errors: AtomicU64::new(0),
-            pid: std::sync::atomic::AtomicU32::new(0),
         })
     }
 
+    /// The function's state from its instances': `Ready` if one is, else `Starting` if one is
+    /// (also before the first one exists), else the first one's.
     pub fn status(&self) -> Status {
-        lock(&self.status).clone()
+        let statuses: Vec<Status> = self.instances().iter().map(|i| i.status()).collect();
+        if statuses.contains(&Status::Ready) {
+            return Status::Ready;
+        }
+        if statuses.is_empty() || statuses.contains(&Status::Starting) {
+            return Status::Starting;
+        }
+        statuses[0].clone()
     }
 
-    pub fn set_status(&self, s: Status) {
-        *lock(&self.status) = s;
+    /// The instances started so far, first one first.
+    pub fn instances(&self) -> Vec<Arc<Instance>> {
+        lock(&self.instances).clone()
     }
 
+    /// Process id of the first instance's process (0 when none).
+    pub fn pid(&self) -> u32 {
+        self.instances()
+            .first()
+            .map(|i| i.pid.load(Ordering::Relaxed))
+            .unwrap_or(0)
+    }
+
+    /// An instance is handling an invocation.
     pub fn is_busy(&self) -> bool {
-        lock(&self.inflight).is_some()
+        self.instances().iter().any(|i| i.is_busy())
+    }
+
+    /// Invocations asked for and not answered yet (queued or being handled).
+    pub fn outstanding(&self) -> usize {
+        self.outstanding.load(Ordering::SeqCst)
+    }
+
+    /// Register a new instance (its supervisor runs its processes).
+    pub fn add_instance(&self) -> Arc<Instance> {
+        let mut all = lock(&self.instances);
+        let i = Arc::new(Instance::new(all.len()));
+        all.push(i.clone());
+        i
+    }
+
+    /// More invocations are outstanding than there are instances, and the limit allows another
+    /// one: as on Lambda, an invocation that finds no free execution environment gets a new one.
+    pub fn wants_instance(&self) -> bool {
+        let n = lock(&self.instances).len();
+        n < self.concurrency && self.outstanding() > n
+    }
+
+    /// Resolves when [`FunctionChannel::wants_instance`] may have become true.
+    pub async fn scale_requested(&self) {
+        self.scale.notified().await;
     }
 
     /// Invoke the function and wait for its outcome. `Err` when the function cannot run at all
@@ -172,6 +285,7 @@ impl FunctionChannel {
             Status::Stopped => return Err(unavailable("devgw is stopping".into())),
             _ => {}
         }
+        let _outstanding = self.count_outstanding();
         let (reply, rx) = oneshot::channel();
         let inv = Invocation {
             id: uuid::Uuid::new_v4().to_string(),
@@ -200,25 +314,12 @@ impl FunctionChannel {
         Ok(outcome)
     }
 
-    fn take_inflight(&self, id: Option<&str>) -> Option<InFlight> {
-        let mut guard = lock(&self.inflight);
-        match (guard.as_ref(), id) {
-            (Some(f), Some(id)) if f.id != id => None,
-            (Some(_), _) => guard.take(),
-            (None, _) => None,
+    fn count_outstanding(&self) -> Outstanding<'_> {
+        let n = self.outstanding.fetch_add(1, Ordering::SeqCst) + 1;
+        if n > lock(&self.instances).len() && self.concurrency > 1 {
+            self.scale.notify_one();
         }
-    }
-
-    /// Fail the invocation being handled (the process died or was killed).
-    pub fn fail_inflight(&self, outcome_for: impl FnOnce(&str) -> Outcome) -> bool {
-        match self.take_inflight(None) {
-            Some(f) => {
-                let o = outcome_for(&f.id);
-                let _ = f.reply.send(o);
-                true
-            }
-            None => false,
-        }
+        Outstanding(&self.outstanding)
     }
 
     /// Fail every queued invocation (the function cannot initialise). Returns how many.
@@ -233,13 +334,24 @@ impl FunctionChannel {
     }
 }
 
-/// One process of a function: its Runtime API requests and what they told.
+/// One process of a function: its Runtime API requests, what they told, and the invocation it
+/// is handling.
 pub struct Generation {
     pub spawned_at: Mutex<Instant>,
     first_next: watch::Sender<Option<Instant>>,
     init_error: Mutex<Option<Outcome>>,
     init_reported: AtomicBool,
     kill: Notify,
+    inflight: Mutex<Option<InFlight>>,
+}
+
+impl std::fmt::Debug for Generation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Generation")
+            .field("first_next", &self.first_next())
+            .field("busy", &self.is_busy())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Generation {
@@ -250,6 +362,7 @@ impl Default for Generation {
             init_error: Mutex::new(None),
             init_reported: AtomicBool::new(false),
             kill: Notify::new(),
+            inflight: Mutex::new(None),
         }
     }
 }
@@ -294,6 +407,32 @@ impl Generation {
 
     pub async fn kill_requested(&self) {
         self.kill.notified().await;
+    }
+
+    /// Handling an invocation.
+    pub fn is_busy(&self) -> bool {
+        lock(&self.inflight).is_some()
+    }
+
+    fn take_inflight(&self, id: Option<&str>) -> Option<InFlight> {
+        let mut guard = lock(&self.inflight);
+        match (guard.as_ref(), id) {
+            (Some(f), Some(id)) if f.id != id => None,
+            (Some(_), _) => guard.take(),
+            (None, _) => None,
+        }
+    }
+
+    /// Fail the invocation being handled (the process died or was killed).
+    pub fn fail_inflight(&self, outcome_for: impl FnOnce(&str) -> Outcome) -> bool {
+        match self.take_inflight(None) {
+            Some(f) => {
+                let o = outcome_for(&f.id);
+                let _ = f.reply.send(o);
+                true
+            }
+            None => false,
+        }
     }
 
     fn init_duration(&self) -> Option<Duration> {
@@ -352,7 +491,7 @@ pub async fn handle(
             let body = match http::read_body(req.into_body(), MAX_PAYLOAD).await {
                 Ok(b) => b,
                 Err(e) => {
-                    chan.fail_inflight(|_| {
+                    gen.fail_inflight(|_| {
                         Outcome::error(
                             "Function.ResponseSizeTooLarge",
                             &format!("response payload too large or unreadable: {e}"),
@@ -400,10 +539,7 @@ async fn next(chan: Arc<FunctionChannel>, gen: Arc<Generation>) -> Response<Body
             false
         }
     });
-    if !matches!(chan.status(), Status::Ready) {
-        chan.set_status(Status::Ready);
-    }
-    if let Some(prev) = chan.take_inflight(None) {
+    if let Some(prev) = gen.take_inflight(None) {
         let _ = prev.reply.send(Outcome::error(
             "Runtime.NoResponse",
             "the runtime asked for the next event without answering this one",
@@ -418,7 +554,7 @@ async fn next(chan: Arc<FunctionChannel>, gen: Arc<Generation>) -> Response<Body
     };
     let deadline = now_ms() + chan.timeout.as_millis();
     let id = inv.id.clone();
-    *lock(&chan.inflight) = Some(InFlight {
+    *lock(&gen.inflight) = Some(InFlight {
         id: id.clone(),
         reply: inv.reply,
         started: Instant::now(),
@@ -430,7 +566,7 @@ async fn next(chan: Arc<FunctionChannel>, gen: Arc<Generation>) -> Response<Body
         let id = id.clone();
         tokio::spawn(async move {
             tokio::time::sleep(chan.timeout).await;
-            if let Some(f) = chan.take_inflight(Some(&id)) {
+            if let Some(f) = gen.take_inflight(Some(&id)) {
                 let secs = chan.timeout.as_secs_f64();
                 tracing::warn!(function = %chan.name, request_id = %id, "timed out after {secs:.2} s; restarting the process");
                 let _ = f.reply.send(Outcome::error(
@@ -463,7 +599,7 @@ fn complete(
     id: &str,
     outcome: Outcome,
 ) -> Response<Body> {
-    let Some(f) = chan.take_inflight(Some(id)) else {
+    let Some(f) = gen.take_inflight(Some(id)) else {
         return runtime_error(400, "InvalidRequestID", "no such invocation in progress");
     };
     let duration = f.started.elapsed();

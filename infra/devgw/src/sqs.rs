@@ -1,7 +1,8 @@
 //! SQS event source mapping: poll a queue, invoke the function with a real-shaped SQS event, and
 //! delete only the records that succeeded (`ReportBatchItemFailures`). Failed records come back
 //! after the queue's visibility timeout and move to its dead-letter queue after `maxReceiveCount`
-//! receives, by the queue's own redrive policy, as on AWS.
+//! receives, by the queue's own redrive policy, as on AWS. Several batches are handled at once,
+//! one per instance of the function (one at a time for a FIFO queue).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -14,6 +15,8 @@ use aws_sdk_sqs::types::{
 };
 use bytes::Bytes;
 use serde_json::Value;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 use crate::error::DevgwError;
 use crate::runtime::{FunctionChannel, Outcome};
@@ -233,7 +236,19 @@ async fn delete(
     Ok(())
 }
 
-/// Poll one queue for one function until shutdown.
+/// How many batches of a queue may be handled at once: one per instance of the function, as
+/// Lambda's event source mapping invokes concurrently; one for a FIFO queue (its order kept).
+pub fn batch_concurrency(chan: &FunctionChannel, queue_url: &str) -> usize {
+    if queue_url.ends_with(".fifo") {
+        1
+    } else {
+        chan.concurrency
+    }
+}
+
+/// Poll one queue for one function until shutdown. Each batch goes to one invocation; up to
+/// [`batch_concurrency`] batches are in flight at once, and the queue is not polled while that
+/// many are.
 pub async fn run_poller(
     chan: Arc<FunctionChannel>,
     spec: SqsSpec,
@@ -258,9 +273,22 @@ pub async fn run_poller(
             }
         }
     };
-    tracing::info!(function = %chan.name, event = %spec.event, queue = %target.url, batch_size = spec.batch_size, "polling");
+    let slots = Arc::new(Semaphore::new(batch_concurrency(&chan, &target.url)));
+    tracing::info!(function = %chan.name, event = %spec.event, queue = %target.url, batch_size = spec.batch_size, concurrent_batches = slots.available_permits(), "polling");
+    let target = Arc::new(target);
+    let spec = Arc::new(spec);
+    // Dropped (and so aborted) at shutdown: the records of an unfinished batch stay on the queue.
+    let mut batches = JoinSet::new();
     last_error.clear();
     loop {
+        while batches.try_join_next().is_some() {}
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => match s {
+                Ok(s) => s,
+                Err(_) => return,
+            },
+            _ = shutdown.wait() => return,
+        };
         let started = Instant::now();
         let got = tokio::select! {
             r = receive(&client, &target.url, spec.batch_size) => r,
@@ -272,6 +300,7 @@ pub async fn run_poller(
                 m
             }
             Err(e) => {
+                drop(slot);
                 let msg = e.to_string();
                 if msg != last_error {
                     tracing::warn!(function = %chan.name, error = %msg, "receive failed; retrying");
@@ -285,46 +314,63 @@ pub async fn run_poller(
             }
         };
         if messages.is_empty() {
+            drop(slot);
             tokio::select! {
                 _ = tokio::time::sleep(IDLE_POLL.saturating_sub(started.elapsed())) => {}
                 _ = shutdown.wait() => return,
             }
             continue;
         }
-        let ids: Vec<String> = messages
-            .iter()
-            .map(|m| m.message_id().unwrap_or_default().to_string())
-            .collect();
-        let outcome = match serde_json::to_vec(&sqs_event(&messages, &target.arn)) {
-            Ok(payload) => match chan.invoke(Bytes::from(payload)).await {
-                Ok(o) => o,
-                Err(e) => {
-                    tracing::warn!(function = %chan.name, error = %e, "cannot invoke; messages stay on the queue");
-                    Outcome::error("Runtime.Unavailable", &e.to_string())
-                }
-            },
+        let (chan, client, target, spec) =
+            (chan.clone(), client.clone(), target.clone(), spec.clone());
+        batches.spawn(async move {
+            handle_batch(&chan, &client, &target, &spec, &messages).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Invoke the function with one batch and delete the records that succeeded.
+async fn handle_batch(
+    chan: &FunctionChannel,
+    client: &aws_sdk_sqs::Client,
+    target: &QueueTarget,
+    spec: &SqsSpec,
+    messages: &[Message],
+) {
+    let ids: Vec<String> = messages
+        .iter()
+        .map(|m| m.message_id().unwrap_or_default().to_string())
+        .collect();
+    let outcome = match serde_json::to_vec(&sqs_event(messages, &target.arn)) {
+        Ok(payload) => match chan.invoke(Bytes::from(payload)).await {
+            Ok(o) => o,
             Err(e) => {
-                tracing::warn!(function = %chan.name, error = %e, "cannot serialise the SQS event; messages stay on the queue");
+                tracing::warn!(function = %chan.name, error = %e, "cannot invoke; messages stay on the queue");
                 Outcome::error("Runtime.Unavailable", &e.to_string())
             }
-        };
-        let failed = failed_ids(&outcome, spec.report_batch_item_failures, &ids);
-        let done: Vec<&Message> = messages
-            .iter()
-            .filter(|m| !failed.contains(m.message_id().unwrap_or_default()))
-            .collect();
-        if let Err(e) = delete(&client, &target.url, &done).await {
-            tracing::warn!(function = %chan.name, error = %e, "delete failed; those messages will be delivered again");
+        },
+        Err(e) => {
+            tracing::warn!(function = %chan.name, error = %e, "cannot serialise the SQS event; messages stay on the queue");
+            Outcome::error("Runtime.Unavailable", &e.to_string())
         }
-        if failed.is_empty() {
-            tracing::info!(function = %chan.name, queue = %target.url, "SQS batch of {} record(s) done", ids.len());
-        } else {
-            tracing::warn!(
-                function = %chan.name, queue = %target.url,
-                "SQS batch of {} record(s): {} failed, back on the queue after its visibility timeout",
-                ids.len(), failed.len()
-            );
-        }
+    };
+    let failed = failed_ids(&outcome, spec.report_batch_item_failures, &ids);
+    let done: Vec<&Message> = messages
+        .iter()
+        .filter(|m| !failed.contains(m.message_id().unwrap_or_default()))
+        .collect();
+    if let Err(e) = delete(client, &target.url, &done).await {
+        tracing::warn!(function = %chan.name, error = %e, "delete failed; those messages will be delivered again");
+    }
+    if failed.is_empty() {
+        tracing::info!(function = %chan.name, queue = %target.url, "SQS batch of {} record(s) done", ids.len());
+    } else {
+        tracing::warn!(
+            function = %chan.name, queue = %target.url,
+            "SQS batch of {} record(s): {} failed, back on the queue after its visibility timeout",
+            ids.len(), failed.len()
+        );
     }
 }
 

@@ -32,6 +32,9 @@ pub struct FunctionSpec {
     pub binary_alternatives: Vec<String>,
     pub timeout_secs: u64,
     pub memory_mb: u32,
+    /// `ReservedConcurrentExecutions` (of the function or `Globals.Function`): at most this many
+    /// instances run at once, locally as on Lambda (devgw's own limit still applies).
+    pub reserved_concurrency: Option<u32>,
     pub environment: BTreeMap<String, EnvSource>,
     pub http_routes: Vec<HttpRouteSpec>,
     pub sqs: Vec<SqsSpec>,
@@ -205,12 +208,16 @@ pub fn discover(
                 let f = parse_function(&ctx, local_path, globals, id, res, &mut out.warnings)?;
                 match out.functions.iter_mut().find(|e| e.logical_id == id) {
                     Some(existing) => {
-                        // An overlay: only what the entry itself says is added.
+                        // An overlay: only what the entry itself says is added (or, for
+                        // `ReservedConcurrentExecutions`, replaced).
                         let own = parse_function(&ctx, local_path, None, id, res, &mut vec![])?;
                         existing.environment.extend(own.environment);
                         existing.http_routes.extend(own.http_routes);
                         existing.sqs.extend(own.sqs);
                         existing.schedules.extend(own.schedules);
+                        if own.reserved_concurrency.is_some() {
+                            existing.reserved_concurrency = own.reserved_concurrency;
+                        }
                     }
                     None => out.functions.push(f),
                 }
@@ -459,6 +466,9 @@ fn parse_function(
             .and_then(as_u64)
             .and_then(|m| u32::try_from(m).ok())
             .unwrap_or(DEFAULT_MEMORY_MB),
+        reserved_concurrency: prop("ReservedConcurrentExecutions")
+            .and_then(as_u64)
+            .and_then(|n| u32::try_from(n).ok()),
         environment,
         http_routes: vec![],
         sqs: vec![],

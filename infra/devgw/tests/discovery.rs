@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use devgw::template::{discover_files, EnvSource, QueueRef, ScheduleKind};
+use devgw::gateway::function_concurrency;
+use devgw::template::{discover_files, EnvSource, FunctionSpec, QueueRef, ScheduleKind};
 
 fn fixture(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -118,6 +119,29 @@ fn local_functions_file_adds_and_extends() {
         "the template's variables stay"
     );
     assert_eq!(r.memory_mb, 128, "the overlay changes nothing else");
+    assert_eq!(
+        r.reserved_concurrency,
+        Some(1),
+        "the overlay sets the concurrency"
+    );
+}
+
+#[test]
+fn reserved_concurrency_caps_devgw_concurrency() {
+    let d = discover_files(&fixture("template.yaml"), None).expect("fixture parses");
+    let notifier = d.function("notifier").expect("notifier");
+    assert_eq!(notifier.reserved_concurrency, Some(2));
+    assert_eq!(function_concurrency(notifier, 4), 2);
+    assert_eq!(function_concurrency(notifier, 1), 1);
+    let redirect = d.function("redirect").expect("redirect");
+    assert_eq!(redirect.reserved_concurrency, None);
+    assert_eq!(function_concurrency(redirect, 4), 4);
+    assert_eq!(function_concurrency(redirect, 0), 1, "at least one");
+    let throttled = FunctionSpec {
+        reserved_concurrency: Some(0),
+        ..redirect.clone()
+    };
+    assert_eq!(function_concurrency(&throttled, 4), 1);
 }
 
 #[test]

@@ -70,6 +70,7 @@ async fn start() -> RunningGateway {
         auto_schedules: false,
         sqs: false,
         queue_prefix: "unused".into(),
+        concurrency: usize::from(gateway::DEFAULT_CONCURRENCY),
     })
     .await
     .expect("gateway starts");

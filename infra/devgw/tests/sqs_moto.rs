@@ -5,8 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use aws_sdk_sqs::types::QueueAttributeName;
-use common::{hello_binary, temp_dir};
+use common::{hello_binary, local_sqs, queue_with_messages, records_left, temp_dir};
 use devgw::gateway::{self, GatewayConfig};
 
 const TEMPLATE: &str = r#"
@@ -31,33 +30,12 @@ Resources:
 
 #[tokio::test]
 async fn records_are_delivered_and_deleted() {
-    let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") else {
+    let Some(sqs) = local_sqs().await else {
         eprintln!("skipped: AWS_ENDPOINT_URL is not set (run with make test)");
         return;
     };
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .load()
-        .await;
-    let sqs = aws_sdk_sqs::Client::new(&config);
     let prefix = format!("devgw-test-{}", std::process::id());
-    let url = sqs
-        .create_queue()
-        .queue_name(format!("{prefix}-TestQueue"))
-        .send()
-        .await
-        .expect("create queue")
-        .queue_url
-        .expect("queue url");
-    for i in 0..5 {
-        sqs.send_message()
-            .queue_url(&url)
-            .message_body(format!("{{\"n\":{i}}}"))
-            .send()
-            .await
-            .expect("send");
-    }
+    let url = queue_with_messages(&sqs, &format!("{prefix}-TestQueue"), 5).await;
 
     let hello = hello_binary();
     let dir = temp_dir("sqs");
@@ -72,6 +50,7 @@ async fn records_are_delivered_and_deleted() {
         auto_schedules: false,
         sqs: true,
         queue_prefix: prefix,
+        concurrency: usize::from(gateway::DEFAULT_CONCURRENCY),
     })
     .await
     .expect("gateway starts");
@@ -81,28 +60,7 @@ async fn records_are_delivered_and_deleted() {
     let mut left = u64::MAX;
     for _ in 0..150 {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let attrs = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            .send()
-            .await
-            .expect("attributes")
-            .attributes
-            .unwrap_or_default();
-        left = [
-            QueueAttributeName::ApproximateNumberOfMessages,
-            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
-        ]
-        .iter()
-        .map(|k| {
-            attrs
-                .get(k)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        })
-        .sum();
+        left = records_left(&sqs, &url).await;
         if left == 0 {
             break;
         }

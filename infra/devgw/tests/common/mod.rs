@@ -136,3 +136,63 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     std::fs::create_dir_all(&d).expect("temp dir");
     d
 }
+
+/// An SQS client of the local moto server (`make test` sets `AWS_ENDPOINT_URL`), or `None`
+/// without one.
+pub async fn local_sqs() -> Option<aws_sdk_sqs::Client> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").ok()?;
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await;
+    Some(aws_sdk_sqs::Client::new(&config))
+}
+
+/// Create the queue `name` with `messages` messages `{"n":0}`, `{"n":1}`, ...; its URL.
+pub async fn queue_with_messages(sqs: &aws_sdk_sqs::Client, name: &str, messages: u32) -> String {
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("queue url");
+    for n in 0..messages {
+        sqs.send_message()
+            .queue_url(&url)
+            .message_body(format!("{{\"n\":{n}}}"))
+            .send()
+            .await
+            .expect("send");
+    }
+    url
+}
+
+/// Records on the queue, visible or not (received and not yet deleted).
+pub async fn records_left(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .expect("attributes")
+        .attributes
+        .unwrap_or_default();
+    [
+        QueueAttributeName::ApproximateNumberOfMessages,
+        QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+    ]
+    .iter()
+    .map(|k| {
+        attrs
+            .get(k)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    })
+    .sum()
+}
