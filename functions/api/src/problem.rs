@@ -107,6 +107,10 @@ problem_kinds! {
     ProgramPaused = (422, "program-paused", "Program paused", TrackLead),
     /// The link's partner no longer exists.
     UnknownPartner = (422, "unknown-partner", "Unknown partner", TrackLead),
+    /// The partner is suspended, banned or not yet approved: they bind no new customer.
+    PartnerInactive = (422, "partner-inactive", "Partner not active", TrackLead),
+    /// The click's link is disabled.
+    LinkDisabled = (422, "link-disabled", "Link disabled", TrackLead),
     /// The tracking key's program has no configuration (run `partnerctl apply`).
     UnknownProgram = (422, "unknown-program", "Program not configured", TrackLead),
 }

@@ -11,7 +11,7 @@
 //! | a click id this deployment did not sign | `400 invalid-click-id` |
 //! | a genuine click id whose link is gone / an unknown or disabled code | `404 unknown-click` / `404 unknown-code` |
 //! | `program_id`, click or code of another program than the key's | `403 program-mismatch` |
-//! | click older than the cookie window; no counting click; self-referral (flagged); paused program; link's partner gone; key's program not configured | `422` (`expired-click`, `no-eligible-click`, `self-referral`, `program-paused`, `unknown-partner`, `unknown-program`) |
+//! | click older than the cookie window; no counting click; self-referral (flagged); paused program; link's partner gone; partner suspended, banned or not approved; click of a disabled link; key's program not configured | `422` (`expired-click`, `no-eligible-click`, `self-referral`, `program-paused`, `unknown-partner`, `partner-inactive`, `link-disabled`, `unknown-program`) |
 //!
 //! Strings are trimmed; a blank `click_id`, `code`, `email` or `program_id` counts as absent.
 //! Nothing is written for any 4xx except `self-referral`, which records a flag for review.
@@ -93,6 +93,8 @@ pub fn rejection_problem(r: &BindRejection) -> Problem {
         BindRejection::UnknownPartner => ProblemKind::UnknownPartner,
         BindRejection::UnknownProgram => ProblemKind::UnknownProgram,
         BindRejection::SelfReferral => ProblemKind::SelfReferral,
+        BindRejection::PartnerInactive => ProblemKind::PartnerInactive,
+        BindRejection::LinkDisabled => ProblemKind::LinkDisabled,
         BindRejection::UnknownCoupon
         | BindRejection::NoInvitation
         | BindRejection::ProgramRequired => {
@@ -237,6 +239,8 @@ mod tests {
             BindRejection::ProgramPaused,
             BindRejection::UnknownPartner,
             BindRejection::SelfReferral,
+            BindRejection::PartnerInactive,
+            BindRejection::LinkDisabled,
         ]
     }
 

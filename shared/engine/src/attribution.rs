@@ -3,13 +3,17 @@
 //! Rules (see `rules::attribution`): the program's model picks among the visitor's clicks within
 //! the cookie window (first or last click); once a customer has a paid sale, later causes no longer
 //! move them (only an operator does); a customer whose e-mail is the partner's own is not bound
-//! and the attempt is flagged. Every binding records its cause and when, in business time, and
+//! and the attempt is flagged; only an active partner binds, and a click only through an active
+//! link (`rules::partner::can_bind`: a disabled link's click, or a suspended, banned or pending
+//! partner's click, code, coupon or invitation, no longer binds; an operator still may). Every binding records its cause and when, in business time, and
 //! keeps a history. Concurrent binds of one customer meet on the binding's version and retry.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use rules::attribution::{
     choose_click, is_self_referral, normalize_email, BindingCause, ClickCandidate, CookieWindow,
 };
-use rules::{Program, ProgramStatus};
+use rules::{PartnerStatus, Program, ProgramStatus};
 use storage::customers::{self, InviteRow};
 use storage::links::{self, LinkStatus};
 use storage::{keys, partners, programs, StoreError, Tx};
@@ -102,6 +106,12 @@ pub(crate) async fn bind_resolved(
     let Some(partner) = partners::get_partner(t, &resolved.partner_id).await? else {
         return Ok(BindOutcome::Rejected(BindRejection::UnknownPartner));
     };
+    // A suspended, banned or pending partner binds no one (an operator still may). The link
+    // half of the rule was applied where the link was read (a code or click of a disabled link
+    // never resolves here).
+    if !resolved.manual && !rules::partner::can_bind(partner.status, true) {
+        return Ok(BindOutcome::Rejected(BindRejection::PartnerInactive));
+    }
     if refuse_self_referral(
         engine,
         &resolved.program.id,
@@ -312,6 +322,11 @@ async fn resolve_click(
             }
         }
     }
+    let candidates = match bindable_clicks(t, candidates, link.status == LinkStatus::Active).await?
+    {
+        Ok(c) => c,
+        Err(r) => return Ok(Err(r)),
+    };
     let state = customers::sales_state(t, &program.id, &req.customer_key).await?;
     // A click in the future of the request (clock skew between the edge and the merchant) counts
     // at the request's time.
@@ -339,6 +354,70 @@ async fn resolve_click(
         manual: false,
         via_email_of: None,
     }))
+}
+
+/// The candidates that still bind (`rules::partner::can_bind`): clicks of an active link of a
+/// partner who can bind; the presented click (first) has its link's status read already. With
+/// only the presented click, its partner is checked when the binding is written
+/// ([`bind_resolved`], which reads the partner anyway); with others, the links and partners of
+/// all are read in one request, so a click that no longer binds cannot win under the model.
+async fn bindable_clicks(
+    t: &storage::Table,
+    candidates: Vec<ClickCandidate>,
+    presented_link_active: bool,
+) -> Result<Decided<Vec<ClickCandidate>>, EngineError> {
+    let refusal = if presented_link_active {
+        BindRejection::PartnerInactive
+    } else {
+        BindRejection::LinkDisabled
+    };
+    if candidates.len() <= 1 {
+        return Ok(if presented_link_active {
+            Ok(candidates)
+        } else {
+            Err(refusal)
+        });
+    }
+    let codes: BTreeSet<&str> = candidates[1..]
+        .iter()
+        .map(|c| c.link_code.as_str())
+        .collect();
+    let partner_ids: BTreeSet<&str> = candidates.iter().map(|c| c.partner_id.as_str()).collect();
+    let (found_links, found_partners) = links::links_and_partners(
+        t,
+        &codes.into_iter().collect::<Vec<_>>(),
+        &partner_ids.into_iter().collect::<Vec<_>>(),
+    )
+    .await?;
+    let status: BTreeMap<&str, PartnerStatus> = found_partners
+        .iter()
+        .map(|p| (p.partner_id.as_str(), p.status))
+        .collect();
+    let active_links: BTreeSet<&str> = found_links
+        .iter()
+        .filter(|l| l.status == LinkStatus::Active)
+        .map(|l| l.code.as_str())
+        .collect();
+    let kept: Vec<ClickCandidate> = candidates
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| {
+            let link_active = if *i == 0 {
+                presented_link_active
+            } else {
+                active_links.contains(c.link_code.as_str())
+            };
+            status
+                .get(c.partner_id.as_str())
+                .is_some_and(|s| rules::partner::can_bind(*s, link_active))
+        })
+        .map(|(_, c)| c.clone())
+        .collect();
+    Ok(if kept.is_empty() {
+        Err(refusal)
+    } else {
+        Ok(kept)
+    })
 }
 
 /// A partner invites a friend by e-mail: the e-mail is pre-attributed to the partner in the

@@ -65,6 +65,10 @@ pub enum BindRejection {
     UnknownPartner,
     #[error("the customer's e-mail is the partner's own (self-referral); flagged for review")]
     SelfReferral,
+    #[error("the partner is not active (suspended, banned or not yet approved) and binds no one")]
+    PartnerInactive,
+    #[error("the click's link is disabled")]
+    LinkDisabled,
 }
 
 impl BindRejection {
@@ -86,6 +90,8 @@ impl BindRejection {
             BindRejection::ProgramPaused => "program-paused",
             BindRejection::UnknownPartner => "unknown-partner",
             BindRejection::SelfReferral => "self-referral",
+            BindRejection::PartnerInactive => "partner-inactive",
+            BindRejection::LinkDisabled => "link-disabled",
         }
     }
 }

@@ -2,11 +2,11 @@
 //! the available balance, once.
 
 use rules::EntryKind;
-use storage::customers::{self, CommissionRow};
+use storage::customers::{self, CommissionRow, CommissionState};
 use storage::ledger::{self, LedgerEntry};
 use storage::{StoreError, Tx};
 
-use crate::{Engine, EngineError};
+use crate::{Engine, EngineError, OPTIMISTIC_ATTEMPTS};
 
 /// Release every commission due at `now_ms` (business time of the schedule's event). No deployed
 /// function calls it yet: the "nothing fails silently" issue (10) schedules it. Returns the
@@ -27,35 +27,56 @@ pub async fn release_due(
     Ok(out)
 }
 
+/// Release one commission: the release moves exactly the amount it read, on condition that
+/// the commission is still pending at that amount. A re-pricing that committed in between
+/// fails the condition, and the release reads the commission again (the index row it starts
+/// from may be stale); an adjustment racing the other way fails on the state it read
+/// (`customers::adjust_commission`) and re-adjusts in the bucket the money is in now. So
+/// nothing is left in `pending` and nothing is released twice.
 async fn release_one(
     engine: &Engine,
     c: &CommissionRow,
     source_event: &str,
 ) -> Result<bool, EngineError> {
-    let mut tx = Tx::new();
-    customers::release_commission(&mut tx, &c.partner_id, &c.commission_id)?;
-    // The amount may have been adjusted since it was earned: release what it is now.
-    let fresh = customers::get_commission(&engine.table, &c.partner_id, &c.commission_id).await?;
-    let amount = fresh.map(|f| f.amount).unwrap_or(c.amount);
-    if amount > 0 {
-        let entry = LedgerEntry::new(
-            format!("released:{}", c.commission_id),
-            &c.partner_id,
-            &c.program_id,
-            c.currency,
-            EntryKind::Released,
-            amount,
-            None,
-            c.available_at_ms,
-            "hold ended",
-            source_event,
-        )?
-        .for_commission(&c.commission_id);
-        ledger::post(&mut tx, &entry)?;
+    let mut read = c.clone();
+    for _ in 0..OPTIMISTIC_ATTEMPTS {
+        if read.state != CommissionState::Pending {
+            return Ok(false);
+        }
+        let mut tx = Tx::new();
+        customers::release_commission(&mut tx, &read.partner_id, &read.commission_id, read.amount)?;
+        if read.amount > 0 {
+            let entry = LedgerEntry::new(
+                format!("released:{}", read.commission_id),
+                &read.partner_id,
+                &read.program_id,
+                read.currency,
+                EntryKind::Released,
+                read.amount,
+                None,
+                read.available_at_ms,
+                "hold ended",
+                source_event,
+            )?
+            .for_commission(&read.commission_id);
+            ledger::post(&mut tx, &entry)?;
+        }
+        match tx.commit(&engine.table).await {
+            Ok(()) => return Ok(true),
+            // Released by a concurrent run, or its amount changed: read it again.
+            Err(StoreError::ConditionFailed { .. }) => {
+                match customers::get_commission(&engine.table, &c.partner_id, &c.commission_id)
+                    .await?
+                {
+                    Some(fresh) => read = fresh,
+                    None => return Ok(false),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
-    match tx.commit(&engine.table).await {
-        Ok(()) => Ok(true),
-        Err(StoreError::ConditionFailed { .. }) => Ok(false),
-        Err(e) => Err(e.into()),
+    Err(StoreError::Contention {
+        attempts: OPTIMISTIC_ATTEMPTS,
     }
+    .into())
 }

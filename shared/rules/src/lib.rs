@@ -11,6 +11,8 @@
 //! * [`plan`]: the commission base and the commission fold ([`evaluate_customer`],
 //!   [`diff_booked`]).
 //! * [`schedule`]: holds, payout days, accrual / forfeiture.
+//! * [`partner`]: what a partner's status allows: earning on new sales, binding, being paid,
+//!   a frozen balance.
 //! * [`payout`]: whether a partner and a balance can be paid now.
 //! * [`attribution`]: e-mail normalization, self-referral, the choice among causes (clicks,
 //!   bindings of the same e-mail, invitations, coupons) and the cookie window, binding causes,
@@ -25,7 +27,8 @@
 //! * `schedule` → `program`;
 //! * `levels` → `program`, `money`, `error`;
 //! * `plan` → `program`, `levels`, `ledger`, `money`, `error`;
-//! * `payout` → `program`, `ledger`, `money`, `attribution`;
+//! * `partner` → `program`;
+//! * `payout` → `program`, `partner`, `ledger`, `money`, `attribution`;
 //! * `sale` → `levels`, `plan`.
 #![warn(missing_docs)]
 
@@ -35,6 +38,7 @@ pub mod hosts;
 pub mod ledger;
 pub mod levels;
 pub mod money;
+pub mod partner;
 pub mod payout;
 pub mod plan;
 pub mod program;
@@ -52,6 +56,7 @@ pub use levels::{
     LevelSale, PartnerMetrics, PartnerSale, Promotion,
 };
 pub use money::{Currency, Money, MoneyError, COMMISSION_ROUNDING};
+pub use partner::{balance_frozen, can_bind, payable, sale_treatment, SaleTreatment};
 pub use payout::{
     balance_payout_blockers, payout_amount, payout_blockers, PayoutBlocker, PayoutMethod,
     TaxInfoState,

@@ -97,7 +97,9 @@ pub fn payout_blockers(
     tax_info: TaxInfoState,
 ) -> Vec<PayoutBlocker> {
     let mut out = Vec::new();
-    if status != PartnerStatus::Active {
+    // Only an active partner is paid (`partner`: a suspended one keeps earning, a banned one's
+    // balance is frozen).
+    if !crate::partner::payable(status) {
         out.push(PayoutBlocker::PartnerNotActive { status });
     }
     if !method.is_usable() {

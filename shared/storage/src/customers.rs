@@ -118,6 +118,16 @@ pub enum CommissionState {
     Available,
 }
 
+impl CommissionState {
+    /// The stored (snake_case) name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CommissionState::Pending => "pending",
+            CommissionState::Available => "available",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommissionRow {
     pub commission_id: String,
@@ -579,11 +589,15 @@ pub fn put_new_commission(tx: &mut Tx, c: &CommissionRow) -> Result<(), StoreErr
     tx.put_new(item, "commission")
 }
 
-/// Change a commission's amount by `delta` (a re-pricing), with its new reason.
+/// Change a commission's amount by `delta` (a re-pricing), with its new reason, if it is still
+/// in `read_state`, the state whose bucket the adjustment's `adjusted` entry moves; fails the
+/// transaction (`ConditionFailed{"commission adjustment"}`) if a release moved it since it was
+/// read, so the caller reads again and adjusts the bucket the money is in now.
 pub fn adjust_commission(
     tx: &mut Tx,
     partner_id: &str,
     commission_id: &str,
+    read_state: CommissionState,
     delta: i64,
     reason: &str,
 ) -> Result<(), StoreError> {
@@ -591,28 +605,41 @@ pub fn adjust_commission(
         &keys::commission(partner_id, commission_id),
         UpdateSpec::new()
             .add_n("amount", delta)
-            .set_s("reason", reason),
+            .set_s("reason", reason)
+            .condition(
+                "#state = :read_state",
+                &[("#state", "state")],
+                vec![(":read_state", AttributeValue::S(read_state.as_str().into()))],
+            ),
         "commission adjustment",
     )
 }
 
-/// Release a pending commission: state `available`, out of the release index; fails the
-/// transaction (`ConditionFailed`) if it is no longer pending.
+/// Release a pending commission of `read_amount` (the amount its `released` entry moves):
+/// state `available`, out of the release index; fails the transaction (`ConditionFailed`) if it
+/// is no longer pending or an adjustment changed its amount since it was read.
 pub fn release_commission(
     tx: &mut Tx,
     partner_id: &str,
     commission_id: &str,
+    read_amount: i64,
 ) -> Result<(), StoreError> {
     tx.update(
         &keys::commission(partner_id, commission_id),
         UpdateSpec::new()
-            .set_s("state", "available")
+            .set_s("state", CommissionState::Available.as_str())
             .remove(keys::GSI2PK)
             .remove(keys::GSI2SK)
             .condition(
-                "#state = :pending",
-                &[("#state", "state")],
-                vec![(":pending", AttributeValue::S("pending".into()))],
+                "#state = :pending AND #amount = :read_amount",
+                &[("#state", "state"), ("#amount", "amount")],
+                vec![
+                    (
+                        ":pending",
+                        AttributeValue::S(CommissionState::Pending.as_str().into()),
+                    ),
+                    (":read_amount", AttributeValue::N(read_amount.to_string())),
+                ],
             ),
         "commission state",
     )

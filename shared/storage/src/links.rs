@@ -165,6 +165,40 @@ pub async fn get_click(table: &Table, click_id: &str) -> Result<Option<Click>, S
     table.get_as(&keys::click(click_id)).await
 }
 
+/// The links of `codes` and the partners of `partner_ids` (what decides whether a visitor's
+/// clicks still bind), in one `BatchGetItem`; missing ones are absent from the answer.
+pub async fn links_and_partners(
+    table: &Table,
+    codes: &[&str],
+    partner_ids: &[&str],
+) -> Result<(Vec<Link>, Vec<crate::partners::Partner>), StoreError> {
+    let link_keys: Vec<keys::Key> = codes
+        .iter()
+        .filter(|c| valid_code(c))
+        .map(|c| keys::link(c))
+        .collect();
+    let partner_keys: Vec<keys::Key> = partner_ids
+        .iter()
+        .filter(|p| keys::safe_id(p))
+        .map(|p| keys::partner(p))
+        .collect();
+    let wanted: Vec<keys::Key> = link_keys.iter().chain(&partner_keys).cloned().collect();
+    let mut found = table.batch_get(&wanted).await?;
+    let mut links = vec![];
+    for k in &link_keys {
+        if let Some(item) = found.remove(k) {
+            links.push(serde_dynamo::from_item(item)?);
+        }
+    }
+    let mut partners = vec![];
+    for k in &partner_keys {
+        if let Some(item) = found.remove(k) {
+            partners.push(serde_dynamo::from_item(item)?);
+        }
+    }
+    Ok((links, partners))
+}
+
 /// A visitor's clicks, oldest first.
 pub async fn visitor_clicks(table: &Table, visitor_id: &str) -> Result<Vec<Click>, StoreError> {
     table

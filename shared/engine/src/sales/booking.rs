@@ -619,10 +619,12 @@ impl BookingPlan {
                         )?
                         .for_commission(&cid);
                         ledger::post(tx, &entry)?;
+                        // Conditional on the state read: a release in between retries the booking.
                         customers::adjust_commission(
                             tx,
                             &partner_id,
                             &cid,
+                            c.state,
                             ch.amount.minor,
                             &reason,
                         )?;
