@@ -706,7 +706,7 @@ async fn reverse_moved(
         )?
         .for_commission(&cid);
         ledger::post(tx, &entry)?;
-        customers::adjust_commission(tx, partner_id, &cid, -c.amount, &reason)?;
+        customers::adjust_commission(tx, partner_id, &cid, c.state, -c.amount, &reason)?;
     }
     Ok(())
 }

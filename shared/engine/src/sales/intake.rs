@@ -7,6 +7,7 @@ use rules::attribution::{
     binding_covers, binding_covers_sale, choose_cause, email_binding_applies, normalize_email,
     AttributionModel, BindingCause, CauseCandidate,
 };
+use rules::partner::{sale_treatment, SaleTreatment};
 use rules::plan::InvoiceFacts;
 use rules::sale::subscription_end_stops_payment;
 use rules::Program;
@@ -221,8 +222,9 @@ async fn sale_in_program(
                     program.id
                 )));
             }
-            // A banned partner earns nothing: the sale waits for an operator to reassign it.
-            if partner.status == rules::PartnerStatus::Banned {
+            // A banned (or not yet approved) partner earns nothing: the sale waits for an
+            // operator to reassign it (`rules::partner::sale_treatment`).
+            if sale_treatment(partner.status) == SaleTreatment::WaitUnattributed {
                 match keep_unattributed(t, program, inv, email, source_event, Some(b)).await {
                     Ok(()) => return Ok(InProgram::Waiting),
                     Err(e) if binding_moved(&e) => continue,

@@ -5,6 +5,7 @@
 //! the sweep (`sweep_waiting_sales`) runs it for sales whose binding came some other way.
 
 use rules::attribution::{binding_covers, binding_covers_sale, email_binding_applies};
+use rules::partner::{sale_treatment, SaleTreatment};
 use rules::Program;
 use storage::customers::{self, BindingRow, UnattributedRow};
 use storage::partners;
@@ -45,9 +46,11 @@ pub async fn book_waiting_sales(
     if rows.is_empty() {
         return Ok(vec![]);
     }
-    // A banned partner's sales keep waiting for an operator.
+    // A banned (or not yet approved) partner's sales keep waiting for an operator.
     match partners::get_partner(t, &binding.partner_id).await? {
-        Some(p) if p.status == rules::PartnerStatus::Banned => return Ok(vec![]),
+        Some(p) if sale_treatment(p.status) == SaleTreatment::WaitUnattributed => {
+            return Ok(vec![])
+        }
         _ => {}
     }
     rows.sort_by(|a, b| (a.at_ms, &a.facts.invoice_id).cmp(&(b.at_ms, &b.facts.invoice_id)));
