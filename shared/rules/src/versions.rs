@@ -18,7 +18,7 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::program::{Program, ProgramProduct};
@@ -221,7 +221,9 @@ pub fn plan_edit(
     if stored.is_some_and(|s| s.latest().same_content(program, products)) {
         return Ok(None);
     }
-    let from = effective_from.unwrap_or(applied_at);
+    // Versions are keyed by the millisecond.
+    let applied_at = applied_at.trunc_subsecs(3);
+    let from = effective_from.unwrap_or(applied_at).trunc_subsecs(3);
     if from < DateTime::UNIX_EPOCH {
         return Err(VersionError::BeforeEpoch(from));
     }

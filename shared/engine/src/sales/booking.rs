@@ -5,12 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rules::levels::{promotion_after_sale, LevelSale, PartnerMetrics, Promotion};
 use rules::plan::{
-    diff_booked, evaluate_customer, CommissionChange, CommissionTier, InvoiceCommission,
+    diff_booked, evaluate_customer_versions, CommissionChange, CommissionTier, InvoiceCommission,
     InvoiceFacts, RateContext,
 };
 use rules::sale::level_sale_of;
 use rules::schedule::available_at;
-use rules::{Bucket, EntryKind, Money, Program, ProgramProduct, Tiers};
+use rules::{Bucket, EntryKind, Money, Program, ProgramVersions};
 use storage::customers::{
     self, CommissionRow, CommissionState, CustomerInvoiceRow, SalesStateRow, UnattributedRow,
 };
@@ -63,9 +63,14 @@ pub(crate) async fn book_customer(
     new: Option<NewSale>,
     preloaded: Option<Preloaded>,
 ) -> Result<Booked, EngineError> {
-    let products = engine.catalog.products(&engine.table, &program.id).await?;
+    // Each invoice is priced with the program version in force at its paid time.
+    let versions = engine
+        .catalog
+        .versions(&engine.table, &program.id)
+        .await?
+        .ok_or_else(|| EngineError::Inconsistent(format!("program {} vanished", program.id)))?;
     let (mut booked, envelopes, mut repeated) =
-        book_customer_inner(engine, program, &products, customer_key, new, preloaded).await?;
+        book_customer_inner(engine, program, &versions, customer_key, new, preloaded).await?;
     repeated.sort();
     repeated.dedup();
     booked.outbox_ids.extend(repeated.iter().cloned());
@@ -88,7 +93,7 @@ fn sale_message_ids(program: &Program, invoice_id: &str) -> Vec<String> {
 async fn book_customer_inner(
     engine: &Engine,
     program: &Program,
-    products: &[ProgramProduct],
+    versions: &ProgramVersions,
     customer_key: &str,
     new: Option<NewSale>,
     preloaded: Option<Preloaded>,
@@ -130,7 +135,7 @@ async fn book_customer_inner(
         let plan = match plan_booking(
             engine,
             program,
-            products,
+            versions,
             customer_key,
             &rows,
             new.as_ref(),
@@ -221,7 +226,7 @@ struct LevelEffect {
 async fn plan_booking(
     engine: &Engine,
     program: &Program,
-    products: &[ProgramProduct],
+    versions: &ProgramVersions,
     customer_key: &str,
     rows: &[CustomerInvoiceRow],
     new: Option<&NewSale>,
@@ -257,7 +262,7 @@ async fn plan_booking(
             None,
         ),
     };
-    let recruiter = if program.tiers == Tiers::Two {
+    let recruiter = if versions.any_two_tiers() {
         membership
             .as_ref()
             .and_then(|m| m.membership.recruiter.clone())
@@ -276,7 +281,7 @@ async fn plan_booking(
         .map(|m| m.level_history.clone())
         .unwrap_or_default();
     let ctx = RateContext::with_levels(history.clone());
-    let mut current = evaluate_customer(program, products, &facts, &ctx)?;
+    let mut current = evaluate_customer_versions(versions, &facts, &ctx)?;
     // Tier 2 is booked only where the invoice's partner has a recruiter.
     for c in &mut current {
         if partner_of
