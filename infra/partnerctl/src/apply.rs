@@ -359,6 +359,10 @@ pub async fn apply(table: &Table, plan: Plan) -> Result<Applied, CliError> {
         )
         .await;
         versions.extend(match edit {
+            Ok(v) if v.is_empty() => {
+                out.unchanged += 1;
+                v
+            }
             Ok(v) => v,
             Err(programs::EditError::Refused(e)) => return Err(bad(e.to_string())),
             Err(programs::EditError::Store(e)) => return Err(e.into()),
