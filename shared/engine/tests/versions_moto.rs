@@ -4,6 +4,7 @@
 
 use engine::attribution::BindSource;
 use engine::sales::{invoice_paid, PaidInvoice, SaleOutcome};
+use rules::plan::SaleLine;
 use rules::program::Duration;
 use rules::{Program, ProgramProduct};
 use storage::customers;
@@ -12,7 +13,15 @@ use testkit::engine::*;
 
 const COURSE: &str = "prod_course";
 
-async fn pay(w: &World, inv: PaidInvoice) -> SaleOutcome {
+/// Invoice `in_{n}` (event `evt_{n}`) of `customer`, paid on day `day` after T0.
+async fn pay(w: &World, n: u32, customer: &str, day: i64, lines: Vec<SaleLine>) -> SaleOutcome {
+    let inv: PaidInvoice = invoice(
+        &format!("evt_{n}"),
+        &format!("in_{n}"),
+        customer,
+        T0 + day * DAY,
+        lines,
+    );
     invoice_paid(&w.engine, inv).await.unwrap()
 }
 
@@ -52,17 +61,7 @@ async fn raising_the_rate_prices_the_renewal_and_leaves_earlier_commissions() {
     let p = program("demo", pct("0.25"), Duration::Lifetime, None);
     w.seed(&p, &["prod_demo"]).await;
     bind(&w, "cus_1", T0).await;
-    pay(
-        &w,
-        invoice(
-            "evt_1",
-            "in_1",
-            "cus_1",
-            T0 + DAY,
-            vec![line("prod_demo", 9900)],
-        ),
-    )
-    .await;
+    pay(&w, 1, "cus_1", 1, vec![line("prod_demo", 9900)]).await;
     assert_eq!(commission(&w, "in_1").await, (2475, 9900));
 
     let mut raised = p.clone();
@@ -74,17 +73,7 @@ async fn raising_the_rate_prices_the_renewal_and_leaves_earlier_commissions() {
         "the stored program as the first version, then the edit"
     );
 
-    let out = pay(
-        &w,
-        invoice(
-            "evt_2",
-            "in_2",
-            "cus_1",
-            T0 + 31 * DAY,
-            vec![line("prod_demo", 9900)],
-        ),
-    )
-    .await;
+    let out = pay(&w, 2, "cus_1", 31, vec![line("prod_demo", 9900)]).await;
     assert!(matches!(out, SaleOutcome::Booked { .. }), "{out:?}");
     assert_eq!(commission(&w, "in_1").await, (2475, 9900));
     assert_eq!(commission(&w, "in_2").await, (2970, 9900));
@@ -102,43 +91,23 @@ async fn removing_a_product_moves_nothing_already_earned() {
     w.seed(&p, &["prod_demo", COURSE]).await;
     bind(&w, "cus_1", T0).await;
     let both = || vec![line("prod_demo", 9900), line(COURSE, 20000)];
-    pay(&w, invoice("evt_1", "in_1", "cus_1", T0 + DAY, both())).await;
+    pay(&w, 1, "cus_1", 1, both()).await;
     assert_eq!(commission(&w, "in_1").await, (7475, 29900));
 
     catalogue::edit_program(w.t(), &p, &products(&p, &["prod_demo"]), T0 + 10 * DAY).await;
 
-    pay(&w, invoice("evt_2", "in_2", "cus_1", T0 + 31 * DAY, both())).await;
+    pay(&w, 2, "cus_1", 31, both()).await;
     assert_eq!(commission(&w, "in_1").await, (7475, 29900));
     assert_eq!(commission(&w, "in_2").await, (2475, 9900));
 
     // Paid after the removal, the course alone earns nowhere.
     bind(&w, "cus_2", T0).await;
-    let out = pay(
-        &w,
-        invoice(
-            "evt_3",
-            "in_3",
-            "cus_2",
-            T0 + 20 * DAY,
-            vec![line(COURSE, 20000)],
-        ),
-    )
-    .await;
+    let out = pay(&w, 3, "cus_2", 20, vec![line(COURSE, 20000)]).await;
     assert_eq!(out, SaleOutcome::NotOnAnyProgram);
 
     // Paid before the removal and delivered late, it finds the program and earns 25 %.
     bind(&w, "cus_3", T0).await;
-    let out = pay(
-        &w,
-        invoice(
-            "evt_4",
-            "in_4",
-            "cus_3",
-            T0 + 5 * DAY,
-            vec![line(COURSE, 20000)],
-        ),
-    )
-    .await;
+    let out = pay(&w, 4, "cus_3", 5, vec![line(COURSE, 20000)]).await;
     assert!(matches!(out, SaleOutcome::Booked { .. }), "{out:?}");
     assert_eq!(commission(&w, "in_4").await, (5000, 20000));
 
@@ -158,30 +127,10 @@ async fn a_late_old_invoice_is_priced_with_its_own_version() {
     catalogue::edit_program(w.t(), &raised, &products(&p, &["prod_demo"]), T0 + 10 * DAY).await;
     bind(&w, "cus_1", T0).await;
 
-    pay(
-        &w,
-        invoice(
-            "evt_2",
-            "in_2",
-            "cus_1",
-            T0 + 20 * DAY,
-            vec![line("prod_demo", 9900)],
-        ),
-    )
-    .await;
+    pay(&w, 2, "cus_1", 20, vec![line("prod_demo", 9900)]).await;
     assert_eq!(commission(&w, "in_2").await, (2970, 9900));
 
-    pay(
-        &w,
-        invoice(
-            "evt_1",
-            "in_1",
-            "cus_1",
-            T0 + 5 * DAY,
-            vec![line("prod_demo", 9900)],
-        ),
-    )
-    .await;
+    pay(&w, 1, "cus_1", 5, vec![line("prod_demo", 9900)]).await;
     assert_eq!(commission(&w, "in_1").await, (2475, 9900));
     assert_eq!(commission(&w, "in_2").await, (2970, 9900));
     assert_eq!(only_earned(&w).await, vec![2475, 2970]);

@@ -111,6 +111,25 @@ struct Case {
     tier2: Vec<i64>,
 }
 
+/// A case over months 1..=4, edited at the start of month 3, base levels, no tier 2.
+fn case(
+    name: &'static str,
+    first: (Program, Vec<ProgramProduct>),
+    edit: (Program, Vec<ProgramProduct>),
+    tier1: [i64; 4],
+) -> Case {
+    Case {
+        name,
+        first,
+        edit,
+        edit_month: 3,
+        invoices: (1..=4).map(sub).collect(),
+        rate_context: RateContext::new(),
+        tier1: tier1.to_vec(),
+        tier2: vec![0; 4],
+    }
+}
+
 fn history_of(case: &Case) -> ProgramVersions {
     ProgramVersions::new(vec![
         version(start_of(1), case.first.0.clone(), case.first.1.clone()),
@@ -129,117 +148,86 @@ fn history_of(case: &Case) -> ProgramVersions {
 fn each_invoice_is_priced_with_the_version_in_force_at_its_paid_time() {
     let mut promoted = LevelHistory::new();
     promoted.promote(1, month(1));
-    let cases = vec![
+    let sub_only = || products(&[SUB]);
+    let cases =
+        vec![
+        case(
+            "rate raised 25 % → 30 %: $24.75, $24.75, then $29.70",
+            (base(), sub_only()),
+            (program(pct(dec!(0.30)), Duration::Lifetime), sub_only()),
+            [2475, 2475, 2970, 2970],
+        ),
+        case(
+            "rate lowered to 20 %: $19.80 from month 3",
+            (base(), sub_only()),
+            (program(pct(dec!(0.20)), Duration::Lifetime), sub_only()),
+            [2475, 2475, 1980, 1980],
+        ),
         Case {
-            first: (base(), products(&[SUB])),
-            name: "rate raised 25 % → 30 %: $24.75, $24.75, then $29.70",
-            edit: (
-                program(pct(dec!(0.30)), Duration::Lifetime),
-                products(&[SUB]),
-            ),
-            edit_month: 3,
-            invoices: (1..=4).map(sub).collect(),
-            rate_context: RateContext::new(),
-            tier1: vec![2475, 2475, 2970, 2970],
-            tier2: vec![0; 4],
-        },
-        Case {
-            first: (base(), products(&[SUB])),
-            name: "rate lowered to 20 %: $19.80 from month 3",
-            edit: (
-                program(pct(dec!(0.20)), Duration::Lifetime),
-                products(&[SUB]),
-            ),
-            edit_month: 3,
-            invoices: (1..=4).map(sub).collect(),
-            rate_context: RateContext::new(),
-            tier1: vec![2475, 2475, 1980, 1980],
-            tier2: vec![0; 4],
-        },
-        Case {
-            first: (base(), products(&[SUB, COURSE])),
-            name: "course removed: 25 % of $299 = $74.75, then 25 % of $99 only",
-            edit: (base(), products(&[SUB])),
-            edit_month: 3,
             invoices: (1..=4).map(sub_and_course).collect(),
-            rate_context: RateContext::new(),
-            tier1: vec![7475, 7475, 2475, 2475],
-            tier2: vec![0; 4],
+            ..case(
+                "course removed: 25 % of $299 = $74.75, then 25 % of $99 only",
+                (base(), products(&[SUB, COURSE])),
+                (base(), sub_only()),
+                [7475, 7475, 2475, 2475],
+            )
         },
-        Case {
-            first: (base(), products(&[SUB])),
-            name: "10 % override on the subscription from month 3: $9.90",
-            edit: (
+        case(
+            "10 % override on the subscription from month 3: $9.90",
+            (base(), sub_only()),
+            (
                 base(),
                 vec![ProgramProduct {
                     reward_override: Some(pct(dec!(0.10))),
                     ..ProgramProduct::new("prog", SUB)
                 }],
             ),
-            edit_month: 3,
-            invoices: (1..=4).map(sub).collect(),
-            rate_context: RateContext::new(),
-            tier1: vec![2475, 2475, 990, 990],
-            tier2: vec![0; 4],
-        },
-        Case {
-            first: (base(), products(&[SUB])),
-            name: "duration cut to the first 2 payments: the 3rd and 4th earn nothing",
-            edit: (
+            [2475, 2475, 990, 990],
+        ),
+        case(
+            "duration cut to the first 2 payments: the 3rd and 4th earn nothing",
+            (base(), sub_only()),
+            (
                 program(pct(dec!(0.25)), Duration::Payments { count: 2 }),
-                products(&[SUB]),
+                sub_only(),
             ),
-            edit_month: 3,
-            invoices: (1..=4).map(sub).collect(),
-            rate_context: RateContext::new(),
-            tier1: vec![2475, 2475, 0, 0],
-            tier2: vec![0; 4],
-        },
+            [2475, 2475, 0, 0],
+        ),
         Case {
-            first: (base(), products(&[SUB])),
-            name: "duration cut to 12 → 2 months from month 4: the window of the first sale ends",
-            edit: (
-                program(pct(dec!(0.25)), Duration::Months { months: 2 }),
-                products(&[SUB]),
-            ),
             edit_month: 4,
-            invoices: (1..=4).map(sub).collect(),
-            rate_context: RateContext::new(),
-            tier1: vec![2475, 2475, 2475, 0],
-            tier2: vec![0; 4],
+            ..case(
+                "lifetime → 2 months from month 4: the window opened at the first sale has ended",
+                (base(), sub_only()),
+                (
+                    program(pct(dec!(0.25)), Duration::Months { months: 2 }),
+                    sub_only(),
+                ),
+                [2475, 2475, 2475, 0],
+            )
         },
+        case(
+            "first-sale-only from month 3: later payments stop",
+            (base(), sub_only()),
+            (program(pct(dec!(0.25)), Duration::FirstSaleOnly), sub_only()),
+            [2475, 2475, 0, 0],
+        ),
         Case {
-            first: (base(), products(&[SUB])),
-            name: "first-sale-only from month 3: later payments stop",
-            edit: (
-                program(pct(dec!(0.25)), Duration::FirstSaleOnly),
-                products(&[SUB]),
-            ),
-            edit_month: 3,
-            invoices: (1..=4).map(sub).collect(),
-            rate_context: RateContext::new(),
-            tier1: vec![2475, 2475, 0, 0],
-            tier2: vec![0; 4],
-        },
-        Case {
-            name: "tier 2 raised 5 % → 10 %: the recruiter's $4.95 becomes $9.90",
-            first: (two_tier(dec!(0.05)), products(&[SUB])),
-            edit: (two_tier(dec!(0.10)), products(&[SUB])),
-            edit_month: 3,
-            invoices: (1..=4).map(sub).collect(),
-            rate_context: RateContext::new(),
-            tier1: vec![2475; 4],
             tier2: vec![495, 495, 990, 990],
+            ..case(
+                "tier 2 raised 5 % → 10 %: the recruiter's $4.95 becomes $9.90",
+                (two_tier(dec!(0.05)), sub_only()),
+                (two_tier(dec!(0.10)), sub_only()),
+                [2475; 4],
+            )
         },
         Case {
-            name: "Silver re-priced 30 % → 35 %, for a partner at Silver since month 1",
-            first: (silver(dec!(0.30)), products(&[SUB])),
-            edit: (silver(dec!(0.35)), products(&[SUB])),
-            edit_month: 3,
-            invoices: (2..=4).map(sub).collect(),
             rate_context: RateContext::with_levels(promoted),
-            tier1: vec![2970, 3465, 3465],
-            tier2: vec![0; 3],
+            ..case(
+                "Silver re-priced 30 % → 35 %, for a partner promoted by month 1's sale (after it)",
+                (silver(dec!(0.30)), sub_only()),
+                (silver(dec!(0.35)), sub_only()),
+                [2475, 2970, 3465, 3465],
+            )
         },
     ];
     for case in &cases {
