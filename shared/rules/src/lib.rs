@@ -9,7 +9,7 @@
 //!   enrollment. Types and validation only.
 //! * [`levels`]: partner levels over time (promotion, never demotion).
 //! * [`plan`]: the commission base and the commission fold ([`evaluate_customer`],
-//!   [`diff_booked`]).
+//!   [`evaluate_customer_versions`], [`diff_booked`]).
 //! * [`schedule`]: holds, payout days, accrual / forfeiture.
 //! * [`payout`]: whether a partner and a balance can be paid now.
 //! * [`attribution`]: e-mail normalization, self-referral, the choice among causes (clicks,

@@ -33,6 +33,10 @@
 //! * [`Reward::Hybrid`] pays only the flat amount on the first sale and only the percentage on
 //!   later payments.
 //!
+//! A program edited over time is folded with [`evaluate_customer_versions`]: each invoice is
+//! priced with the program version in force at its `paid_at` ([`crate::versions`]), the fold's
+//! state carrying across versions, so an edit never re-prices an invoice paid before it.
+//!
 //! Storage re-runs the fold whenever an invoice arrives (Stripe does not order events) and books
 //! [`diff_booked`] between the previous and the new result. Refunds and disputes are ledger
 //! entries (`reversed` / `clawed_back`), not fold inputs: a refunded first sale stays the first
@@ -165,9 +169,9 @@ pub fn commission_base(
 
 /// A base rate the operator replaced: it applied to sales paid before `until`.
 ///
-/// When an operator changes the plan's percentage rate at business time `T`, storage appends
-/// `RetiredRate { rate: old_rate, until: T }`. Without it, re-running the fold would re-price
-/// every past invoice at the new rate and book adjustments for all of them.
+/// Storage keeps edits as program versions ([`crate::versions`], folded by
+/// [`evaluate_customer_versions`]), which cover every setting and the products, and passes no
+/// retired rates; this rate-only history stays for callers of the fold that hold one program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetiredRate {
     /// The old rate.
