@@ -16,8 +16,6 @@
 //!   (a partner's promotions are never undone, and the fold refuses a level the version in
 //!   force lacks).
 
-use std::collections::BTreeSet;
-
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -197,14 +195,6 @@ impl ProgramVersions {
         let v = self.in_force_at(t);
         product_ids.any(|p| v.has_product(p))
     }
-
-    /// Every product that was on some version (what the product index must keep finding).
-    pub fn products_ever(&self) -> BTreeSet<&str> {
-        self.versions
-            .iter()
-            .flat_map(|v| v.products.iter().map(|p| p.product_id.as_str()))
-            .collect()
-    }
 }
 
 /// What an edit of a program writes: `None` when `program` and `products` equal the latest of
@@ -306,7 +296,6 @@ mod tests {
             assert_eq!(h.earns_on_any_at(["b"].into_iter(), t), earns_b, "{t}");
         }
         assert_eq!(h.latest().effective_from, at(20));
-        assert_eq!(h.products_ever(), BTreeSet::from(["a", "b"]));
     }
 
     #[test]
