@@ -1,8 +1,13 @@
 //! Programs as files: `partnerctl apply FILE` declares programs, their products, partners (with
 //! recruiter), links and promotion codes, and applies them idempotently. Re-applying an unchanged
-//! file writes nothing. Schema: docs/program-file.md.
+//! file writes nothing. A changed program (settings or products) is a new program version,
+//! effective from the program's `effective_from` or the time of applying
+//! (`rules::versions::plan_edit`), so an edit never re-prices what was earned before it.
+//! Schema: docs/program-file.md.
 
 use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
 
 use rules::attribution::normalize_email;
 use rules::{
@@ -38,6 +43,10 @@ pub struct ProgramExtras {
     /// SHA-256 hex of the tracking key (production files keep only this).
     #[serde(default)]
     pub tracking_key_sha256: Option<String>,
+    /// Business time from which a change of this program prices invoices (default: the time
+    /// of applying). Ignored when nothing changed.
+    #[serde(default)]
+    pub effective_from: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,12 +101,27 @@ pub enum LinkDecl {
     },
 }
 
-const EXTRA_KEYS: [&str; 3] = ["products", "tracking_key", "tracking_key_sha256"];
+const EXTRA_KEYS: [&str; 4] = [
+    "products",
+    "tracking_key",
+    "tracking_key_sha256",
+    "effective_from",
+];
 
 /// A validated file, ready to apply.
 #[derive(Debug)]
 pub struct Plan {
     pub items: Vec<(String, Item)>,
+    /// Each program with its products, compared with its latest version when applied.
+    pub programs: Vec<ProgramDecl>,
+}
+
+/// A program of the file as a candidate version.
+#[derive(Debug, Clone)]
+pub struct ProgramDecl {
+    pub program: Program,
+    pub products: Vec<ProgramProduct>,
+    pub effective_from: Option<DateTime<Utc>>,
 }
 
 fn bad(msg: impl Into<String>) -> CliError {
@@ -109,6 +133,7 @@ pub fn parse(text: &str) -> Result<Plan, CliError> {
     let file: ProgramFile =
         serde_yaml::from_str(text).map_err(|e| bad(format!("program file: {e}")))?;
     let mut items: Vec<(String, Item)> = vec![];
+    let mut decls: Vec<ProgramDecl> = vec![];
     let mut program_ids = BTreeSet::new();
     let mut programs_by_id = std::collections::BTreeMap::new();
     for raw in file.programs {
@@ -184,6 +209,11 @@ pub fn parse(text: &str) -> Result<Plan, CliError> {
                 programs::tracking_key_item(&program.id, &h),
             ));
         }
+        decls.push(ProgramDecl {
+            program: program.clone(),
+            products,
+            effective_from: extras.effective_from,
+        });
         programs_by_id.insert(program.id.clone(), program);
     }
     let partner_ids: BTreeSet<&str> = file.partners.iter().map(|p| p.id.as_str()).collect();
@@ -296,7 +326,10 @@ pub fn parse(text: &str) -> Result<Plan, CliError> {
             }
         }
     }
-    Ok(Plan { items })
+    Ok(Plan {
+        items,
+        programs: decls,
+    })
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -308,9 +341,49 @@ pub struct Applied {
 
 /// Apply: write only what differs. State the engine keeps on these items (a membership's level
 /// and level history) is preserved. A partner e-mail or link code owned by another partner is
-/// refused.
+/// refused. A changed program gets a new version first (`storage::programs::versions_of_edit`); an
+/// edit that would re-price booked invoices is refused before anything is written.
 pub async fn apply(table: &Table, plan: Plan) -> Result<Applied, CliError> {
     let mut out = Applied::default();
+    let now_ms = table.clock.now_ms();
+    let applied_at = DateTime::from_timestamp_millis(now_ms)
+        .ok_or_else(|| bad(format!("the clock's time {now_ms} ms is out of range")))?;
+    let mut versions = vec![];
+    for decl in &plan.programs {
+        let edit = programs::versions_of_edit(
+            table,
+            &decl.program,
+            &decl.products,
+            decl.effective_from,
+            applied_at,
+        )
+        .await;
+        versions.extend(match edit {
+            Ok(v) if v.is_empty() => {
+                out.unchanged += 1;
+                v
+            }
+            Ok(v) => v,
+            Err(programs::EditError::Refused(e)) => return Err(bad(e.to_string())),
+            Err(programs::EditError::Store(e)) => return Err(e.into()),
+        });
+    }
+    for v in versions {
+        let what = format!(
+            "version of {} from {}",
+            v.program.id,
+            v.effective_from.to_rfc3339()
+        );
+        match programs::put_new_version(table, &v).await {
+            Ok(()) => out.created.push(what),
+            Err(storage::StoreError::AlreadyDone) => {
+                return Err(bad(format!(
+                    "{what}: another version is effective from the same millisecond"
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     for (what, mut item) in plan.items {
         let key = key_of(&item)?;
         let existing = table.get(&key).await?;

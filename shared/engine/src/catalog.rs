@@ -1,14 +1,15 @@
-//! Programs and their products as the warm function sees them: read through a short-lived cache
-//! (technical time, injected clock), as the redirect caches links. A program edit reaches new
-//! events within the TTL; with a TTL of zero (the default of [`crate::Engine::new`]) every read
-//! goes to the table.
+//! Programs, their versions and products as the warm function sees them: read through a
+//! short-lived cache (technical time, injected clock), as the redirect caches links. A program
+//! edit reaches new events within the TTL; with a TTL of zero (the default of
+//! [`crate::Engine::new`]) every read goes to the table.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rules::{Program, ProgramProduct};
+use rules::plan::InvoiceFacts;
+use rules::{Program, ProgramVersions};
 use storage::{programs, SharedClock, StoreError, Table};
 
 /// Entries older than the TTL are read again.
@@ -37,12 +38,13 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlMap<K, V> {
     }
 }
 
-/// The program catalog: programs, their products, and which programs a product is on.
+/// The program catalog: programs, their versions (with their products), and which programs a
+/// product is on.
 #[derive(Debug)]
 pub struct Catalog {
     ttl_ms: i64,
     programs: TtlMap<String, Option<Arc<Program>>>,
-    products: TtlMap<String, Arc<Vec<ProgramProduct>>>,
+    versions: TtlMap<String, Option<Arc<ProgramVersions>>>,
     programs_of_product: TtlMap<String, Arc<Vec<String>>>,
 }
 
@@ -51,7 +53,7 @@ impl Catalog {
         Catalog {
             ttl_ms: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
             programs: TtlMap::new(),
-            products: TtlMap::new(),
+            versions: TtlMap::new(),
             programs_of_product: TtlMap::new(),
         }
     }
@@ -64,19 +66,24 @@ impl Catalog {
         .await
     }
 
-    /// A program's products (with their overrides).
-    pub async fn products(
+    /// A program's versions, each with its products and their overrides (`None`: unknown), in
+    /// one Query of the program's partition.
+    pub async fn versions(
         &self,
         t: &Table,
         program_id: &str,
-    ) -> Result<Arc<Vec<ProgramProduct>>, StoreError> {
-        read_through(&self.products, self.ttl_ms, &t.clock, program_id, async {
-            Ok(Arc::new(programs::program_products(t, program_id).await?))
+    ) -> Result<Option<Arc<ProgramVersions>>, StoreError> {
+        read_through(&self.versions, self.ttl_ms, &t.clock, program_id, async {
+            Ok(programs::program_versions(t, program_id)
+                .await?
+                .map(Arc::new))
         })
         .await
     }
 
-    /// The ids of the programs a product is on.
+    /// The ids of the programs a product was ever on (a removed product stays in the index, so
+    /// that its late invoices find the program; the version in force at their paid time says
+    /// whether they earn: [`ProgramVersions::earns_on_any_at`]).
     pub async fn programs_of_product(
         &self,
         t: &Table,
@@ -94,6 +101,36 @@ impl Catalog {
             },
         )
         .await
+    }
+
+    /// The programs an invoice may earn in: those its products are on in the version in force
+    /// at its paid time. A late invoice of a product removed since finds the program (the
+    /// index keeps the product); an invoice paid after the removal does not.
+    pub async fn programs_of_invoice(
+        &self,
+        t: &Table,
+        facts: &InvoiceFacts,
+    ) -> Result<BTreeSet<String>, StoreError> {
+        // One lookup per distinct product (an invoice often has several lines of one product).
+        let products: BTreeSet<&str> = facts
+            .lines
+            .iter()
+            .filter_map(|l| l.product_id.as_deref())
+            .filter(|p| storage::keys::safe_id(p))
+            .collect();
+        let mut indexed = BTreeSet::new();
+        for p in &products {
+            indexed.extend(self.programs_of_product(t, p).await?.iter().cloned());
+        }
+        let mut out = BTreeSet::new();
+        for id in indexed {
+            if let Some(v) = self.versions(t, &id).await? {
+                if v.earns_on_any_at(products.iter().copied(), facts.paid_at) {
+                    out.insert(id);
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

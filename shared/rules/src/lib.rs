@@ -9,7 +9,7 @@
 //!   enrollment. Types and validation only.
 //! * [`levels`]: partner levels over time (promotion, never demotion).
 //! * [`plan`]: the commission base and the commission fold ([`evaluate_customer`],
-//!   [`diff_booked`]).
+//!   [`evaluate_customer_versions`], [`diff_booked`]).
 //! * [`schedule`]: holds, payout days, accrual / forfeiture.
 //! * [`partner`]: what a partner's status allows: earning on new sales, binding, being paid,
 //!   a frozen balance.
@@ -18,15 +18,18 @@
 //!   bindings of the same e-mail, invitations, coupons) and the cookie window, binding causes,
 //!   when a binding covers a sale or moves, the click de-duplication window.
 //! * [`sale`]: the commission base of an invoice line, ended subscriptions, level sales.
+//! * [`versions`]: a program's versions over business time (which one prices an invoice, what
+//!   an edit writes).
 //!
 //! Modules depend only downwards, never in a cycle (module → what it uses):
 //!
 //! * `money`, `attribution`, `hosts` → nothing;
 //! * `ledger` → `money`; `error` (private, home of [`PlanError`]) → `money`;
 //! * `program` → `money`, `attribution`, `hosts`;
+//! * `versions` → `program`;
 //! * `schedule` → `program`;
 //! * `levels` → `program`, `money`, `error`;
-//! * `plan` → `program`, `levels`, `ledger`, `money`, `error`;
+//! * `plan` → `program`, `versions`, `levels`, `ledger`, `money`, `error`;
 //! * `partner` → `program`;
 //! * `payout` → `program`, `partner`, `ledger`, `money`, `attribution`;
 //! * `sale` → `levels`, `plan`.
@@ -44,6 +47,7 @@ pub mod plan;
 pub mod program;
 pub mod sale;
 pub mod schedule;
+pub mod versions;
 
 pub use attribution::{
     choose_click, is_self_referral, normalize_email, AttributionMethod, AttributionModel,
@@ -62,9 +66,10 @@ pub use payout::{
     TaxInfoState,
 };
 pub use plan::{
-    commission_base, commission_for_invoice, diff_booked, evaluate_customer, months_window_end,
-    program_product_ids, CommissionChange, CommissionReason, CommissionTier, InvoiceCommission,
-    InvoiceFacts, InvoiceReward, PlanError, RateContext, RetiredRate, SaleLine,
+    commission_base, commission_for_invoice, diff_booked, evaluate_customer,
+    evaluate_customer_versions, months_window_end, program_product_ids, CommissionChange,
+    CommissionReason, CommissionTier, InvoiceCommission, InvoiceFacts, InvoiceReward, PlanError,
+    RateContext, RetiredRate, SaleLine,
 };
 pub use program::{
     validate_products, AccrualPolicy, CommissionPlan, Duration, Level, LevelThreshold, Membership,
@@ -74,3 +79,4 @@ pub use program::{
 pub use schedule::{
     available_at, forfeit_at, forfeits, is_payout_date, next_payout_date, payout_date_for,
 };
+pub use versions::{plan_edit, ProgramVersion, ProgramVersions, VersionError};

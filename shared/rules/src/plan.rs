@@ -33,6 +33,10 @@
 //! * [`Reward::Hybrid`] pays only the flat amount on the first sale and only the percentage on
 //!   later payments.
 //!
+//! A program edited over time is folded with [`evaluate_customer_versions`]: each invoice is
+//! priced with the program version in force at its `paid_at` ([`crate::versions`]), the fold's
+//! state carrying across versions, so an edit never re-prices an invoice paid before it.
+//!
 //! Storage re-runs the fold whenever an invoice arrives (Stripe does not order events) and books
 //! [`diff_booked`] between the previous and the new result. Refunds and disputes are ledger
 //! entries (`reversed` / `clawed_back`), not fold inputs: a refunded first sale stays the first
@@ -49,6 +53,7 @@ use crate::ledger::EntryKind;
 use crate::levels::{LevelHistory, PartnerSale};
 use crate::money::{Currency, Money, MoneyError};
 use crate::program::{Duration, Program, ProgramProduct, Reward, Tiers};
+use crate::versions::ProgramVersions;
 
 pub use crate::error::PlanError;
 
@@ -164,9 +169,9 @@ pub fn commission_base(
 
 /// A base rate the operator replaced: it applied to sales paid before `until`.
 ///
-/// When an operator changes the plan's percentage rate at business time `T`, storage appends
-/// `RetiredRate { rate: old_rate, until: T }`. Without it, re-running the fold would re-price
-/// every past invoice at the new rate and book adjustments for all of them.
+/// Storage keeps edits as program versions ([`crate::versions`], folded by
+/// [`evaluate_customer_versions`]), which cover every setting and the products, and passes no
+/// retired rates; this rate-only history stays for callers of the fold that hold one program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetiredRate {
     /// The old rate.
@@ -533,30 +538,61 @@ fn local_to_utc(tz: Tz, local: NaiveDateTime) -> Result<DateTime<Utc>, PlanError
     }
 }
 
-/// THE commission fold: what each of one customer's invoices earns in one program.
-///
-/// A pure, deterministic function of the **set** `invoices` (their order does not matter; they
-/// are sorted by `(paid_at, invoice_id)`), the program, its products and the partner's
-/// [`RateContext`]. The result is in that sorted order, one entry per invoice. See the module
-/// documentation for the rules; in short, per invoice:
-///
-/// 1. amount paid ≤ 0 → nothing, `payment_number` 0 ([`CommissionReason::ZeroInvoice`]);
-/// 2. otherwise the next `payment_number`; base ≤ 0 → nothing
-///    ([`CommissionReason::NoEligibleLines`]);
-/// 3. the first invoice with a positive base is the first sale; the plan's [`Duration`] is
-///    checked against it (`FirstSaleOnlyAlreadyPaid`, `OutsideCapWindow`, `PaymentCapReached`:
-///    nothing earned, the base is still reported);
-/// 4. the percentage rate is [`RateContext::percentage_rate_at`] the invoice's `paid_at`, or at
-///    the first sale's `paid_at` when the program locks rates at the first sale;
-/// 5. [`commission_for_invoice`] prices it.
-///
-/// Errors: the same invoice id twice, a line in another currency than its invoice, a level in
-/// the history the program does not define, arithmetic overflow.
+/// THE commission fold: what each of one customer's invoices earns in one program that was
+/// never edited (one version: `program` with `products`). See [`evaluate_customer_versions`].
 pub fn evaluate_customer(
     program: &Program,
     products: &[ProgramProduct],
     invoices: &[InvoiceFacts],
     rate_context: &RateContext,
+) -> Result<Vec<InvoiceCommission>, PlanError> {
+    fold(invoices, rate_context, |_| (program, products))
+}
+
+/// THE commission fold: what each of one customer's invoices earns in one program, each invoice
+/// priced with the program version in force at its `paid_at` ([`ProgramVersions::in_force_at`]).
+///
+/// A pure, deterministic function of the **set** `invoices` (their order does not matter; they
+/// are sorted by `(paid_at, invoice_id)`), the program's versions and the partner's
+/// [`RateContext`]. The result is in that sorted order, one entry per invoice. See the module
+/// documentation for the rules; in short, per invoice, with `v` the version in force at its
+/// `paid_at`:
+///
+/// 1. amount paid ≤ 0 → nothing, `payment_number` 0 ([`CommissionReason::ZeroInvoice`]);
+/// 2. otherwise the next `payment_number`; base ≤ 0 under `v`'s products → nothing
+///    ([`CommissionReason::NoEligibleLines`]);
+/// 3. the first invoice with a positive base is the first sale; `v`'s [`Duration`] is
+///    checked against it (`FirstSaleOnlyAlreadyPaid`, `OutsideCapWindow` — the window opened
+///    at the first sale, `v`'s months in `v`'s time zone —, `PaymentCapReached` — the sales
+///    counted across versions —: nothing earned, the base is still reported);
+/// 4. the percentage rate is [`RateContext::percentage_rate_at`] the invoice's `paid_at` in
+///    `v` (the partner's level rate in `v`, else `v`'s plan rate); when `v` locks rates at the
+///    first sale, the same at the first sale's `paid_at` in the version in force then;
+/// 5. [`commission_for_invoice`] prices it with `v`'s rewards, overrides and tier 2.
+///
+/// The fold's state (payment numbers, the first sale, the sales counted, the rate lock)
+/// carries across versions: an edit changes how later invoices are priced, never what an
+/// earlier one earned.
+///
+/// Errors: the same invoice id twice, a line in another currency than its invoice, a level in
+/// the history that the version does not define (an edit never removes levels:
+/// [`crate::versions::plan_edit`]), arithmetic overflow.
+pub fn evaluate_customer_versions(
+    versions: &ProgramVersions,
+    invoices: &[InvoiceFacts],
+    rate_context: &RateContext,
+) -> Result<Vec<InvoiceCommission>, PlanError> {
+    fold(invoices, rate_context, |t| {
+        let v = versions.in_force_at(t);
+        (&v.program, v.products.as_slice())
+    })
+}
+
+/// The fold over `invoices`, `version_at(t)` giving the program and products in force at `t`.
+fn fold<'a>(
+    invoices: &[InvoiceFacts],
+    rate_context: &RateContext,
+    version_at: impl Fn(DateTime<Utc>) -> (&'a Program, &'a [ProgramProduct]),
 ) -> Result<Vec<InvoiceCommission>, PlanError> {
     let mut sorted: Vec<&InvoiceFacts> = invoices.iter().collect();
     sorted.sort_by(|a, b| (a.paid_at, &a.invoice_id).cmp(&(b.paid_at, &b.invoice_id)));
@@ -570,10 +606,10 @@ pub fn evaluate_customer(
     let mut out = Vec::with_capacity(sorted.len());
     let mut payment_number: u32 = 0;
     let mut first_sale_at: Option<DateTime<Utc>> = None;
-    let mut window_end: Option<DateTime<Utc>> = None;
     let mut sales: u32 = 0;
 
     for inv in sorted {
+        let (program, products) = version_at(inv.paid_at);
         let zero = Money::zero(inv.currency);
         let mut row = InvoiceCommission {
             invoice_id: inv.invoice_id.clone(),
@@ -595,11 +631,10 @@ pub fn evaluate_customer(
 
         // Price it as a first sale if there has been none yet; the base does not depend on it.
         let is_first_sale = first_sale_at.is_none();
-        let rate_at = match (program.lock_rate_at_first_sale, first_sale_at) {
-            (true, Some(first)) => first,
-            _ => inv.paid_at,
+        let plan_rate = match (program.lock_rate_at_first_sale, first_sale_at) {
+            (true, Some(first)) => rate_context.percentage_rate_at(version_at(first).0, first)?,
+            _ => rate_context.percentage_rate_at(program, inv.paid_at)?,
         };
-        let plan_rate = rate_context.percentage_rate_at(program, rate_at)?;
         let priced = commission_for_invoice(program, products, inv, is_first_sale, plan_rate)?;
         if priced.base.minor <= 0 {
             row.reason = CommissionReason::NoEligibleLines;
@@ -609,13 +644,7 @@ pub fn evaluate_customer(
         row.base = priced.base;
         row.is_first_sale = is_first_sale;
         sales = sales.checked_add(1).ok_or(PlanError::Overflow)?;
-        let first = match first_sale_at {
-            Some(f) => f,
-            None => {
-                first_sale_at = Some(inv.paid_at);
-                inv.paid_at
-            }
-        };
+        let first = *first_sale_at.get_or_insert(inv.paid_at);
 
         let blocked = match program.plan.duration {
             Duration::Lifetime => None,
@@ -623,14 +652,7 @@ pub fn evaluate_customer(
                 (!is_first_sale).then_some(CommissionReason::FirstSaleOnlyAlreadyPaid)
             }
             Duration::Months { months } => {
-                let end = match window_end {
-                    Some(e) => e,
-                    None => {
-                        let e = months_window_end(first, months, program.time_zone)?;
-                        window_end = Some(e);
-                        e
-                    }
-                };
+                let end = months_window_end(first, months, program.time_zone)?;
                 (inv.paid_at >= end)
                     .then_some(CommissionReason::OutsideCapWindow { window_end: end })
             }

@@ -75,6 +75,15 @@ pub fn program_product(program_id: &str, product_id: &str) -> Key {
     Key::new(program_pk(program_id), format!("PRODUCT#{product_id}"))
 }
 pub const PROGRAM_PRODUCT_PREFIX: &str = "PRODUCT#";
+/// A version of a program (its settings and products), in force from `effective_from_ms`
+/// (business time); the partition's versions sort in time order.
+pub fn program_version(program_id: &str, effective_from_ms: i64) -> Key {
+    Key::new(
+        program_pk(program_id),
+        format!("{PROGRAM_VERSION_PREFIX}{}", ts(effective_from_ms)),
+    )
+}
+pub const PROGRAM_VERSION_PREFIX: &str = "VERSION#";
 /// GSI1 of a program product: the programs a product is on.
 pub fn product_programs_gsi(product_id: &str, program_id: &str) -> (String, String) {
     (

@@ -1,6 +1,13 @@
-//! Programs, their products, tracking keys and promotion codes.
+//! Programs, their products and versions, tracking keys and promotion codes.
+//!
+//! A program's partition `PROGRAM#{program}` holds the program as it is now (`SK=PROGRAM`,
+//! read by the redirect, the API and payouts), one row per product that was ever on it
+//! (`SK=PRODUCT#{product}`, indexed by product so that a late invoice of a product removed
+//! since still finds the program) and its versions (`SK=VERSION#{effective_from ms}`: the
+//! settings and products in force from that business time, what the commission fold prices
+//! with). [`program_versions`] reads the partition in one Query.
 
-use rules::{Program, ProgramProduct};
+use rules::{Program, ProgramProduct, ProgramVersion, ProgramVersions};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -58,19 +65,125 @@ pub fn product_item(p: &ProgramProduct) -> Result<Item, StoreError> {
     .with_gsi1(keys::product_programs_gsi(&p.product_id, &p.program_id)))
 }
 
-/// A program's products.
-pub async fn program_products(
+/// A program's version item (`SK=VERSION#{effective_from ms}`), with its products.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProgramVersionRow {
+    pub version: ProgramVersion,
+}
+
+pub fn version_item(v: &ProgramVersion) -> Result<Item, StoreError> {
+    to_item(
+        &ProgramVersionRow { version: v.clone() },
+        &keys::program_version(&v.program.id, v.effective_from.timestamp_millis()),
+    )
+}
+
+/// Write a new version; a version from the same millisecond is never overwritten
+/// (`Err(AlreadyDone)`: another edit took that instant).
+pub async fn put_new_version(table: &Table, v: &ProgramVersion) -> Result<(), StoreError> {
+    table.put_if_absent(version_item(v)?).await
+}
+
+/// What a program's partition holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProgramPartition {
+    /// The program as it is now.
+    pub program: Option<Program>,
+    /// Every product that was ever on it.
+    pub products: Vec<ProgramProduct>,
+    /// Its versions, oldest first (none for a program stored before versions).
+    pub versions: Vec<ProgramVersion>,
+}
+
+impl ProgramPartition {
+    /// The program's versions; a program stored before versions is one version in force at all
+    /// times (its item and its products). `None`: no such program.
+    pub fn history(&self) -> Result<Option<ProgramVersions>, StoreError> {
+        if !self.versions.is_empty() {
+            return ProgramVersions::new(self.versions.clone())
+                .map(Some)
+                .map_err(|e| StoreError::Decode(e.to_string()));
+        }
+        Ok(self
+            .program
+            .clone()
+            .map(|p| ProgramVersions::single(p, self.products.clone())))
+    }
+}
+
+/// A program's partition, in one Query (`PK=PROGRAM#{program}`).
+pub async fn program_partition(
     table: &Table,
     program_id: &str,
-) -> Result<Vec<ProgramProduct>, StoreError> {
-    Ok(table
-        .query_as::<ProductRow>(
-            Query::table(keys::program_pk(program_id)).begins_with(keys::PROGRAM_PRODUCT_PREFIX),
-        )
+) -> Result<ProgramPartition, StoreError> {
+    let mut out = ProgramPartition::default();
+    if !keys::safe_id(program_id) {
+        return Ok(out);
+    }
+    for item in table
+        .query(Query::table(keys::program_pk(program_id)))
         .await?
-        .into_iter()
-        .map(|r| r.product)
-        .collect())
+    {
+        let sk = item.s(keys::SK).unwrap_or_default().to_string();
+        if sk == keys::program(program_id).sk {
+            out.program = Some(serde_dynamo::from_item::<_, ProgramRow>(item)?.program);
+        } else if sk.starts_with(keys::PROGRAM_PRODUCT_PREFIX) {
+            out.products
+                .push(serde_dynamo::from_item::<_, ProductRow>(item)?.product);
+        } else if sk.starts_with(keys::PROGRAM_VERSION_PREFIX) {
+            out.versions
+                .push(serde_dynamo::from_item::<_, ProgramVersionRow>(item)?.version);
+        }
+    }
+    Ok(out)
+}
+
+/// A program's versions (see [`ProgramPartition::history`]), in one Query.
+pub async fn program_versions(
+    table: &Table,
+    program_id: &str,
+) -> Result<Option<ProgramVersions>, StoreError> {
+    program_partition(table, program_id).await?.history()
+}
+
+/// Why an edit of a program was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    /// The edit would re-price what may be booked (see `rules::versions::plan_edit`).
+    #[error(transparent)]
+    Refused(#[from] rules::VersionError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The versions an edit of a program writes (every editor of a program goes through this):
+/// none when `program` and `products` equal its latest version; else the new version
+/// (`rules::versions::plan_edit`, effective from `effective_from` or `applied_at`) and, for a
+/// program stored before versions existed, first its stored state as the version in force
+/// until then. Reads the program's partition; writes nothing ([`put_new_version`] does).
+pub async fn versions_of_edit(
+    table: &Table,
+    program: &Program,
+    products: &[ProgramProduct],
+    effective_from: Option<chrono::DateTime<chrono::Utc>>,
+    applied_at: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<ProgramVersion>, EditError> {
+    let stored = program_partition(table, &program.id).await?;
+    let history = stored.history()?;
+    let Some(new) = rules::plan_edit(
+        history.as_ref(),
+        program,
+        products,
+        effective_from,
+        applied_at,
+    )?
+    else {
+        return Ok(vec![]);
+    };
+    Ok(match history {
+        Some(h) if stored.versions.is_empty() => vec![h.latest().clone(), new],
+        _ => vec![new],
+    })
 }
 
 /// The programs a product is on (ids).

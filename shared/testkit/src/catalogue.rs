@@ -1,7 +1,7 @@
 //! What tests seed: programs, partners (with memberships and links) and counted clicks, written
 //! with storage's own item builders.
 
-use rules::{Membership, PartnerStatus, PayoutMethod, Program, TaxInfoState};
+use rules::{Membership, PartnerStatus, PayoutMethod, Program, ProgramProduct, TaxInfoState};
 use storage::links::{self, Click, Link, LinkStatus};
 use storage::partners::{self, Partner};
 use storage::{programs, Table};
@@ -41,6 +41,31 @@ pub async fn put_program(t: &Table, p: &Program) {
     t.put(programs::program_item(p).expect("program item"))
         .await
         .expect("put program");
+}
+
+/// Edit a program as `partnerctl apply` does, applied at business time `at_ms` (and effective
+/// from it): a new version of its settings and products (`storage::programs::versions_of_edit`),
+/// then the program item and its product rows. Returns how many versions were written.
+pub async fn edit_program(
+    t: &Table,
+    p: &Program,
+    products: &[ProgramProduct],
+    at_ms: i64,
+) -> usize {
+    let at = chrono::DateTime::from_timestamp_millis(at_ms).expect("business time");
+    let versions = programs::versions_of_edit(t, p, products, None, at)
+        .await
+        .expect("edit");
+    for v in &versions {
+        programs::put_new_version(t, v).await.expect("put version");
+    }
+    put_program(t, p).await;
+    for prod in products {
+        t.put(programs::product_item(prod).expect("product item"))
+            .await
+            .expect("put product");
+    }
+    versions.len()
 }
 
 pub async fn put_link(t: &Table, l: &Link) {

@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use rules::attribution::{binding_covers_sale, AttributionMethod};
 use rules::levels::{promotion_after_sale, LevelSale, PartnerMetrics, Promotion};
 use rules::plan::{
-    diff_booked, evaluate_customer, CommissionChange, CommissionTier, InvoiceCommission,
+    diff_booked, evaluate_customer_versions, CommissionChange, CommissionTier, InvoiceCommission,
     InvoiceFacts, RateContext,
 };
 use rules::sale::level_sale_of;
 use rules::schedule::available_at;
-use rules::{Bucket, EntryKind, Money, Program, ProgramProduct, Tiers};
+use rules::{Bucket, EntryKind, Money, Program, ProgramVersions};
 use storage::customers::{
     self, BindingRow, CommissionRow, CommissionState, CustomerInvoiceRow, SalesStateRow,
     UnattributedRow,
@@ -70,11 +70,16 @@ pub(crate) async fn book_customer(
     new: Option<NewSale>,
     preloaded: Option<Preloaded>,
 ) -> Result<Booked, EngineError> {
-    let products = engine.catalog.products(&engine.table, &program.id).await?;
+    // Each invoice is priced with the program version in force at its paid time.
+    let versions = engine
+        .catalog
+        .versions(&engine.table, &program.id)
+        .await?
+        .ok_or_else(|| EngineError::Inconsistent(format!("program {} vanished", program.id)))?;
     let (mut booked, envelopes, mut repeated) = book_customer_inner(
         engine,
         program,
-        &products,
+        &versions,
         customer_key,
         new,
         preloaded,
@@ -103,7 +108,7 @@ fn sale_message_ids(program: &Program, invoice_id: &str) -> Vec<String> {
 async fn book_customer_inner(
     engine: &Engine,
     program: &Program,
-    products: &[ProgramProduct],
+    versions: &ProgramVersions,
     customer_key: &str,
     new: Option<NewSale>,
     preloaded: Option<Preloaded>,
@@ -146,7 +151,7 @@ async fn book_customer_inner(
         let plan = match plan_booking(
             engine,
             program,
-            products,
+            versions,
             customer_key,
             &rows,
             new.as_ref(),
@@ -255,7 +260,7 @@ struct LevelEffect {
 async fn plan_booking(
     engine: &Engine,
     program: &Program,
-    products: &[ProgramProduct],
+    versions: &ProgramVersions,
     customer_key: &str,
     rows: &[CustomerInvoiceRow],
     new: Option<&NewSale>,
@@ -293,7 +298,7 @@ async fn plan_booking(
             None,
         ),
     };
-    let recruiter = if program.tiers == Tiers::Two {
+    let recruiter = if versions.any_two_tiers() {
         membership
             .as_ref()
             .and_then(|m| m.membership.recruiter.clone())
@@ -334,7 +339,7 @@ async fn plan_booking(
         .map(|m| m.level_history.clone())
         .unwrap_or_default();
     let ctx = RateContext::with_levels(history.clone());
-    let mut current = evaluate_customer(program, products, &facts, &ctx)?;
+    let mut current = evaluate_customer_versions(versions, &facts, &ctx)?;
     // Tier 2 is booked only where the invoice's partner has a recruiter.
     for c in &mut current {
         if partner_of
@@ -722,11 +727,15 @@ pub(crate) async fn reattribute_customer(
     program: &Program,
     binding: &BindingRow,
 ) -> Result<Vec<String>, EngineError> {
-    let products = engine.catalog.products(&engine.table, &program.id).await?;
+    let versions = engine
+        .catalog
+        .versions(&engine.table, &program.id)
+        .await?
+        .ok_or_else(|| EngineError::Inconsistent(format!("program {} vanished", program.id)))?;
     match book_customer_inner(
         engine,
         program,
-        &products,
+        &versions,
         &binding.customer_key,
         None,
         None,

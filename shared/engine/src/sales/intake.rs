@@ -1,8 +1,6 @@
 //! Intake of a paid invoice: de-duplication, the programs its products are on, the binding that
 //! covers it in each (or keep it waiting as unattributed), then booking.
 
-use std::collections::BTreeSet;
-
 use rules::attribution::{
     binding_covers, binding_covers_sale, choose_cause, email_binding_applies, normalize_email,
     AttributionModel, BindingCause, CauseCandidate,
@@ -78,25 +76,7 @@ pub async fn invoice_paid(engine: &Engine, inv: PaidInvoice) -> Result<SaleOutco
         at_ms: paid_at_ms,
         outbox_ids: vec![],
     };
-    // One lookup per distinct product (an invoice often has several lines of one product).
-    let products: BTreeSet<&str> = inv
-        .facts
-        .lines
-        .iter()
-        .filter_map(|l| l.product_id.as_deref())
-        .filter(|p| keys::safe_id(p))
-        .collect();
-    let mut program_ids = BTreeSet::new();
-    for p in products {
-        program_ids.extend(
-            engine
-                .catalog
-                .programs_of_product(t, p)
-                .await?
-                .iter()
-                .cloned(),
-        );
-    }
+    let program_ids = engine.catalog.programs_of_invoice(t, &inv.facts).await?;
     if program_ids.is_empty() {
         events::mark_processed(t, &processed).await?;
         return Ok(SaleOutcome::NotOnAnyProgram);
