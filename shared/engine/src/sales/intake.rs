@@ -180,7 +180,7 @@ pub async fn invoice_paid(engine: &Engine, inv: PaidInvoice) -> Result<SaleOutco
         let preloaded = Preloaded {
             state,
             membership: ctx.membership,
-            metrics: ctx.metrics,
+            levels: ctx.levels,
         };
         let out = book_customer(
             engine,
