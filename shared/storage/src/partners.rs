@@ -162,14 +162,7 @@ pub async fn level_sales(
     partner_id: &str,
     program_id: &str,
 ) -> Result<Vec<PartnerSale>, StoreError> {
-    let q = Query::table(keys::partner_pk(partner_id))
-        .begins_with(keys::level_sales_prefix(program_id));
-    table
-        .query_as::<LevelSaleRow>(q)
-        .await?
-        .into_iter()
-        .map(LevelSaleRow::into_sale)
-        .collect()
+    level_sales_from(table, partner_id, program_id, 0).await
 }
 
 /// The partner's level sales in a program paid at or after `from_ms`, in business-time order.
