@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, TimeZone, Utc};
+use proptest::prelude::*;
 use rules::{
     diff_booked, evaluate_customer, first_difference, level_history_from_sales, CommissionPlan,
     Currency, Duration, InvoiceCommission, InvoiceFacts, Level, LevelHistory, LevelThreshold,
@@ -99,12 +100,18 @@ impl Books {
         self.history = level_history_from_sales(p, LevelHistory::new(), &self.level_sales).unwrap();
         self.rebook(p, customer);
         if let Some(from) = first_difference(&old, &self.history) {
-            let affected: BTreeSet<&'static str> = self
-                .invoices
+            // The customers named by the level sales paid from the first difference on.
+            let named: BTreeSet<&str> = self
+                .level_sales
                 .iter()
-                .filter(|(_, invs)| invs.iter().any(|i| i.paid_at >= from))
-                .map(|(c, _)| *c)
-                .filter(|c| c != customer)
+                .filter(|s| s.paid_at >= from)
+                .map(|s| s.customer_id.as_str())
+                .collect();
+            let affected: Vec<&'static str> = self
+                .invoices
+                .keys()
+                .copied()
+                .filter(|c| c != customer && named.contains(c))
                 .collect();
             for c in affected {
                 self.rebook(p, c);
@@ -240,5 +247,94 @@ fn every_delivery_order_gives_the_same_ledger() {
             let ids: Vec<&str> = order.iter().map(|(_, f)| f.invoice_id.as_str()).collect();
             assert_eq!(ledger(&p, &order), want, "lock {lock}, order {ids:?}");
         }
+    }
+}
+
+const CUSTOMERS: [&str; 4] = ["cus_a", "cus_b", "cus_c", "cus_d"];
+
+/// 20 %; 30 % from two active customers; 40 % from $300.00 of revenue.
+fn two_levels(lock_rate_at_first_sale: bool) -> Program {
+    let mut p = program(lock_rate_at_first_sale);
+    p.plan.reward = Reward::Percentage { rate: dec!(0.20) };
+    p.levels = vec![
+        Level {
+            name: "Silver".into(),
+            threshold: LevelThreshold::ActiveCustomers { count: 2 },
+            rate: dec!(0.30),
+        },
+        Level {
+            name: "Gold".into(),
+            threshold: LevelThreshold::Revenue {
+                currency: Currency::USD,
+                minor: 30_000,
+            },
+            rate: dec!(0.40),
+        },
+    ];
+    p.validate().unwrap();
+    p
+}
+
+/// Invoices of up to four customers (a $0 trial among them), on days 1..=12 (ties included).
+fn arb_arrivals() -> impl Strategy<Value = Vec<Arrival>> {
+    prop::collection::vec(
+        (
+            0..CUSTOMERS.len(),
+            1..=12u32,
+            prop::sample::select(vec![0, 4_900, 9_900, 19_900]),
+        ),
+        1..=8,
+    )
+    .prop_map(|v| {
+        v.into_iter()
+            .enumerate()
+            .map(|(i, (c, d, minor))| {
+                let mut f = inv(&format!("in_{i}"), d);
+                f.lines[0].amount = Money::new(minor, Currency::USD);
+                (CUSTOMERS[c], f)
+            })
+            .collect()
+    })
+}
+
+/// What every invoice earns with the history derived from all of the partner's sales: the
+/// answer that no delivery order may change.
+fn in_business_time(p: &Program, arrivals: &[Arrival]) -> BTreeMap<String, i64> {
+    let mut by_customer: BTreeMap<&str, Vec<InvoiceFacts>> = BTreeMap::new();
+    for (c, f) in arrivals {
+        by_customer.entry(c).or_default().push(f.clone());
+    }
+    let mut sales = vec![];
+    for (c, invs) in &by_customer {
+        let base = evaluate_customer(p, &products(), invs, &RateContext::new()).unwrap();
+        sales.extend(
+            base.iter()
+                .filter_map(|r| rules::sale::level_sale_of(true, c, r)),
+        );
+    }
+    let history = level_history_from_sales(p, LevelHistory::new(), &sales).unwrap();
+    let ctx = RateContext::with_levels(history);
+    let mut out = BTreeMap::new();
+    for invs in by_customer.values() {
+        for r in evaluate_customer(p, &products(), invs, &ctx).unwrap() {
+            if r.tier1.minor != 0 {
+                out.insert(r.invoice_id.clone(), r.tier1.minor);
+            }
+        }
+    }
+    out
+}
+
+proptest! {
+    /// Any invoices of up to four customers, delivered in any order, with and without the rate
+    /// lock: the ledger is the business-time answer.
+    #[test]
+    fn any_delivery_order_books_the_business_time_answer(
+        (arrivals, shuffled) in arb_arrivals().prop_flat_map(|v| (Just(v.clone()), Just(v).prop_shuffle())),
+        lock in any::<bool>(),
+    ) {
+        let p = two_levels(lock);
+        let want = in_business_time(&p, &arrivals);
+        prop_assert_eq!(ledger(&p, &shuffled), want);
     }
 }
