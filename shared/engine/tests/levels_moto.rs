@@ -176,3 +176,51 @@ async fn every_delivery_order_gives_the_same_commissions() {
         }
     }
 }
+
+/// A crash between a booking that changed the history and the re-pricing after it leaves
+/// `reprice_from_ms` stored; the partner's next booking finishes it. The stored state here is
+/// that of such a crash (a crossing moved from day 3 to day 2): the levels say "promoted after
+/// day 2, re-price from day 2", and customer 3's day-3 sale still has its 25 %.
+#[tokio::test]
+async fn an_unfinished_re_pricing_is_finished_by_the_next_booking() {
+    let w = world(false).await;
+    let all = invoices();
+    for i in [0, 2] {
+        invoice_paid(&w.engine, all[i].clone()).await.expect("paid");
+    }
+    assert_eq!(commissions(&w).await[..3], [2_475, 0, 2_475]);
+    let crossing = chrono::DateTime::from_timestamp_millis(T0 + 2 * DAY).expect("time");
+    let history = rules::LevelHistory::from_changes([rules::LevelChange {
+        level: 1,
+        effective_after: crossing,
+    }]);
+    let read = partners::partner_levels(w.t(), "alice", "demo")
+        .await
+        .expect("read")
+        .expect("stored by the two bookings");
+    // Customers 1 and 3 alone: promoted after customer 3's day-3 sale.
+    assert_eq!(
+        read.level_history.changes()[0]
+            .effective_after
+            .timestamp_millis(),
+        T0 + 3 * DAY
+    );
+    let crashed = partners::PartnerLevels {
+        level: 1,
+        level_history: history,
+        version: read.version + 1,
+        reprice_from_ms: Some(T0 + 2 * DAY),
+        ..read.clone()
+    };
+    let mut tx = storage::Tx::new();
+    partners::put_partner_levels(&mut tx, &crashed, read.version).expect("levels");
+    tx.commit(w.t()).await.expect("commit");
+    // Customer 1's renewal (day 4) cannot change the levels; its booking finds the marker.
+    invoice_paid(&w.engine, all[3].clone()).await.expect("paid");
+    assert_eq!(commissions(&w).await[..4], [2_475, 0, 3_960, 3_960]);
+    let levels = partners::partner_levels(w.t(), "alice", "demo")
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(levels.reprice_from_ms, None);
+}

@@ -80,7 +80,7 @@ impl LevelEffect {
 }
 
 /// The history the fold prices a partner's sales with: the derived one once stored, else the
-/// membership's (set before levels were derived from sales).
+/// membership's (an operator's placement, or none).
 pub(crate) fn history_in_force(
     levels: Option<&PartnerLevels>,
     membership: Option<&MembershipRow>,
@@ -126,7 +126,12 @@ pub(crate) async fn effect_of_new_sale(
     let mut sales = partners::level_sales(&engine.table, partner_id, &program.id).await?;
     sales.retain(|s| !(s.invoice_id == invoice_id && s.customer_id == customer_key));
     sales.push(effect.sale.clone());
-    let derived = level_history_from_sales(program, LevelHistory::new(), &sales)?;
+    // On top of the membership's history: an operator's placement, or what was mirrored there
+    // before (derived from fewer sales, so never above what all of them give: nothing moves).
+    let initial = membership
+        .map(|m| m.level_history.clone())
+        .unwrap_or_default();
+    let derived = level_history_from_sales(program, initial, &sales)?;
     let change_ms = first_difference(history, &derived).map(|t| t.timestamp_millis().max(0));
     let pending = stored.and_then(|l| l.reprice_from_ms);
     let reprice_from_ms = match (pending, change_ms) {
