@@ -43,7 +43,7 @@ pub struct Engine {
 }
 
 /// Upper bound of [`Engine::tx_budget`]: DynamoDB's 100 actions, less room for the fixed part of
-/// a booking (markers, sales state, level metrics, membership).
+/// a booking (markers, sales state, level sale, partner levels, membership).
 pub const MAX_TX_ACTIONS_FOR_BOOKING: usize = sales::booking::TX_BUDGET;
 
 /// How long a warm function keeps programs and products (the redirect keeps links as long).

@@ -6,12 +6,15 @@
 //! that sale: the sale that crosses the threshold still earns the old rate, and the new level
 //! applies to sales paid strictly later. Levels are never taken away.
 //!
-//! Two ways to keep a [`LevelHistory`]:
-//! * incrementally, with [`PartnerMetrics`] counters and [`promotion_after_sale`] as each sale is
-//!   booked;
-//! * from scratch, with [`level_history_from_sales`] over all of the partner's sales in the
-//!   program (a pure function of the set, so late or out-of-order sales are handled by
-//!   recomputing).
+//! The history is a pure function of the **set** of the partner's sales in the program,
+//! [`level_history_from_sales`]: the sales are taken in business-time order, whatever order
+//! they arrived in, a customer counts as active from their first paid sale (a renewal that
+//! arrives before its customer's first invoice does not count the customer twice), revenue
+//! accumulates in time order, and a promotion takes effect after the paid time of the sale that
+//! crossed the threshold. A late sale can only move a crossing earlier (metrics only grow); the
+//! sales it re-prices are those paid after [`first_difference`] of the old and the new history.
+//! [`settled_before`] tells when a new sale cannot change the history at all (the partner
+//! already reached the top level before it).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -122,15 +125,16 @@ pub struct PartnerMetrics {
     pub revenue: BTreeMap<Currency, i64>,
 }
 
-/// One sale as level metrics see it.
+/// One sale as level metrics see it (built by [`level_history_from_sales`] in business-time
+/// order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LevelSale {
     /// Business time of the payment.
     pub paid_at: DateTime<Utc>,
     /// Commission base of the invoice ([`InvoiceCommission::base`](crate::InvoiceCommission)).
     pub revenue: Money,
-    /// True for the customer's first paid sale
-    /// ([`InvoiceCommission::is_first_sale`](crate::InvoiceCommission)).
+    /// True for the customer's first sale with positive revenue for this partner, in business
+    /// time (not the fold's `is_first_sale` of the moment the sale arrived).
     pub new_customer: bool,
 }
 
@@ -177,47 +181,6 @@ pub fn highest_level_met(program: &Program, metrics: &PartnerMetrics) -> u32 {
         .unwrap_or(0)
 }
 
-/// A promotion decided by a sale.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Promotion {
-    /// Level before.
-    pub from_level: u32,
-    /// Level after.
-    pub to_level: u32,
-    /// The crossing sale's `paid_at`: the new level applies to sales paid strictly later.
-    pub effective_after: DateTime<Utc>,
-}
-
-impl Promotion {
-    /// The history entry for this promotion.
-    pub fn change(&self) -> LevelChange {
-        LevelChange {
-            level: self.to_level,
-            effective_after: self.effective_after,
-        }
-    }
-}
-
-/// The promotion, if any, caused by `sale` for a partner at `level_before` whose metrics
-/// before the sale are `metrics_before`. Never a demotion. The caller then records the sale in
-/// its counters ([`PartnerMetrics::record`]) and the promotion in the history
-/// ([`LevelHistory::promote`]).
-pub fn promotion_after_sale(
-    program: &Program,
-    level_before: u32,
-    metrics_before: &PartnerMetrics,
-    sale: &LevelSale,
-) -> Result<Option<Promotion>, PlanError> {
-    let mut after = metrics_before.clone();
-    after.record(sale)?;
-    let reached = highest_level_met(program, &after);
-    Ok((reached > level_before).then_some(Promotion {
-        from_level: level_before,
-        to_level: reached,
-        effective_after: sale.paid_at,
-    }))
-}
-
 /// A partner's sale in a program, for [`level_history_from_sales`] (from a fold result:
 /// [`PartnerSale::from_commission`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -260,6 +223,31 @@ pub fn level_history_from_sales(
         history.promote(reached, s.paid_at);
     }
     Ok(history)
+}
+
+/// The earliest business time from which `old` and `new` may price a sale differently: sales
+/// paid at or before it get the same level under both; `None` when the histories are equal.
+pub fn first_difference(old: &LevelHistory, new: &LevelHistory) -> Option<DateTime<Utc>> {
+    let (a, b) = (old.changes(), new.changes());
+    let i = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    match (a.get(i), b.get(i)) {
+        (None, None) => None,
+        (Some(x), None) => Some(x.effective_after),
+        (None, Some(y)) => Some(y.effective_after),
+        (Some(x), Some(y)) => Some(x.effective_after.min(y.effective_after)),
+    }
+}
+
+/// True when a sale paid at `paid_at` cannot change `history` (derived from sales): the partner
+/// already reached the program's top level by then. Metrics only change from the new sale's
+/// time on, and crossings before it stay where they are.
+pub fn settled_before(program: &Program, history: &LevelHistory, paid_at: DateTime<Utc>) -> bool {
+    let top = u32::try_from(program.levels.len()).unwrap_or(u32::MAX);
+    top == 0
+        || history
+            .changes()
+            .iter()
+            .any(|c| c.level >= top && c.effective_after <= paid_at)
 }
 
 #[cfg(test)]
@@ -325,45 +313,37 @@ mod tests {
     #[test]
     fn promotion_by_customers_then_revenue() {
         let p = program();
-        let usd = |m| Money::new(m, Currency::USD);
-        let mut m = PartnerMetrics::default();
-        let mut level = 0;
+        let sale = |c: &str, i: &str, d, m| PartnerSale {
+            customer_id: c.into(),
+            invoice_id: i.into(),
+            paid_at: t(d),
+            revenue: Money::new(m, Currency::USD),
+        };
         let sales = [
-            (t(1), 20_000, true),
-            (t(2), 20_000, true),
-            (t(3), 20_000, false),
-            (t(4), 20_000, true), // third customer → Silver after this sale
-            (t(5), 19_999, false),
-            (t(6), 1, false), // revenue 100_000 → Gold after this sale
+            sale("c1", "i1", 1, 20_000),
+            sale("c2", "i2", 2, 20_000),
+            sale("c1", "i3", 3, 20_000),
+            sale("c3", "i4", 4, 20_000), // third customer → Silver after this sale
+            sale("c2", "i5", 5, 19_999),
+            sale("c3", "i6", 6, 1), // revenue 100_000 → Gold after this sale
         ];
-        let mut promos = vec![];
-        for (at, rev, new) in sales {
-            let s = LevelSale {
-                paid_at: at,
-                revenue: usd(rev),
-                new_customer: new,
-            };
-            if let Some(pr) = promotion_after_sale(&p, level, &m, &s).unwrap() {
-                level = pr.to_level;
-                promos.push(pr);
-            }
-            m.record(&s).unwrap();
-        }
+        let h = level_history_from_sales(&p, LevelHistory::new(), &sales).unwrap();
         assert_eq!(
-            promos,
-            vec![
-                Promotion {
-                    from_level: 0,
-                    to_level: 1,
+            h.changes(),
+            &[
+                LevelChange {
+                    level: 1,
                     effective_after: t(4)
                 },
-                Promotion {
-                    from_level: 1,
-                    to_level: 2,
+                LevelChange {
+                    level: 2,
                     effective_after: t(6)
-                },
+                }
             ]
         );
+        assert!(!settled_before(&p, &h, t(5)));
+        assert!(settled_before(&p, &h, t(6)));
+        assert!(settled_before(&p, &LevelHistory::new(), t(1)) == p.levels.is_empty());
         // Other currencies do not count toward a USD threshold.
         let mut e = PartnerMetrics::default();
         e.record(&LevelSale {
@@ -373,6 +353,34 @@ mod tests {
         })
         .unwrap();
         assert_eq!(highest_level_met(&p, &e), 0);
+    }
+
+    #[test]
+    fn first_difference_of_two_histories() {
+        let h = |cs: &[(u32, u32)]| {
+            LevelHistory::from_changes(cs.iter().map(|&(level, d)| LevelChange {
+                level,
+                effective_after: t(d),
+            }))
+        };
+        // (old, new, first difference)
+        type Changes<'a> = &'a [(u32, u32)];
+        let cases: &[(Changes, Changes, Option<u32>)] = &[
+            (&[], &[], None),
+            (&[(1, 4)], &[(1, 4)], None),
+            (&[], &[(1, 4)], Some(4)),
+            (&[(1, 4)], &[(1, 2)], Some(2)),
+            (&[(1, 2), (2, 9)], &[(1, 2), (2, 7)], Some(7)),
+            (&[(1, 2), (2, 9)], &[(1, 2)], Some(9)),
+        ];
+        for (old, new, want) in cases {
+            assert_eq!(
+                first_difference(&h(old), &h(new)),
+                want.map(t),
+                "{old:?} → {new:?}"
+            );
+            assert_eq!(first_difference(&h(new), &h(old)), want.map(t));
+        }
     }
 
     #[test]

@@ -56,8 +56,8 @@ pub use attribution::{
 pub use hosts::{url_host, DeepLinkHosts, HostPattern};
 pub use ledger::{entry_delta, Balance, BalanceDelta, Bucket, EntryKind, LedgerError};
 pub use levels::{
-    highest_level_met, level_history_from_sales, promotion_after_sale, LevelChange, LevelHistory,
-    LevelSale, PartnerMetrics, PartnerSale, Promotion,
+    first_difference, highest_level_met, level_history_from_sales, settled_before, LevelChange,
+    LevelHistory, LevelSale, PartnerMetrics, PartnerSale,
 };
 pub use money::{Currency, Money, MoneyError, COMMISSION_ROUNDING};
 pub use partner::{balance_frozen, can_bind, payable, sale_treatment, SaleTreatment};

@@ -4,7 +4,7 @@
 //! The fold itself ([`crate::plan::evaluate_customer`]) works on [`crate::plan::SaleLine`]s whose
 //! amount is already this base.
 
-use crate::levels::LevelSale;
+use crate::levels::PartnerSale;
 use crate::plan::InvoiceCommission;
 
 /// The amounts of one invoice line that decide its commission base, as the payment provider
@@ -44,14 +44,15 @@ pub fn subscription_end_stops_payment(ended_at_ms: i64, paid_at_ms: i64) -> bool
     ended_at_ms < paid_at_ms
 }
 
-/// The sale a booked invoice adds to its partner's level metrics, if it counts: only in a
-/// program with levels, and only with a positive commission base.
-pub fn level_sale_of(program_has_levels: bool, c: &InvoiceCommission) -> Option<LevelSale> {
-    (program_has_levels && c.base.minor > 0).then_some(LevelSale {
-        paid_at: c.paid_at,
-        revenue: c.base,
-        new_customer: c.is_first_sale,
-    })
+/// The sale a booked invoice of `customer_id` adds to its partner's level sales, if it counts:
+/// only in a program with levels, and only with a positive commission base (whether it is the
+/// customer's first sale is decided later, over all of the partner's sales in business time).
+pub fn level_sale_of(
+    program_has_levels: bool,
+    customer_id: &str,
+    c: &InvoiceCommission,
+) -> Option<PartnerSale> {
+    (program_has_levels && c.base.minor > 0).then(|| PartnerSale::from_commission(customer_id, c))
 }
 
 #[cfg(test)]
@@ -106,10 +107,17 @@ mod tests {
             rate_used: None,
             reason: CommissionReason::NoEligibleLines,
         };
-        assert_eq!(level_sale_of(false, &c(9_900, true)), None);
-        assert_eq!(level_sale_of(true, &c(0, true)), None);
-        assert_eq!(level_sale_of(true, &c(-100, false)), None);
-        let s = level_sale_of(true, &c(9_900, true)).expect("counts");
-        assert_eq!((s.revenue.minor, s.new_customer), (9_900, true));
+        assert_eq!(level_sale_of(false, "cus_1", &c(9_900, true)), None);
+        assert_eq!(level_sale_of(true, "cus_1", &c(0, true)), None);
+        assert_eq!(level_sale_of(true, "cus_1", &c(-100, false)), None);
+        let s = level_sale_of(true, "cus_1", &c(9_900, true)).expect("counts");
+        assert_eq!(
+            (
+                s.revenue.minor,
+                s.customer_id.as_str(),
+                s.invoice_id.as_str()
+            ),
+            (9_900, "cus_1", "in_1")
+        );
     }
 }

@@ -141,9 +141,30 @@ pub fn program_members_gsi(program_id: &str, partner_id: &str) -> (String, Strin
 pub fn program_members_pk(program_id: &str) -> String {
     format!("PROGRAM#{program_id}#MEMBERS")
 }
-/// A partner's level metrics in a program (active referred customers, revenue per currency).
-pub fn level_metrics(partner_id: &str, program_id: &str) -> Key {
-    Key::new(partner_pk(partner_id), format!("METRICS#{program_id}"))
+/// A partner's levels in a program (history derived from their level sales, version).
+pub fn partner_levels(partner_id: &str, program_id: &str) -> Key {
+    Key::new(partner_pk(partner_id), format!("LEVELS#{program_id}"))
+}
+/// One sale of a partner counted toward their levels in a program, in business-time order
+/// (the level history is derived from these items).
+pub fn level_sale(partner_id: &str, program_id: &str, paid_at_ms: i64, invoice_id: &str) -> Key {
+    Key::new(
+        partner_pk(partner_id),
+        format!(
+            "{}{}#{invoice_id}",
+            level_sales_prefix(program_id),
+            ts(paid_at_ms)
+        ),
+    )
+}
+/// The sort-key prefix of a partner's level sales in a program (in the partner's partition).
+pub fn level_sales_prefix(program_id: &str) -> String {
+    format!("LEVELSALE#{program_id}#")
+}
+/// Sort-key bounds of a partner's level sales in a program paid at or after `from_ms`.
+pub fn level_sales_from(program_id: &str, from_ms: i64) -> (String, String) {
+    let prefix = level_sales_prefix(program_id);
+    (format!("{prefix}{}", ts(from_ms)), format!("{prefix}~"))
 }
 
 // ---- links and clicks ------------------------------------------------------------------
@@ -427,6 +448,19 @@ mod tests {
         let used: std::collections::HashSet<_> =
             (0..1000).map(|i| shard_of(&i.to_string())).collect();
         assert_eq!(used.len() as u32, DUE_SHARDS);
+    }
+
+    #[test]
+    fn level_sales_sort_by_business_time_within_a_program() {
+        let a = level_sale("alice", "demo", 1_000, "in_b");
+        let b = level_sale("alice", "demo", 2_000, "in_a");
+        assert!(a.sk < b.sk);
+        assert!(a.sk.starts_with(&level_sales_prefix("demo")));
+        let (from, to) = level_sales_from("demo", 2_000);
+        assert!(a.sk < from && from <= b.sk && b.sk < to);
+        assert!(!level_sale("alice", "demo2", 0, "in_a")
+            .sk
+            .starts_with(&level_sales_prefix("demo")));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Partners and their program memberships.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use rules::levels::{LevelHistory, LevelSale, PartnerMetrics};
-use rules::{Currency, Membership, PartnerStatus, PayoutMethod, TaxInfoState};
+use chrono::{DateTime, Utc};
+use rules::levels::{LevelHistory, PartnerSale};
+use rules::{Currency, Membership, Money, PartnerStatus, PayoutMethod, TaxInfoState};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
@@ -104,61 +105,174 @@ pub async fn program_members(
     table.query_as(Query::gsi1(pk)).await
 }
 
-// ---- level metrics and membership writes ---------------------------------------------------
+// ---- levels: the partner's level sales and derived history -------------------------------
 
-fn metrics_of(item: &Item) -> PartnerMetrics {
-    let mut m = PartnerMetrics {
-        active_customers: item
-            .n("active_customers")
-            .and_then(|n| u32::try_from(n).ok())
-            .unwrap_or(0),
-        ..Default::default()
-    };
-    for (k, v) in item {
-        if let (Some(code), Ok(n)) = (k.strip_prefix("revenue_"), v.as_n()) {
-            if let (Ok(c), Ok(n)) = (Currency::new(code), n.parse::<i64>()) {
-                m.revenue.insert(c, n);
-            }
-        }
+/// A partner's sale counted toward their levels, as stored under
+/// `PK=PARTNER#{partner} SK=LEVELSALE#{program}#{paid ts}#{invoice}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct LevelSaleRow {
+    program_id: String,
+    customer_key: String,
+    invoice_id: String,
+    paid_at_ms: i64,
+    revenue_minor: i64,
+    currency: Currency,
+}
+
+impl LevelSaleRow {
+    fn into_sale(self) -> Result<PartnerSale, StoreError> {
+        let paid_at = DateTime::<Utc>::from_timestamp_millis(self.paid_at_ms).ok_or_else(|| {
+            StoreError::Decode(format!(
+                "level sale {} paid at {}",
+                self.invoice_id, self.paid_at_ms
+            ))
+        })?;
+        Ok(PartnerSale {
+            customer_id: self.customer_key,
+            invoice_id: self.invoice_id,
+            paid_at,
+            revenue: Money::new(self.revenue_minor, self.currency),
+        })
     }
-    m
 }
 
-/// A partner's level metrics in a program (zero when none are stored).
-pub async fn level_metrics(
-    table: &Table,
-    partner_id: &str,
-    program_id: &str,
-) -> Result<PartnerMetrics, StoreError> {
-    Ok(table
-        .get(&keys::level_metrics(partner_id, program_id))
-        .await?
-        .map(|i| metrics_of(&i))
-        .unwrap_or_default())
-}
-
-/// Add a sale to the partner's level metrics (revenue per currency, new customers).
-pub fn add_level_sale(
+/// Record a sale toward the partner's levels (an overwrite with the same content when repeated).
+pub fn put_level_sale(
     tx: &mut Tx,
     partner_id: &str,
     program_id: &str,
-    sale: &LevelSale,
+    sale: &PartnerSale,
 ) -> Result<(), StoreError> {
-    let mut spec = UpdateSpec::new().add_n(
-        &format!("revenue_{}", sale.revenue.currency),
-        sale.revenue.minor,
-    );
-    if sale.new_customer {
-        spec = spec.add_n("active_customers", 1);
-    }
-    tx.update(
-        &keys::level_metrics(partner_id, program_id),
-        spec,
-        "level metrics",
-    )
+    let paid_at_ms = sale.paid_at.timestamp_millis();
+    let row = LevelSaleRow {
+        program_id: program_id.into(),
+        customer_key: sale.customer_id.clone(),
+        invoice_id: sale.invoice_id.clone(),
+        paid_at_ms,
+        revenue_minor: sale.revenue.minor,
+        currency: sale.revenue.currency,
+    };
+    let key = keys::level_sale(partner_id, program_id, paid_at_ms, &sale.invoice_id);
+    tx.put(to_item(&row, &key)?, "level sale")
 }
 
-/// Store a membership's new level history and current level (a promotion).
+/// Every sale of the partner counted toward their levels in a program, in business-time order.
+pub async fn level_sales(
+    table: &Table,
+    partner_id: &str,
+    program_id: &str,
+) -> Result<Vec<PartnerSale>, StoreError> {
+    level_sales_from(table, partner_id, program_id, 0).await
+}
+
+/// The partner's level sales in a program paid at or after `from_ms`, in business-time order.
+pub async fn level_sales_from(
+    table: &Table,
+    partner_id: &str,
+    program_id: &str,
+    from_ms: i64,
+) -> Result<Vec<PartnerSale>, StoreError> {
+    let (a, b) = keys::level_sales_from(program_id, from_ms);
+    let q = Query::table(keys::partner_pk(partner_id)).between(a, b);
+    table
+        .query_as::<LevelSaleRow>(q)
+        .await?
+        .into_iter()
+        .map(LevelSaleRow::into_sale)
+        .collect()
+}
+
+/// A partner's levels in a program, derived from their level sales, under
+/// `PK=PARTNER#{partner} SK=LEVELS#{program}`: the item every booking that may change them
+/// meets on (`version`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartnerLevels {
+    pub partner_id: String,
+    pub program_id: String,
+    /// The history derived from every level sale (what the fold prices with).
+    #[serde(default)]
+    pub level_history: LevelHistory,
+    /// Its current level.
+    #[serde(default)]
+    pub level: u32,
+    /// Bumped by every booking that recomputed the history; 0 when nothing is stored.
+    #[serde(default)]
+    pub version: u64,
+    /// A change of the history whose re-pricing is not known to be finished: the customers with
+    /// level sales paid at or after this time must be reconciled.
+    #[serde(default)]
+    pub reprice_from_ms: Option<i64>,
+}
+
+/// The partner's levels in a program (`None` before their first recomputation).
+pub async fn partner_levels(
+    table: &Table,
+    partner_id: &str,
+    program_id: &str,
+) -> Result<Option<PartnerLevels>, StoreError> {
+    table
+        .get_as(&keys::partner_levels(partner_id, program_id))
+        .await
+}
+
+/// Write the partner's levels if nobody did since `read_version` was read
+/// (`ConditionFailed{"partner levels"}` otherwise); the stored version becomes
+/// `levels.version`.
+pub fn put_partner_levels(
+    tx: &mut Tx,
+    levels: &PartnerLevels,
+    read_version: u64,
+) -> Result<(), StoreError> {
+    let item = to_item(
+        levels,
+        &keys::partner_levels(&levels.partner_id, &levels.program_id),
+    )?;
+    if read_version == 0 {
+        tx.put_if(
+            item,
+            "attribute_not_exists(PK)",
+            &[],
+            vec![],
+            "partner levels",
+        )
+    } else {
+        tx.put_if(
+            item,
+            "version = :v",
+            &[],
+            vec![(":v", AttributeValue::N(read_version.to_string()))],
+            "partner levels",
+        )
+    }
+}
+
+/// Forget a finished re-pricing, unless the levels changed since `version` (then whoever
+/// changed them finishes it). Returns whether it was cleared.
+pub async fn clear_level_reprice(
+    table: &Table,
+    partner_id: &str,
+    program_id: &str,
+    version: u64,
+) -> Result<bool, StoreError> {
+    let mut tx = Tx::new();
+    tx.update(
+        &keys::partner_levels(partner_id, program_id),
+        UpdateSpec::new().remove("reprice_from_ms").condition(
+            "version = :v",
+            &[],
+            vec![(":v", AttributeValue::N(version.to_string()))],
+        ),
+        "partner levels",
+    )?;
+    match tx.commit(table).await {
+        Ok(()) => Ok(true),
+        Err(StoreError::ConditionFailed { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Mirror a partner's new level history and current level on their membership (what
+/// `partnerctl` shows and `apply` keeps).
 pub fn set_level(
     tx: &mut Tx,
     partner_id: &str,
@@ -192,23 +306,23 @@ pub fn set_recruiter_once(tx: &mut Tx, row: &MembershipRow) -> Result<(), StoreE
 }
 
 /// What booking a partner's sale reads about them, in one `BatchGetItem`: the partner (for the
-/// self-referral check, when `with_partner`), the membership (recruiter, level history) and,
-/// when `with_metrics`, the level metrics.
+/// self-referral check, when `with_partner`), the membership (recruiter) and, when
+/// `with_levels`, their levels in the program.
 pub async fn sale_context(
     table: &Table,
     partner_id: &str,
     program_id: &str,
     with_partner: bool,
-    with_metrics: bool,
+    with_levels: bool,
 ) -> Result<SaleContext, StoreError> {
     let pk = keys::partner(partner_id);
     let mk = keys::membership(partner_id, program_id);
-    let lk = keys::level_metrics(partner_id, program_id);
+    let lk = keys::partner_levels(partner_id, program_id);
     let mut wanted = vec![mk.clone()];
     if with_partner {
         wanted.push(pk.clone());
     }
-    if with_metrics {
+    if with_levels {
         wanted.push(lk.clone());
     }
     let mut found = table.batch_get(&wanted).await?;
@@ -220,11 +334,15 @@ pub async fn sale_context(
         Some(i) => Some(serde_dynamo::from_item(i)?),
         None => None,
     };
-    let metrics = found.remove(&lk).map(|i| metrics_of(&i));
+    let levels = match found.remove(&lk) {
+        Some(i) => Some(Some(serde_dynamo::from_item(i)?)),
+        None if with_levels => Some(None),
+        None => None,
+    };
     Ok(SaleContext {
         partner,
         membership,
-        metrics,
+        levels,
     })
 }
 
@@ -233,6 +351,6 @@ pub async fn sale_context(
 pub struct SaleContext {
     pub partner: Option<Partner>,
     pub membership: Option<MembershipRow>,
-    /// `None` when not asked for; zero metrics when asked for and none are stored.
-    pub metrics: Option<PartnerMetrics>,
+    /// `None` when not asked for; `Some(None)` when asked for and none are stored.
+    pub levels: Option<Option<PartnerLevels>>,
 }

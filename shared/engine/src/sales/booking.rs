@@ -4,12 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use rules::attribution::{binding_covers_sale, AttributionMethod};
-use rules::levels::{promotion_after_sale, LevelSale, PartnerMetrics, Promotion};
 use rules::plan::{
     diff_booked, evaluate_customer_versions, CommissionChange, CommissionTier, InvoiceCommission,
     InvoiceFacts, RateContext,
 };
-use rules::sale::level_sale_of;
 use rules::schedule::available_at;
 use rules::{Bucket, EntryKind, Money, Program, ProgramVersions};
 use storage::customers::{
@@ -17,10 +15,11 @@ use storage::customers::{
     UnattributedRow,
 };
 use storage::ledger::{self, LedgerEntry};
-use storage::partners::{self, MembershipRow};
+use storage::partners::{self, MembershipRow, PartnerLevels};
 use storage::{keys, StoreError, Tx};
 
 use super::earned_message_id;
+use super::levels::{self, LevelEffect};
 use crate::{Engine, EngineError, OPTIMISTIC_ATTEMPTS};
 
 /// Actions one booking may use by default ([`Engine::tx_budget`]); the rest of a large
@@ -46,10 +45,10 @@ pub(crate) struct NewSale {
 #[derive(Debug, Clone)]
 pub(crate) struct Preloaded {
     pub state: SalesStateRow,
-    /// The new sale's partner's membership (recruiter, level history).
+    /// The new sale's partner's membership (recruiter).
     pub membership: Option<MembershipRow>,
-    /// Their level metrics (read only in programs with levels).
-    pub metrics: Option<PartnerMetrics>,
+    /// Their levels in the program (`Some` only when read: in programs with levels).
+    pub levels: Option<Option<PartnerLevels>>,
 }
 
 /// What a booking wrote.
@@ -59,11 +58,39 @@ pub(crate) struct Booked {
     pub commission_ids: Vec<String>,
     /// Outbox messages of the sale (written now, or by an earlier delivery of it).
     pub outbox_ids: Vec<String>,
+    /// Partners whose level history this booking changed: their customers are re-priced.
+    pub level_changes: Vec<String>,
 }
 
 /// Add `new` (if any) to the customer's invoices and book the differences. Safe to repeat;
-/// concurrent bookings of one customer retry. Messages are delivered after the commit.
+/// concurrent bookings of one customer retry. Messages are delivered after the commit. When
+/// the booking changed the partner's level history (or finds a re-pricing left unfinished), the
+/// partner's affected customers are re-priced afterwards ([`levels::reprice_after_level_change`]).
 pub(crate) async fn book_customer(
+    engine: &Engine,
+    program: &Program,
+    customer_key: &str,
+    new: Option<NewSale>,
+    preloaded: Option<Preloaded>,
+) -> Result<Booked, EngineError> {
+    let unfinished = preloaded
+        .as_ref()
+        .and_then(|p| p.levels.as_ref())
+        .and_then(Option::as_ref)
+        .filter(|l| l.reprice_from_ms.is_some())
+        .map(|l| l.partner_id.clone());
+    let mut booked = book_and_deliver(engine, program, customer_key, new, preloaded).await?;
+    let mut partners: BTreeSet<String> = booked.level_changes.iter().cloned().collect();
+    partners.extend(unfinished);
+    for partner_id in partners {
+        let touched = levels::reprice_after_level_change(engine, program, &partner_id).await?;
+        booked.commission_ids.extend(touched);
+    }
+    Ok(booked)
+}
+
+/// [`book_customer`] without the re-pricing of other customers after a level change.
+pub(crate) async fn book_and_deliver(
     engine: &Engine,
     program: &Program,
     customer_key: &str,
@@ -201,6 +228,9 @@ async fn book_customer_inner(
         match tx.commit(t).await {
             Ok(()) => {
                 booked.commission_ids.extend(ids);
+                if let Some(p) = plan.level.as_ref().and_then(LevelEffect::reprice_partner) {
+                    booked.level_changes.push(p.to_string());
+                }
                 booked
                     .outbox_ids
                     .extend(envelopes.iter().map(|e| e.id.clone()));
@@ -232,7 +262,7 @@ struct BookingPlan {
     rows: Vec<CustomerInvoiceRow>,
     /// Changes per invoice, grouped, in order.
     changes: Vec<(String, Vec<CommissionChange>)>,
-    /// The sale's level effect, if it is new.
+    /// The new sale's level effect.
     level: Option<LevelEffect>,
     first_paid_sale_at_ms: Option<i64>,
     /// The invoice this booking adds, if any.
@@ -248,13 +278,6 @@ struct MovedFrom {
     partner_id: String,
     recruiter_id: Option<String>,
     booked: InvoiceCommission,
-}
-
-struct LevelEffect {
-    partner_id: String,
-    sale: LevelSale,
-    /// The promotion and the level history after it.
-    promotion: Option<(Promotion, rules::LevelHistory)>,
 }
 
 async fn plan_booking(
@@ -290,13 +313,20 @@ async fn plan_booking(
             None => return Ok(None),
         },
     };
-    // The preloaded membership and metrics are the new sale's partner's.
-    let (membership, metrics) = match pre {
-        Some(p) if new.is_some() => (p.membership, p.metrics),
+    // The preloaded membership and levels are the new sale's partner's.
+    let (membership, stored_levels) = match pre {
+        Some(p) if new.is_some() => (p.membership, p.levels),
         _ => (
             partners::get_membership(t, &current_partner, &program.id).await?,
             None,
         ),
+    };
+    let stored_levels = match stored_levels {
+        Some(l) => l,
+        None if !program.levels.is_empty() => {
+            partners::partner_levels(t, &current_partner, &program.id).await?
+        }
+        None => None,
     };
     let recruiter = if versions.any_two_tiers() {
         membership
@@ -334,12 +364,31 @@ async fn plan_booking(
             }
         }
     }
-    let history = membership
-        .as_ref()
-        .map(|m| m.level_history.clone())
-        .unwrap_or_default();
+    let history = levels::history_in_force(stored_levels.as_ref(), membership.as_ref());
     let ctx = RateContext::with_levels(history.clone());
     let mut current = evaluate_customer_versions(versions, &facts, &ctx)?;
+    let level = match new {
+        Some(n) => {
+            levels::effect_of_new_sale(
+                engine,
+                program,
+                customer_key,
+                &n.partner_id,
+                &n.facts.invoice_id,
+                &current,
+                &history,
+                stored_levels.as_ref(),
+                membership.as_ref(),
+            )
+            .await?
+        }
+        None => None,
+    };
+    // A sale that moved a level crossing: the customer's invoices are priced with the new history.
+    if let Some(h) = level.as_ref().and_then(LevelEffect::changed_history) {
+        current =
+            evaluate_customer_versions(versions, &facts, &RateContext::with_levels(h.clone()))?;
+    }
     // Tier 2 is booked only where the invoice's partner has a recruiter.
     for c in &mut current {
         if partner_of
@@ -425,39 +474,6 @@ async fn plan_booking(
         .iter()
         .find(|c| c.is_first_sale)
         .map(|c| c.paid_at.timestamp_millis());
-    let new_commission = new.and_then(|n| {
-        current
-            .iter()
-            .find(|c| c.invoice_id == n.facts.invoice_id)
-            .map(|c| (n, c))
-    });
-    let level = match new_commission
-        .and_then(|(n, c)| level_sale_of(!program.levels.is_empty(), c).map(|s| (n, s)))
-    {
-        Some((n, sale)) => {
-            let metrics = match metrics {
-                Some(m) => m,
-                None => partners::level_metrics(t, &n.partner_id, &program.id).await?,
-            };
-            let promotion =
-                promotion_after_sale(program, history.current_level(), &metrics, &sale)?;
-            // A promotion updates the stored membership (only if there is one).
-            let promotion = match (promotion, &membership) {
-                (Some(p), Some(m)) => {
-                    let mut h = m.level_history.clone();
-                    h.promote(p.to_level, p.effective_after);
-                    Some((p, h))
-                }
-                _ => None,
-            };
-            Some(LevelEffect {
-                partner_id: n.partner_id.clone(),
-                sale,
-                promotion,
-            })
-        }
-        None => None,
-    };
     let at_ms = new
         .map(|n| n.facts.paid_at.timestamp_millis())
         .unwrap_or_else(|| {
@@ -651,10 +667,7 @@ impl BookingPlan {
             }
         }
         if let Some(l) = &self.level {
-            partners::add_level_sale(tx, &l.partner_id, &program.id, &l.sale)?;
-            if let Some((p, history)) = &l.promotion {
-                partners::set_level(tx, &l.partner_id, &program.id, history, p.to_level)?;
-            }
+            l.write(tx, &program.id)?;
         }
         Ok((ids, complete))
     }

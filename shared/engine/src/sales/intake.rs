@@ -223,7 +223,7 @@ async fn sale_in_program(
         let preloaded = Preloaded {
             state,
             membership: ctx.membership,
-            metrics: ctx.metrics,
+            levels: ctx.levels,
         };
         match book_customer(
             engine,

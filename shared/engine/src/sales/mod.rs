@@ -7,19 +7,23 @@
 //!   (`rules::plan::evaluate_customer`), plan the difference from what is booked, and write it
 //!   in one transaction: the processed marker, the customer's sales state (the optimistic lock
 //!   of every booking of that customer), invoice rows, commissions, entries, balance moves,
-//!   level metrics and outbox messages. An earlier invoice arriving late corrects later ones,
-//!   and a replay books nothing.
+//!   the partner's level sale and levels, and outbox messages. An earlier invoice arriving late
+//!   corrects later ones, and a replay books nothing.
+//! * [`levels`]: partner levels derived from the partner's sales in business time; a sale that
+//!   moves a level crossing re-prices the partner's affected customers.
 //! * [`waiting`]: once a customer is bound, the customer's sales that were waiting for it; and
 //!   the periodic sweep that books any whose binding came without that step.
 //! * [`side_events`]: payment failed, subscription ended.
 
 pub mod booking;
 pub mod intake;
+pub mod levels;
 pub mod side_events;
 pub mod waiting;
 
 pub use booking::reconcile_customer;
 pub use intake::{invoice_paid, PaidInvoice, SaleOutcome};
+pub use levels::reprice_after_level_change;
 pub use side_events::{
     invoice_payment_failed, subscription_ended, PaymentFailed, SubscriptionEnded,
 };
