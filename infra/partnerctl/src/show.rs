@@ -94,8 +94,13 @@ pub async fn customer(
     let mut out = match &view.binding {
         None => format!("customer {customer_key} is not bound to a partner in program {program}\n"),
         Some(b) => format!(
-            "customer {customer_key} in program {program}: partner {} (cause {}, at {}), bound {} by {}\n",
+            "customer {customer_key} in program {program}: partner {} (attributed by {}{}; cause {}, at {}), bound {} by {}\n",
             b.partner_id,
+            b.attributed_by().as_str(),
+            b.via_email_of
+                .as_deref()
+                .map(|k| format!(" of customer {k}"))
+                .unwrap_or_default(),
             serde_json::to_string(&b.cause).unwrap_or_default(),
             time(b.cause_at_ms),
             time(b.bound_at_ms),
@@ -221,6 +226,7 @@ pub async fn partner(table: &Table, format: Format, partner_id: &str) -> Result<
             "amount",
             "state",
             "available at",
+            "attributed by",
             "reason",
         ],
         &view.commissions,
@@ -232,6 +238,7 @@ pub async fn partner(table: &Table, format: Format, partner_id: &str) -> Result<
                 money(c.amount, c.currency),
                 format!("{:?}", c.state).to_lowercase(),
                 time(c.available_at_ms),
+                c.attributed_by.map_or("-", |m| m.as_str()).to_string(),
                 c.reason.clone(),
             ]
         },

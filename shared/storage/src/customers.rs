@@ -383,6 +383,55 @@ pub async fn binding_and_sales_state(
     Ok((binding, state))
 }
 
+/// What a sale reads of its customer in a program, in one `BatchGetItem`: the binding, the
+/// sales state, and the sale-time causes that are items (the invitation of the invoice's
+/// e-mail, the promotion codes on the invoice).
+#[derive(Debug, Clone, Default)]
+pub struct SaleRead {
+    pub binding: Option<BindingRow>,
+    pub state: SalesStateRow,
+    pub invite: Option<InviteRow>,
+    pub promotion_codes: Vec<crate::programs::PromotionCode>,
+}
+
+/// [`SaleRead`] of a customer (one request; promotion codes that are not valid ids are skipped).
+pub async fn sale_read(
+    table: &Table,
+    program_id: &str,
+    customer_key: &str,
+    email: Option<&str>,
+    promotion_codes: &[String],
+) -> Result<SaleRead, StoreError> {
+    let bk = keys::binding(program_id, customer_key);
+    let sk = keys::sales_state(program_id, customer_key);
+    let ik = email.map(|e| keys::email_invite(program_id, e));
+    let pks: Vec<_> = promotion_codes
+        .iter()
+        .filter(|c| keys::safe_id(c))
+        .map(|c| keys::promotion_code(c))
+        .collect();
+    let mut wanted = vec![bk.clone(), sk.clone()];
+    wanted.extend(ik.clone());
+    wanted.extend(pks.iter().cloned());
+    let mut found = table.batch_get(&wanted).await?;
+    let mut read = SaleRead::default();
+    if let Some(i) = found.remove(&bk) {
+        read.binding = Some(serde_dynamo::from_item(i)?);
+    }
+    if let Some(i) = found.remove(&sk) {
+        read.state = serde_dynamo::from_item(i)?;
+    }
+    if let Some(i) = ik.and_then(|k| found.remove(&k)) {
+        read.invite = Some(serde_dynamo::from_item(i)?);
+    }
+    for k in &pks {
+        if let Some(i) = found.remove(k) {
+            read.promotion_codes.push(serde_dynamo::from_item(i)?);
+        }
+    }
+    Ok(read)
+}
+
 /// Write `row` as the customer's binding if the stored binding is still at `row.version − 1`
 /// (absent for version 1), with its history line, and only if the customer's sales state is
 /// still at `sales_state_version` (no sale booked since the decision was made: the binding

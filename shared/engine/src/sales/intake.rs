@@ -9,9 +9,9 @@ use rules::partner::{sale_treatment, SaleTreatment};
 use rules::plan::InvoiceFacts;
 use rules::sale::subscription_end_stops_payment;
 use rules::Program;
-use storage::customers::{self, BindingRow, SalesStateRow, UnattributedRow};
+use storage::customers::{self, BindingRow, SaleRead, UnattributedRow};
 use storage::events::{self, ProcessedEvent};
-use storage::{keys, partners, programs, StoreError, Tx};
+use storage::{keys, partners, StoreError, Tx};
 
 use super::booking::{book_customer, Booked, NewSale, Preloaded};
 use super::STRIPE_SOURCE;
@@ -154,18 +154,16 @@ async fn sale_in_program(
     let t = &engine.table;
     let paid_at_ms = inv.facts.paid_at.timestamp_millis();
     for _ in 0..OPTIMISTIC_ATTEMPTS {
-        let (binding, state) =
-            customers::binding_and_sales_state(t, &program.id, &inv.customer_key).await?;
-        let binding = attributing_binding(
-            engine,
-            program,
-            inv,
+        let read = customers::sale_read(
+            t,
+            &program.id,
+            &inv.customer_key,
             email,
-            source_event,
-            binding,
-            state.clone(),
+            &inv.promotion_codes,
         )
         .await?;
+        let state = read.state.clone();
+        let binding = attributing_binding(engine, program, inv, email, source_event, read).await?;
         let covering = binding
             .as_ref()
             .filter(|b| binding_covers(&b.cause, b.cause_at_ms, paid_at_ms));
@@ -264,10 +262,15 @@ async fn attributing_binding(
     inv: &PaidInvoice,
     email: Option<&str>,
     source_event: &str,
-    binding: Option<BindingRow>,
-    state: SalesStateRow,
+    read: SaleRead,
 ) -> Result<Option<BindingRow>, EngineError> {
     let t = &engine.table;
+    let SaleRead {
+        binding,
+        state,
+        invite,
+        promotion_codes,
+    } = read;
     if state.first_paid_sale_at_ms.is_some() {
         return Ok(binding);
     }
@@ -307,7 +310,7 @@ async fn attributing_binding(
             }
             candidates.push((cause_of_binding(&other), Some(other.customer_key)));
         }
-        if let Some(invite) = customers::get_invite(t, &program.id, e).await? {
+        if let Some(invite) = invite.filter(|i| i.email == e) {
             if counts(invite.at_ms) {
                 candidates.push((
                     CauseCandidate {
@@ -320,22 +323,20 @@ async fn attributing_binding(
             }
         }
     }
-    for code in &inv.promotion_codes {
-        if let Some(p) = programs::get_promotion_code(t, code)
-            .await?
-            .filter(|p| p.program_id == program.id)
-        {
-            candidates.push((
-                CauseCandidate {
-                    partner_id: p.partner_id,
-                    cause: BindingCause::Coupon {
-                        promotion_code: code.clone(),
-                    },
-                    at: inv.facts.paid_at,
+    for p in promotion_codes
+        .into_iter()
+        .filter(|p| p.program_id == program.id)
+    {
+        candidates.push((
+            CauseCandidate {
+                partner_id: p.partner_id,
+                cause: BindingCause::Coupon {
+                    promotion_code: p.code,
                 },
-                None,
-            ));
-        }
+                at: inv.facts.paid_at,
+            },
+            None,
+        ));
     }
     let causes: Vec<CauseCandidate> = candidates.iter().map(|(c, _)| c.clone()).collect();
     let Some(pick) = choose_cause(program.attribution, &causes) else {
