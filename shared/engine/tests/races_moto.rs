@@ -92,6 +92,31 @@ async fn binding_only(w: &World, customer: &str, partner: &str, at_ms: i64) {
     tx.commit(w.t()).await.unwrap();
 }
 
+/// A bind by partner code, on a task of its own (to race something else).
+fn spawn_bind(
+    engine: engine::Engine,
+    customer: String,
+    code: &str,
+    at_ms: i64,
+) -> tokio::task::JoinHandle<Result<(), engine::EngineError>> {
+    let code = code.to_string();
+    tokio::spawn(async move {
+        engine::attribution::bind(
+            &engine,
+            engine::attribution::BindRequest {
+                program_id: None,
+                customer_key: customer,
+                email: None,
+                source: BindSource::Code(code),
+                at_ms,
+                source_event: "test".into(),
+            },
+        )
+        .await
+        .map(|_| ())
+    })
+}
+
 /// `checkout.session.completed` (or `/v1/track/lead`) and the customer's first `invoice.paid`
 /// processed at the same moment, 50 times: every sale is booked exactly once, none waits.
 #[tokio::test]
@@ -103,21 +128,7 @@ async fn a_sale_and_its_binding_at_the_same_moment_always_meet() {
         let customer = format!("cus_race{i}");
         let bind_engine = engine.clone();
         let bind_customer = customer.clone();
-        tasks.push(tokio::spawn(async move {
-            engine::attribution::bind(
-                &bind_engine,
-                engine::attribution::BindRequest {
-                    program_id: None,
-                    customer_key: bind_customer,
-                    email: None,
-                    source: BindSource::Code("alice".into()),
-                    at_ms: T0,
-                    source_event: "test".into(),
-                },
-            )
-            .await
-            .map(|_| ())
-        }));
+        tasks.push(spawn_bind(bind_engine, bind_customer, "alice", T0));
         tasks.push(tokio::spawn(async move {
             invoice_paid(
                 &engine,
@@ -206,21 +217,7 @@ async fn a_rebind_racing_the_first_invoice_names_one_partner() {
         let carol_at = if i % 2 == 0 { T0 + HOUR } else { T0 + 3 * HOUR };
         let (e1, e2) = (w.engine.clone(), w.engine.clone());
         let c1 = customer.clone();
-        tasks.push(tokio::spawn(async move {
-            engine::attribution::bind(
-                &e1,
-                engine::attribution::BindRequest {
-                    program_id: None,
-                    customer_key: c1,
-                    email: None,
-                    source: BindSource::Code("carol".into()),
-                    at_ms: carol_at,
-                    source_event: "test".into(),
-                },
-            )
-            .await
-            .map(|_| ())
-        }));
+        tasks.push(spawn_bind(e1, c1, "carol", carol_at));
         tasks.push(tokio::spawn(async move {
             invoice_paid(
                 &e2,

@@ -89,6 +89,18 @@ pub(crate) async fn book_customer(
     Ok(booked)
 }
 
+/// The program's versions (each invoice is priced with the one in force at its paid time).
+async fn versions_of(
+    engine: &Engine,
+    program: &Program,
+) -> Result<std::sync::Arc<ProgramVersions>, EngineError> {
+    engine
+        .catalog
+        .versions(&engine.table, &program.id)
+        .await?
+        .ok_or_else(|| EngineError::Inconsistent(format!("program {} vanished", program.id)))
+}
+
 /// [`book_customer`] without the re-pricing of other customers after a level change.
 pub(crate) async fn book_and_deliver(
     engine: &Engine,
@@ -98,11 +110,7 @@ pub(crate) async fn book_and_deliver(
     preloaded: Option<Preloaded>,
 ) -> Result<Booked, EngineError> {
     // Each invoice is priced with the program version in force at its paid time.
-    let versions = engine
-        .catalog
-        .versions(&engine.table, &program.id)
-        .await?
-        .ok_or_else(|| EngineError::Inconsistent(format!("program {} vanished", program.id)))?;
+    let versions = versions_of(engine, program).await?;
     let (mut booked, envelopes, mut repeated) = book_customer_inner(
         engine,
         program,
@@ -740,11 +748,7 @@ pub(crate) async fn reattribute_customer(
     program: &Program,
     binding: &BindingRow,
 ) -> Result<Vec<String>, EngineError> {
-    let versions = engine
-        .catalog
-        .versions(&engine.table, &program.id)
-        .await?
-        .ok_or_else(|| EngineError::Inconsistent(format!("program {} vanished", program.id)))?;
+    let versions = versions_of(engine, program).await?;
     match book_customer_inner(
         engine,
         program,
