@@ -288,6 +288,7 @@ struct MovedFrom {
     booked: InvoiceCommission,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn plan_booking(
     engine: &Engine,
     program: &Program,
