@@ -11,7 +11,10 @@ help:
 	@echo "make lint   - cargo fmt --check, clippy -D warnings, cfn-lint template.yaml"
 	@echo "make bench  - benchmarks (release builds); figures go to docs/performance.md"
 
+# The system tests run the functions' binaries: build every one first (cargo test builds a
+# binary only for a package with integration tests of its own).
 test:
+	$(CARGO) build --bins
 	infra/moto.sh run -- $(CARGO) test --workspace --all-targets
 
 test-rules:
