@@ -11,10 +11,10 @@ help:
 	@echo "make lint   - cargo fmt --check, clippy -D warnings, cfn-lint template.yaml"
 	@echo "make bench  - benchmarks (release builds); figures go to docs/performance.md"
 
-# The system tests run the functions' binaries: build every one first (cargo test builds a
-# binary only for a package with integration tests of its own).
+# The system tests run the functions' binaries: cargo test builds a package's binaries only
+# when the package has integration tests, so every function crate has some (a separate
+# `cargo build --bins` would compile the dependencies a second time, with other features).
 test:
-	$(CARGO) build --bins
 	infra/moto.sh run -- $(CARGO) test --workspace --all-targets
 
 test-rules:
