@@ -349,6 +349,9 @@ fn spawn_dev_sh(root: &Path, port: u16, table: &str, dev_dir: &str, log: &Path) 
         .env("DEV_DIR", dev_dir)
         .env("SEED", "infra/dev/demo.yaml")
         .env("DEVGW_SCHEDULES", "manual")
+        // The longest click-write wait the redirect allows: on a loaded CI machine moto can take
+        // more than production's 250 ms, and the tests read their clicks back.
+        .env("CLICK_WRITE_TIMEOUT_MS", "5000")
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)

@@ -142,12 +142,22 @@ pub fn test_clock() -> (ManualClock, SharedClock) {
     (manual.clone(), Arc::new(TestClock(manual)))
 }
 
+/// [`config`] with a long wait for the click write. moto on a loaded CI machine can take more
+/// than production's 250 ms for a transaction, and a test that reads its click back must not
+/// get an unrecorded one; the bounded wait itself is tested with doubles (`write_failures.rs`).
+pub fn moto_config() -> Config {
+    Config {
+        write_timeout: Duration::from_secs(10),
+        ..config()
+    }
+}
+
 /// Production wiring over a seeded table.
 pub async fn table_deps() -> (TableDeps, Table, ManualClock) {
     let t = seeded_table().await;
     let (manual, clock) = test_clock();
     (
-        Deps::from_table(t.clone(), config(), keys(), clock),
+        Deps::from_table(t.clone(), moto_config(), keys(), clock),
         t,
         manual,
     )
