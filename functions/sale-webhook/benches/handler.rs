@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, BatchSize, Criterion};
 use lambda_http::http::Method;
 use lambda_http::{Body, Request};
+use sale_webhook::policy::EventPolicy;
 use sale_webhook::signature::{sign_header, verify};
+use sale_webhook::sink::NewAttention;
 use sale_webhook::{
     handle, BindOutcome, BindRequest, Deps, PaidInvoice, PaymentFailed, SaleOutcome, SaleSink,
     SigningSecrets, SinkError, SubscriptionEnded,
@@ -42,6 +44,12 @@ impl SaleSink for NoopSink {
     }
     async fn subscription_ended(&self, _e: SubscriptionEnded) -> Result<(), SinkError> {
         Ok(())
+    }
+    async fn needs_attention(&self, rec: &NewAttention<'_>) -> Result<String, SinkError> {
+        Ok(rec.id())
+    }
+    async fn api_version_accepted(&self, _id: &str) -> Result<bool, SinkError> {
+        Ok(false)
     }
 }
 
@@ -86,6 +94,8 @@ fn deps(t: i64) -> Deps<NoopSink> {
         sink: NoopSink,
         secrets: SigningSecrets::from_list(SECRET).expect("secret"),
         clock: Arc::new(ManualClock::at(t * 1000)),
+        policy: EventPolicy::test_mode(),
+        lines: None,
     }
 }
 

@@ -35,6 +35,8 @@ pub enum ConfigError {
     NoTrackingKey,
     #[error("tracking key from {origin}: {reason}")]
     BadTrackingKey { origin: String, reason: String },
+    #[error("Stripe API client: {0}")]
+    StripeApi(String),
     #[error("the signing secret from {0} is empty")]
     Empty(String),
     #[error("reading SSM parameter {name} failed: {source}")]
@@ -188,6 +190,36 @@ pub fn outbox_queue_url(lookup: impl Fn(&str) -> Option<String>) -> Option<Strin
     lookup(OUTBOX_QUEUE_URL_ENV)
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())
+}
+
+pub const STRIPE_API_KEY_ENV: &str = "STRIPE_API_KEY";
+pub const STRIPE_API_KEY_PARAM_ENV: &str = "STRIPE_API_KEY_PARAM";
+pub const STRIPE_API_BASE_ENV: &str = "STRIPE_API_BASE";
+pub const DEFAULT_STRIPE_API_BASE: &str = "https://api.stripe.com";
+/// Longest wait for one page of Stripe's API (the function's timeout is 10 s).
+pub const STRIPE_API_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Stripe's API with a restricted read key, when one is configured: `STRIPE_API_KEY_PARAM`
+/// (SSM parameter name, SecureString) or `STRIPE_API_KEY` (locally); `STRIPE_API_BASE`
+/// (default `https://api.stripe.com`). `None`: events that need the API are parked.
+pub async fn load_stripe_api(
+    lookup: impl Fn(&str) -> Option<String>,
+    aws: &aws_config::SdkConfig,
+) -> Result<Option<crate::stripe_api::StripeApi>, ConfigError> {
+    let set = |name: &str| {
+        lookup(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let key = match (set(STRIPE_API_KEY_PARAM_ENV), set(STRIPE_API_KEY_ENV)) {
+        (Some(name), _) => read_parameter(aws, &name).await?,
+        (None, Some(key)) => key,
+        (None, None) => return Ok(None),
+    };
+    let base = set(STRIPE_API_BASE_ENV).unwrap_or_else(|| DEFAULT_STRIPE_API_BASE.to_string());
+    crate::stripe_api::StripeApi::new(&base, key.trim(), STRIPE_API_TIMEOUT)
+        .map(Some)
+        .map_err(|e| ConfigError::StripeApi(e.to_string()))
 }
 
 #[cfg(test)]

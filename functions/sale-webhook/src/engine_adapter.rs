@@ -2,6 +2,9 @@
 
 use engine::{attribution, sales, Engine, EngineError};
 
+use storage::attention::{self, NewAttention};
+use storage::StoreError;
+
 use crate::sink::{
     BindOutcome, BindRequest, PaidInvoice, PaymentFailed, SaleOutcome, SaleSink, SinkError,
     SubscriptionEnded,
@@ -17,6 +20,10 @@ impl EngineSink {
     pub fn new(engine: Engine) -> Self {
         EngineSink { engine }
     }
+}
+
+fn store_error(e: StoreError) -> SinkError {
+    sink_error(EngineError::Store(e))
 }
 
 fn sink_error(e: EngineError) -> SinkError {
@@ -51,5 +58,19 @@ impl SaleSink for EngineSink {
         sales::subscription_ended(&self.engine, e)
             .await
             .map_err(sink_error)
+    }
+
+    async fn needs_attention(&self, rec: &NewAttention<'_>) -> Result<String, SinkError> {
+        attention::record(&self.engine.table, rec)
+            .await
+            .map(|(id, _)| id)
+            .map_err(store_error)
+    }
+
+    async fn api_version_accepted(&self, attention_id: &str) -> Result<bool, SinkError> {
+        Ok(attention::get(&self.engine.table, attention_id)
+            .await
+            .map_err(store_error)?
+            .is_some_and(|r| r.accept_api_version))
     }
 }

@@ -1,20 +1,28 @@
 //! The thin handler: verify, interpret, hand to the sink, answer.
 //!
 //! Status codes: 400 only for a missing or bad signature (nothing is read or written); 500 only
-//! when the sink reports a retryable failure of ours (storage), so that Stripe delivers the event
-//! again; 200 for everything else, including payloads we do not understand and a binding the
-//! engine rejected, since a retry would end the same way.
+//! for a transient failure (storage throttled or unreachable, Stripe's API unavailable), so that
+//! Stripe delivers the event again; 200 for everything else. What cannot be processed and would
+//! not be by a retry (a payload we cannot fully read, an event this deployment refuses, a
+//! permanent failure of ours) is kept as a needs-attention record first (`outcome:
+//! needs_attention`), for an operator to fix and replay (`partnerctl attention`). If that record
+//! cannot be written, the answer is 500: nothing is lost.
+
+use std::sync::Arc;
 
 use lambda_http::http::{header::ALLOW, HeaderValue, Method};
 use lambda_http::{Body, Request, Response};
 use storage::SharedClock;
 use tracing::{debug, error, info, warn, Instrument};
 
-use crate::interpret::{interpret, Action, Envelope, Ignored, Interpretation};
+use crate::interpret::{
+    self, interpret, reason_code, Action, Envelope, Ignored, Interpretation, Unreadable,
+};
+use crate::policy::EventPolicy;
 use crate::reply::{problem_type, Reply};
 use crate::signature::{self, SigningSecrets};
-use crate::sink::{BindOutcome, SaleOutcome, SaleSink, SinkError};
-use crate::stripe::PINNED_API_VERSION;
+use crate::sink::{BindOutcome, NewAttention, PaidInvoice, SaleOutcome, SaleSink, SinkError};
+use crate::stripe_api::{InvoiceLines, LinesError};
 
 /// The header Stripe signs with (HTTP header names are case-insensitive).
 pub const SIGNATURE_HEADER: &str = "stripe-signature";
@@ -25,6 +33,11 @@ pub struct Deps<S> {
     pub secrets: SigningSecrets,
     /// The technical clock (signature tolerance).
     pub clock: SharedClock,
+    /// Which events this deployment accepts.
+    pub policy: EventPolicy,
+    /// Stripe's API for the lines an event leaves out; `None` without a configured key (such
+    /// invoices are parked).
+    pub lines: Option<Arc<dyn InvoiceLines>>,
 }
 
 /// The Lambda entry point. Never returns `Err`: every outcome is an HTTP answer.
@@ -75,8 +88,11 @@ pub async fn process<S: SaleSink>(deps: &Deps<S>, signature: Option<&str>, body:
     }
     match interpret(body) {
         Interpretation::NotAnEvent { reason } => {
-            warn!(%reason, "signed body is not a Stripe event: ignored");
-            Reply::received(None, "ignored", Some(&reason))
+            let why = Unreadable {
+                code: reason_code::NOT_AN_EVENT,
+                reason,
+            };
+            park(deps, None, &why, body).await
         }
         Interpretation::Event { envelope, action } => {
             let span = tracing::info_span!(
@@ -85,21 +101,99 @@ pub async fn process<S: SaleSink>(deps: &Deps<S>, signature: Option<&str>, body:
                 event_type = %envelope.kind,
                 livemode = envelope.livemode
             );
-            dispatch(&deps.sink, &envelope, action)
+            dispatch(deps, &envelope, action, body)
                 .instrument(span)
                 .await
         }
     }
 }
 
-async fn dispatch<S: SaleSink>(sink: &S, env: &Envelope, action: Action) -> Reply {
+/// Keep the trigger as a needs-attention record and answer 200, or 500 if it cannot be kept.
+async fn park<S: SaleSink>(
+    deps: &Deps<S>,
+    env: Option<&Envelope>,
+    why: &Unreadable,
+    body: &[u8],
+) -> Reply {
+    let rec = NewAttention {
+        source: engine::sales::STRIPE_SOURCE,
+        event_id: env.map(|e| e.id.as_str()),
+        event_type: env.map(|e| e.kind.as_str()),
+        reason_code: why.code,
+        reason: &why.reason,
+        business_at_ms: env.map(|e| e.created_ms),
+        livemode: env.map(|e| e.livemode),
+        api_version: env.and_then(|e| e.api_version.as_deref()),
+        payload: body,
+    };
+    match deps.sink.needs_attention(&rec).await {
+        Ok(id) => {
+            warn!(attention = %id, code = why.code, reason = %why.reason, "needs attention");
+            if let Some(ns) = &deps.policy.metric_namespace {
+                // CloudWatch embedded metric format: one JSON line on standard output.
+                println!(
+                    "{}",
+                    storage::attention::metric_line(ns, why.code, deps.clock.now_ms())
+                );
+            }
+            Reply::received(
+                env.map(|e| e.id.as_str()),
+                "needs_attention",
+                Some(&format!("{}: {} (record {id})", why.code, why.reason)),
+            )
+        }
+        Err(e) => {
+            error!(error = %e, code = why.code, "needs-attention record not written; Stripe will retry");
+            temporary_failure(env.map(|e| e.id.as_str()).unwrap_or("(no id)"))
+        }
+    }
+}
+
+fn temporary_failure(event_id: &str) -> Reply {
+    Reply::problem(
+        500,
+        problem_type::TEMPORARY_FAILURE,
+        "Temporary failure",
+        &format!("event {event_id} could not be recorded now; deliver it again later"),
+    )
+}
+
+/// The attention id of an event (what `partnerctl attention` names it).
+pub fn attention_id(env: &Envelope) -> String {
+    format!("{}:{}", engine::sales::STRIPE_SOURCE, env.id)
+}
+
+async fn dispatch<S: SaleSink>(
+    deps: &Deps<S>,
+    env: &Envelope,
+    action: Action,
+    body: &[u8],
+) -> Reply {
     let id = Some(env.id.as_str());
-    if env.api_version_differs() && !matches!(action, Action::Ignore(Ignored::UnhandledType)) {
-        warn!(
-            api_version = env.api_version.as_deref().unwrap_or("null"),
-            pinned = PINNED_API_VERSION,
-            "event rendered with another Stripe API version; parsed anyway"
-        );
+    let sink = &deps.sink;
+    let handled = !matches!(action, Action::Ignore(Ignored::UnhandledType));
+    if let Some(why) = deps.policy.refusal(env).filter(|_| handled) {
+        return park(deps, Some(env), &why, body).await;
+    }
+    if handled && env.api_version_untested() {
+        match sink.api_version_accepted(&attention_id(env)).await {
+            Ok(true) => info!(
+                api_version = env.api_version.as_deref().unwrap_or("null"),
+                "untested API version accepted by an operator"
+            ),
+            Ok(false) => {
+                let why = Unreadable {
+                    code: reason_code::API_VERSION_UNTESTED,
+                    reason: format!(
+                        "rendered with API version {}, not one this release is tested with ({})",
+                        env.api_version.as_deref().unwrap_or("(none)"),
+                        crate::stripe::TESTED_API_VERSIONS.join(", ")
+                    ),
+                };
+                return park(deps, Some(env), &why, body).await;
+            }
+            Err(e) => return failure(deps, env, e, body).await,
+        }
     }
     let result: Result<(&str, String), SinkError> = match action {
         Action::Ignore(Ignored::UnhandledType) => {
@@ -110,41 +204,24 @@ async fn dispatch<S: SaleSink>(sink: &S, env: &Envelope, action: Action) -> Repl
             debug!(why, "nothing to do: ignored");
             return Reply::received(id, "ignored", Some(why));
         }
-        Action::Ignore(Ignored::Unreadable(why)) => {
-            // A type we act on that we cannot read: worth a look (an API version change loses
-            // commissions silently otherwise), but a retry would not help.
-            warn!(%why, "payload of a handled type not understood: ignored");
-            return Reply::received(id, "ignored", Some(&why));
-        }
+        Action::NeedsAttention(why) => return park(deps, Some(env), &why, body).await,
         Action::Bind(candidates) => bind_first(sink, candidates).await,
-        Action::InvoicePaid(inv) => {
-            let invoice = inv.facts.invoice_id.clone();
-            debug!(
-                invoice = %invoice,
-                customer = %inv.customer_key,
-                currency = %inv.facts.currency,
-                lines = inv.facts.lines.len(),
-                "invoice paid"
-            );
-            sink.invoice_paid(*inv).await.map(|o| match o {
-                SaleOutcome::Booked {
-                    program_ids,
-                    commission_ids,
-                } => (
-                    "booked",
-                    format!(
-                        "{invoice}: programs [{}], commissions [{}]",
-                        program_ids.join(", "),
-                        commission_ids.join(", ")
-                    ),
-                ),
-                SaleOutcome::Unattributed { .. } => ("unattributed", invoice),
-                SaleOutcome::AlreadyProcessed => ("already_processed", invoice),
-                SaleOutcome::NotOnAnyProgram => ("not_on_any_program", invoice),
-                SaleOutcome::NotCommissionable { reason } => {
-                    ("not_commissionable", format!("{invoice}: {reason}"))
+        Action::InvoicePaid {
+            invoice,
+            more_lines,
+        } => {
+            let mut inv = *invoice;
+            if more_lines {
+                match complete(deps, &mut inv).await {
+                    Ok(()) => {}
+                    Err(Completion::Park(why)) => return park(deps, Some(env), &why, body).await,
+                    Err(Completion::Retry(why)) => {
+                        warn!(%why, "invoice lines not fetched; Stripe will retry");
+                        return temporary_failure(&env.id);
+                    }
                 }
-            })
+            }
+            invoice_paid(sink, inv).await
         }
         Action::PaymentFailed(f) => {
             let invoice = f.invoice_id.clone();
@@ -164,29 +241,87 @@ async fn dispatch<S: SaleSink>(sink: &S, env: &Envelope, action: Action) -> Repl
             info!(outcome, %detail, "event processed");
             Reply::received(id, outcome, Some(&detail))
         }
-        Err(e) if e.is_retryable() => {
-            error!(error = %e, "event not processed; Stripe will retry");
-            Reply::problem(
-                500,
-                problem_type::TEMPORARY_FAILURE,
-                "Temporary failure",
-                &format!(
-                    "event {} could not be recorded now; deliver it again later",
-                    env.id
-                ),
-            )
-        }
-        Err(e) => {
-            // Our fault, but a redelivery would fail the same way: the event stays visible in
-            // the logs (and in Stripe for 30 days) for an operator to replay after a fix.
-            error!(error = %e, "event not processed (permanent failure)");
-            Reply::received(
-                id,
-                "failed",
-                Some("permanent failure, logged for operators"),
-            )
-        }
+        Err(e) => failure(deps, env, e, body).await,
     }
+}
+
+/// A failure of ours: transient → 500 (Stripe retries), permanent → needs attention.
+async fn failure<S: SaleSink>(deps: &Deps<S>, env: &Envelope, e: SinkError, body: &[u8]) -> Reply {
+    if e.is_retryable() {
+        error!(error = %e, "event not processed; Stripe will retry");
+        return temporary_failure(&env.id);
+    }
+    error!(error = %e, "event not processed (permanent failure)");
+    let why = Unreadable {
+        code: reason_code::PERMANENT_FAILURE,
+        reason: e.to_string(),
+    };
+    park(deps, Some(env), &why, body).await
+}
+
+enum Completion {
+    Park(Unreadable),
+    Retry(String),
+}
+
+/// Fetch every line of an invoice whose event shows only the first page.
+async fn complete<S>(deps: &Deps<S>, inv: &mut PaidInvoice) -> Result<(), Completion> {
+    let Some(api) = &deps.lines else {
+        return Err(Completion::Park(Unreadable {
+            code: reason_code::LINES_HAS_MORE,
+            reason: format!(
+                "invoice {} has more lines than the event shows (lines.has_more) and no Stripe API key is configured to read them",
+                inv.facts.invoice_id
+            ),
+        }));
+    };
+    match api.all_lines(&inv.facts.invoice_id).await {
+        Ok(lines) => {
+            debug!(lines = lines.len(), "all invoice lines read from Stripe");
+            interpret::complete_lines(inv, &lines).map_err(Completion::Park)
+        }
+        Err(LinesError::Transient(why)) => Err(Completion::Retry(why)),
+        Err(LinesError::Refused(why)) => Err(Completion::Park(Unreadable {
+            code: reason_code::LINES_HAS_MORE,
+            reason: format!(
+                "invoice {} has more lines than the event shows; reading them failed: {why}",
+                inv.facts.invoice_id
+            ),
+        })),
+    }
+}
+
+async fn invoice_paid<S: SaleSink>(
+    sink: &S,
+    inv: PaidInvoice,
+) -> Result<(&'static str, String), SinkError> {
+    let invoice = inv.facts.invoice_id.clone();
+    debug!(
+        invoice = %invoice,
+        customer = %inv.customer_key,
+        currency = %inv.facts.currency,
+        lines = inv.facts.lines.len(),
+        "invoice paid"
+    );
+    sink.invoice_paid(inv).await.map(|o| match o {
+        SaleOutcome::Booked {
+            program_ids,
+            commission_ids,
+        } => (
+            "booked",
+            format!(
+                "{invoice}: programs [{}], commissions [{}]",
+                program_ids.join(", "),
+                commission_ids.join(", ")
+            ),
+        ),
+        SaleOutcome::Unattributed { .. } => ("unattributed", invoice),
+        SaleOutcome::AlreadyProcessed => ("already_processed", invoice),
+        SaleOutcome::NotOnAnyProgram => ("not_on_any_program", invoice),
+        SaleOutcome::NotCommissionable { reason } => {
+            ("not_commissionable", format!("{invoice}: {reason}"))
+        }
+    })
 }
 
 /// Try the bindings in order; stop at the first that binds or finds the customer bound.

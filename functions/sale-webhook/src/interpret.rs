@@ -1,8 +1,8 @@
 //! From a verified body to what the engine should do: parsing and mapping only, no I/O.
 //!
 //! Nothing here fails: a body we cannot understand becomes [`Interpretation::NotAnEvent`] or
-//! [`Action::Ignore`], which the handler answers with 200 (Stripe retrying a payload we do not
-//! understand would not make us understand it).
+//! [`Action::NeedsAttention`], which the handler records for an operator and answers with 200
+//! (Stripe retrying a payload we do not understand would not make us understand it).
 //!
 //! ## The commission base of an invoice line
 //!
@@ -27,10 +27,10 @@ use std::collections::HashSet;
 use rules::plan::{InvoiceFacts, SaleLine};
 use rules::sale::{line_commission_base as base_of, LineAmounts};
 use rules::{Currency, Money};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::sink::{BindRequest, BindSource, PaidInvoice, PaymentFailed, SubscriptionEnded};
-use crate::stripe::{self, Expandable, PINNED_API_VERSION};
+use crate::stripe::{self, Expandable, PriceRef, TESTED_API_VERSIONS};
 
 /// The event types this function acts on.
 pub const HANDLED_TYPES: &[&str] = &[
@@ -54,11 +54,17 @@ pub struct Envelope {
     pub created_ms: i64,
     pub api_version: Option<String>,
     pub livemode: bool,
+    /// The connected account of a Connect event.
+    pub account: Option<String>,
 }
 
 impl Envelope {
-    pub fn api_version_differs(&self) -> bool {
-        self.api_version.as_deref() != Some(PINNED_API_VERSION)
+    /// Rendered with an API version the project does not test against ([`TESTED_API_VERSIONS`]).
+    pub fn api_version_untested(&self) -> bool {
+        !self
+            .api_version
+            .as_deref()
+            .is_some_and(|v| TESTED_API_VERSIONS.contains(&v))
     }
     /// How the engine records what delivered a write (`stripe:evt_…`).
     pub fn source_event(&self) -> String {
@@ -82,18 +88,60 @@ pub enum Interpretation {
 pub enum Action {
     /// Try these bindings in order until one binds (or finds the customer already bound).
     Bind(Vec<BindRequest>),
-    InvoicePaid(Box<PaidInvoice>),
+    /// `more_lines`: the event shows only the first page of the invoice's lines
+    /// (`lines.has_more`); the rest must be fetched before booking.
+    InvoicePaid {
+        invoice: Box<PaidInvoice>,
+        more_lines: bool,
+    },
     PaymentFailed(PaymentFailed),
     SubscriptionEnded(SubscriptionEnded),
     Ignore(Ignored),
+    /// A type we act on that we cannot fully read: an operator must look.
+    NeedsAttention(Unreadable),
+}
+
+/// Why a payload of a handled type cannot be processed as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// `unreadable`, `price-not-expanded`, ….
+    pub code: &'static str,
+    pub reason: String,
+}
+
+impl Unreadable {
+    fn shape(reason: String) -> Self {
+        Unreadable {
+            code: reason_code::UNREADABLE,
+            reason,
+        }
+    }
+}
+
+/// Reason codes of needs-attention records written by this function.
+pub mod reason_code {
+    /// A signed body that is not a Stripe event.
+    pub const NOT_AN_EVENT: &str = "not-an-event";
+    /// A handled type in a shape we cannot read.
+    pub const UNREADABLE: &str = "unreadable";
+    /// An invoice line whose price is an id, not an object (its product is unknown).
+    pub const PRICE_NOT_EXPANDED: &str = "price-not-expanded";
+    /// `lines.has_more` and no Stripe API key configured (or Stripe refused the read).
+    pub const LINES_HAS_MORE: &str = "lines-has-more";
+    /// Rendered with an API version not in `TESTED_API_VERSIONS`.
+    pub const API_VERSION_UNTESTED: &str = "api-version-untested";
+    /// A test-mode event in a live deployment, or a live event in a test deployment.
+    pub const LIVEMODE_MISMATCH: &str = "livemode-mismatch";
+    /// A Connect event (`account` set) of an account the deployment does not accept.
+    pub const CONNECT_ACCOUNT: &str = "connect-account";
+    /// Our processing failed in a way a redelivery would repeat.
+    pub const PERMANENT_FAILURE: &str = "permanent-failure";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ignored {
     /// A type we do not act on.
     UnhandledType,
-    /// A type we act on, in a shape we cannot read.
-    Unreadable(String),
     /// Readable, but there is nothing to do (no click id, no customer, …).
     NothingToDo(&'static str),
 }
@@ -122,19 +170,22 @@ pub fn interpret(body: &[u8]) -> Interpretation {
         created_ms,
         api_version: event.api_version.clone(),
         livemode: event.livemode,
+        account: event.account.clone(),
     };
     let action = match map(&envelope, &event) {
         Ok(a) => a,
-        Err(why) => Action::Ignore(Ignored::Unreadable(why)),
+        Err(why) => Action::NeedsAttention(why),
     };
     Interpretation::Event { envelope, action }
 }
 
-fn parse<'a, T: serde::Deserialize<'a>>(raw: &'a serde_json::value::RawValue) -> Result<T, String> {
-    serde_json::from_str(raw.get()).map_err(|e| format!("data.object: {e}"))
+fn parse<'a, T: serde::Deserialize<'a>>(
+    raw: &'a serde_json::value::RawValue,
+) -> Result<T, Unreadable> {
+    serde_json::from_str(raw.get()).map_err(|e| Unreadable::shape(format!("data.object: {e}")))
 }
 
-fn map(env: &Envelope, event: &stripe::Event<'_>) -> Result<Action, String> {
+fn map(env: &Envelope, event: &stripe::Event<'_>) -> Result<Action, Unreadable> {
     let object = event.data.object;
     Ok(match env.kind.as_str() {
         "checkout.session.completed" => checkout_bindings(env, parse(object)?),
@@ -146,7 +197,14 @@ fn map(env: &Envelope, event: &stripe::Event<'_>) -> Result<Action, String> {
                 .and_then(|raw| serde_json::from_str(raw.get()).ok());
             customer_binding(env, parse(object)?, Some(previous))
         }
-        "invoice.paid" => Action::InvoicePaid(Box::new(paid_invoice(env, parse(object)?)?)),
+        "invoice.paid" => {
+            let inv: stripe::Invoice = parse(object)?;
+            let more_lines = inv.lines.has_more;
+            Action::InvoicePaid {
+                invoice: Box::new(paid_invoice(env, inv)?),
+                more_lines,
+            }
+        }
         "invoice.payment_failed" => {
             let inv: stripe::Invoice = parse(object)?;
             match inv.customer {
@@ -280,10 +338,19 @@ pub fn line_commission_base(line: &stripe::InvoiceLine) -> Result<i64, String> {
     .ok_or_else(|| format!("line {:?}: amounts overflow", line.id))
 }
 
-fn invoice_line(line: &stripe::InvoiceLine, currency: Currency) -> Result<SaleLine, String> {
-    let amount_minor = line_commission_base(line)?;
+fn invoice_line(line: &stripe::InvoiceLine, currency: Currency) -> Result<SaleLine, Unreadable> {
+    let amount_minor = line_commission_base(line).map_err(Unreadable::shape)?;
     let (product, usage_type, metadata) = match (&line.price, &line.plan) {
-        (Some(p), _) => (
+        (Some(PriceRef::Id(price)), _) => {
+            return Err(Unreadable {
+                code: reason_code::PRICE_NOT_EXPANDED,
+                reason: format!(
+                    "line {}: price {price} is an id, not an object, so its product is unknown",
+                    line.id.as_deref().unwrap_or("?")
+                ),
+            })
+        }
+        (Some(PriceRef::Object(p)), _) => (
             p.product.as_ref(),
             p.recurring.as_ref().and_then(|r| r.usage_type.as_deref()),
             p.metadata.as_ref(),
@@ -325,34 +392,62 @@ fn promotion_codes(inv: &stripe::Invoice) -> Vec<String> {
     for d in inv.discounts.iter().flatten() {
         push(d.promotion_code());
     }
-    for line in &inv.lines.data {
-        for d in line.discounts.iter().flatten() {
-            push(d.promotion_code());
-        }
-        for a in line.discount_amounts.iter().flatten() {
-            push(a.discount.as_ref().and_then(|d| d.promotion_code()));
+    for code in line_promotion_codes(&inv.lines.data) {
+        push(Some(&code));
+    }
+    out
+}
+
+/// Promotion codes of expanded line discounts, in order, de-duplicated.
+fn line_promotion_codes(lines: &[stripe::InvoiceLine]) -> Vec<String> {
+    let mut out: Vec<String> = vec![];
+    for line in lines {
+        let codes = line
+            .discounts
+            .iter()
+            .flatten()
+            .map(|d| d.promotion_code())
+            .chain(
+                line.discount_amounts
+                    .iter()
+                    .flatten()
+                    .map(|a| a.discount.as_ref().and_then(|d| d.promotion_code())),
+            );
+        for code in codes.flatten().filter_map(|c| non_blank(Some(c))) {
+            if !out.contains(&code) {
+                out.push(code);
+            }
         }
     }
     out
 }
 
-fn paid_invoice(env: &Envelope, inv: stripe::Invoice) -> Result<PaidInvoice, String> {
+/// Replace an invoice's lines by the complete list fetched from Stripe (`lines.has_more`), and
+/// add the promotion codes of the lines that were not in the event.
+pub fn complete_lines(
+    inv: &mut PaidInvoice,
+    all_lines: &[stripe::InvoiceLine],
+) -> Result<(), Unreadable> {
+    let currency = inv.facts.currency;
+    inv.facts.lines = all_lines
+        .iter()
+        .map(|l| invoice_line(l, currency))
+        .collect::<Result<Vec<_>, _>>()?;
+    for code in line_promotion_codes(all_lines) {
+        if !inv.promotion_codes.contains(&code) {
+            inv.promotion_codes.push(code);
+        }
+    }
+    Ok(())
+}
+
+fn paid_invoice(env: &Envelope, inv: stripe::Invoice) -> Result<PaidInvoice, Unreadable> {
     let customer = inv
         .customer
         .as_ref()
         .map(|c| c.id().to_string())
-        .ok_or_else(|| "the invoice has no customer".to_string())?;
-    let currency = Currency::new(&inv.currency).map_err(|e| e.to_string())?;
-    if inv.lines.has_more {
-        // The webhook carries the first page of lines only; the rest would need the Stripe
-        // API. The visible lines are booked; the commission may be understated.
-        warn!(
-            invoice = %inv.id,
-            shown = inv.lines.data.len(),
-            total = ?inv.lines.total_count,
-            "invoice lines are paginated; only the lines in the event are counted"
-        );
-    }
+        .ok_or_else(|| Unreadable::shape("the invoice has no customer".to_string()))?;
+    let currency = Currency::new(&inv.currency).map_err(|e| Unreadable::shape(e.to_string()))?;
     let lines = inv
         .lines
         .data
@@ -368,7 +463,7 @@ fn paid_invoice(env: &Envelope, inv: stripe::Invoice) -> Result<PaidInvoice, Str
         "invoice paid"
     );
     let paid_at = chrono::DateTime::from_timestamp_millis(env.created_ms)
-        .ok_or_else(|| format!("created {} is out of range", env.created_ms))?;
+        .ok_or_else(|| Unreadable::shape(format!("created {} is out of range", env.created_ms)))?;
     Ok(PaidInvoice {
         event_id: env.id.clone(),
         customer_key: customer,
@@ -439,7 +534,7 @@ mod tests {
         );
         assert_eq!(
             invoice_line(&l, Currency::USD),
-            Ok(SaleLine {
+            Ok::<_, Unreadable>(SaleLine {
                 product_id: Some("prod_x".into()),
                 amount: Money::new(100, Currency::USD),
                 metered: true,
@@ -514,12 +609,14 @@ mod tests {
         let Interpretation::Event { action, envelope } = interpret(body) else {
             panic!("an event")
         };
-        assert!(envelope.api_version_differs());
-        assert!(matches!(action, Action::Ignore(Ignored::Unreadable(_))));
+        assert!(envelope.api_version_untested());
+        assert!(
+            matches!(action, Action::NeedsAttention(ref u) if u.code == reason_code::UNREADABLE)
+        );
         let body = br#"{"id":"evt_1","type":"invoice.paid","created":1,"data":{"object":{"id":"in_1","customer":"cus_1","currency":"dollars","lines":{"data":[]}}}}"#;
         let Interpretation::Event { action, .. } = interpret(body) else {
             panic!("an event")
         };
-        assert!(matches!(action, Action::Ignore(Ignored::Unreadable(w)) if w.contains("currency")));
+        assert!(matches!(action, Action::NeedsAttention(u) if u.reason.contains("currency")));
     }
 }

@@ -7,15 +7,21 @@
 //! - [`sink`] is the narrow engine interface the [`handler`] is generic over.
 //! - [`config`] loads the signing secrets once (SSM Parameter Store, or an env variable locally).
 //! - [`engine_adapter`] implements [`sink::SaleSink`] with `shared/engine`.
+//! - [`stripe_api`] reads what an event leaves out from Stripe's API (an invoice's remaining
+//!   lines), with a restricted key.
+//! - [`policy`] decides which events this deployment accepts (live or test mode, Connect
+//!   accounts, untested API versions).
 
 pub mod config;
 pub mod engine_adapter;
 pub mod handler;
 pub mod interpret;
+pub mod policy;
 pub mod reply;
 pub mod signature;
 pub mod sink;
 pub mod stripe;
+pub mod stripe_api;
 
 pub use handler::{handle, handle_request, process, Deps, SIGNATURE_HEADER};
 pub use reply::Reply;

@@ -6,6 +6,8 @@ use std::time::Instant;
 use lambda_http::{run, service_fn, Error};
 use sale_webhook::config::{self, SecretSource, TrackingKeySource};
 use sale_webhook::engine_adapter::EngineSink;
+use sale_webhook::policy::EventPolicy;
+use sale_webhook::stripe_api::InvoiceLines;
 use sale_webhook::{handle, Deps};
 use storage::keys::Key;
 use storage::{SharedClock, SystemClock, Table};
@@ -33,12 +35,18 @@ async fn main() -> Result<(), Error> {
             tracing::warn!(error = %e, "warm-up read failed");
         }
     };
-    let (secrets, keys, ()) = tokio::join!(
+    let policy = EventPolicy::from_env()?;
+    let (secrets, keys, lines, ()) = tokio::join!(
         config::load_secrets(&secret_source, &aws),
         config::load_tracking_keys(&key_source, &aws),
+        config::load_stripe_api(|k| std::env::var(k).ok(), &aws),
         warm_up
     );
     let (secrets, keys) = (secrets?, keys?);
+    let lines: Option<Arc<dyn InvoiceLines>> = match lines? {
+        Some(api) => Some(Arc::new(api)),
+        None => None,
+    };
 
     let mut engine = engine::Engine::new(table, keys).with_program_cache(engine::PROGRAM_CACHE_TTL);
     if let Some(url) = config::outbox_queue_url(|k| std::env::var(k).ok()) {
@@ -48,10 +56,14 @@ async fn main() -> Result<(), Error> {
         sink: EngineSink::new(engine),
         secrets,
         clock,
+        policy,
+        lines,
     };
     tracing::info!(
         init_ms = started.elapsed().as_millis() as u64,
         signing_secrets = deps.secrets.len(),
+        stripe_mode = ?deps.policy.mode,
+        stripe_api = deps.lines.is_some(),
         "sale-webhook initialised"
     );
 

@@ -7,6 +7,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::Body;
 use rules::ProgramProduct;
 use sale_webhook::engine_adapter::EngineSink;
+use sale_webhook::policy::EventPolicy;
 use sale_webhook::{handle, Deps, SigningSecrets};
 use storage::links::{self, Click};
 use storage::programs::{self, PromotionCode};
@@ -24,6 +25,8 @@ async fn engine_deps() -> Deps<EngineSink> {
         sink: EngineSink::new(engine),
         secrets: SigningSecrets::from_list(SECRET).expect("secret"),
         clock: Arc::new(ManualClock::at(0)),
+        policy: EventPolicy::test_mode(),
+        lines: None,
     }
 }
 
@@ -92,6 +95,8 @@ async fn deliver(
         sink: deps.sink.clone(),
         secrets: deps.secrets.clone(),
         clock: Arc::new(clock),
+        policy: EventPolicy::test_mode(),
+        lines: deps.lines.clone(),
     };
     let resp = handle(&deps, signed(ev, SECRET, t))
         .await
@@ -232,4 +237,108 @@ async fn storage_trouble_is_a_500_so_stripe_retries() {
     let (s, j) = deliver(&deps, "invoice.paid", |b| b).await;
     assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{j}");
     assert_eq!(j["status"], 500);
+}
+
+/// 149 more lines of `prod_demo` at 1.00 each after the event's first line (`il_demo1_base`).
+fn more_lines() -> Vec<serde_json::Value> {
+    let ev = stripe_of(&event_json("invoice.paid"));
+    let first = ev["data"]["object"]["lines"]["data"][0].clone();
+    let mut lines = vec![first.clone()];
+    for i in 0..149 {
+        let mut l = first.clone();
+        l["id"] = format!("il_more_{i:03}").into();
+        l["amount"] = 100.into();
+        lines.push(l);
+    }
+    lines
+}
+
+#[tokio::test]
+async fn an_invoice_with_more_lines_than_the_event_shows_is_read_from_stripe() {
+    let mut deps = engine_deps().await;
+    seed(&deps).await;
+    let fake = testkit::fake_stripe::FakeStripe::start("rk_test_lines").await;
+    fake.add_invoice("in_demo1", more_lines());
+    let click_id = click(&deps, 1_741_000_000_000 - 86_400_000).await;
+    let (_, j) = deliver(&deps, "checkout.session.completed", |b| {
+        b.replace("CLICKID_PLACEHOLDER", &click_id)
+    })
+    .await;
+    assert_eq!(j["outcome"], "bound", "{j}");
+    let has_more = |b: String| {
+        let mut v: serde_json::Value = serde_json::from_str(&b).expect("json");
+        v["data"]["object"]["lines"]["has_more"] = true.into();
+        v.to_string()
+    };
+    let pending = |deps: &Deps<EngineSink>| {
+        let t = deps.sink.engine.table.clone();
+        async move {
+            storage::ledger::balance(&t, "alice", "demo", rules::Currency::USD)
+                .await
+                .expect("balance")
+                .pending
+        }
+    };
+
+    // A key Stripe refuses: parked, nothing booked.
+    let wrong = sale_webhook::stripe_api::StripeApi::new(
+        &fake.base_url,
+        "rk_test_wrong",
+        std::time::Duration::from_secs(3),
+    )
+    .expect("client");
+    deps.lines = Some(Arc::new(wrong));
+    let (s, j) = deliver(&deps, "invoice.paid", has_more).await;
+    assert_eq!(
+        (s, j["outcome"].as_str()),
+        (StatusCode::OK, Some("needs_attention")),
+        "{j}"
+    );
+    assert!(j["detail"].as_str().unwrap().contains("401"), "{j}");
+    assert_eq!(pending(&deps).await, 0);
+    let rec = storage::attention::get(&deps.sink.engine.table, "stripe:evt_demo_invoice_paid")
+        .await
+        .expect("read")
+        .expect("a needs-attention record");
+    let open = storage::attention::open(&deps.sink.engine.table)
+        .await
+        .expect("open");
+    assert_eq!(open, vec![rec.clone()]);
+    assert_eq!(rec.reason_code, "lines-has-more");
+    assert!(rec
+        .payload
+        .as_deref()
+        .is_some_and(|p| p.contains("in_demo1")));
+
+    // Stripe rate-limits the first read: 500, so that Stripe delivers again; nothing booked.
+    let api = sale_webhook::stripe_api::StripeApi::new(
+        &fake.base_url,
+        "rk_test_lines",
+        std::time::Duration::from_secs(3),
+    )
+    .expect("client");
+    deps.lines = Some(Arc::new(api));
+    fake.fail_next(429, "rate_limit_error");
+    let (s, _) = deliver(&deps, "invoice.paid", has_more).await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(pending(&deps).await, 0);
+
+    // The redelivery reads both pages and books 25 % of 99.00 + 149 × 1.00.
+    let before = fake.received().len();
+    let (s, j) = deliver(&deps, "invoice.paid", has_more).await;
+    assert_eq!(
+        (s, j["outcome"].as_str()),
+        (StatusCode::OK, Some("booked")),
+        "{j}"
+    );
+    assert_eq!(pending(&deps).await, 6200);
+    let pages: Vec<_> = fake.received().into_iter().skip(before).collect();
+    assert_eq!(pages.len(), 2, "{pages:?}");
+    assert_eq!(pages[0].path, "/v1/invoices/in_demo1/lines");
+    assert_eq!(pages[0].query, "limit=100");
+    assert_eq!(pages[1].query, "limit=100&starting_after=il_more_098");
+    for p in &pages {
+        assert_eq!(p.authorization.as_deref(), Some("Bearer rk_test_lines"));
+        assert_eq!(p.stripe_version.as_deref(), Some("2025-02-24.acacia"));
+    }
 }

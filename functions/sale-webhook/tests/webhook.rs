@@ -388,16 +388,114 @@ async fn unhandled_types_are_acknowledged_and_never_reach_the_engine() {
     assert!(sink.calls().is_empty());
 }
 
+fn parked(calls: &[Call]) -> Vec<(String, String)> {
+    calls
+        .iter()
+        .filter_map(|c| match c {
+            Call::NeedsAttention { id, reason_code } => Some((id.clone(), reason_code.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 #[tokio::test]
-async fn another_api_version_is_still_parsed() {
+async fn an_untested_api_version_needs_attention_until_an_operator_accepts_it() {
+    for version in [
+        serde_json::json!("2025-03-31.basil"),
+        serde_json::Value::Null,
+    ] {
+        let ev = event_json("invoice.paid");
+        let mut stripe = stripe_of(&ev);
+        stripe["api_version"] = version.clone();
+        let id = format!("stripe:{}", stripe["id"].as_str().unwrap());
+        let ev = with_body(ev, &stripe.to_string());
+        let t = created_s(&ev);
+        let (deps, sink, _c) = deps(SECRET, t);
+        let a = send(&deps, signed(ev.clone(), SECRET, t)).await;
+        assert_received(&a, "needs_attention");
+        assert!(a.json["detail"]
+            .as_str()
+            .unwrap()
+            .contains("api-version-untested"));
+        assert_eq!(
+            parked(&sink.calls()),
+            vec![(id.clone(), "api-version-untested".to_string())],
+            "{version}: parked, not booked"
+        );
+        assert_eq!(sink.calls().len(), 1);
+
+        sink.accepted_versions.lock().unwrap().push(id);
+        assert_received(&send(&deps, signed(ev, SECRET, t)).await, "booked");
+        assert!(matches!(sink.calls().last(), Some(Call::InvoicePaid(_))));
+    }
+    // A type we do not handle is ignored whatever its version.
     let ev = event_json("invoice.paid");
     let mut stripe = stripe_of(&ev);
-    stripe["api_version"] = "2025-03-31.basil".into();
+    stripe["api_version"] = "2019-01-01".into();
+    stripe["type"] = "payout.created".into();
+    let (a, calls) = deliver_body(&stripe.to_string()).await;
+    assert_received(&a, "ignored");
+    assert!(calls.is_empty());
+}
+
+#[tokio::test]
+async fn test_mode_events_never_book_in_a_live_deployment_and_connect_events_are_refused() {
+    let ev = event_json("invoice.paid");
+    let t = created_s(&ev);
+    let (mut deps, sink, _c) = deps(SECRET, t);
+    deps.policy = sale_webhook::policy::EventPolicy::from_lookup(|_| None).unwrap();
+    assert_received(
+        &send(&deps, signed(ev.clone(), SECRET, t)).await,
+        "needs_attention",
+    );
+    assert_eq!(parked(&sink.calls())[0].1, "livemode-mismatch");
+    assert_eq!(sink.calls().len(), 1, "nothing booked");
+
+    let (deps, sink, _c) = testkit::sale_webhook::deps(SECRET, t);
+    let mut stripe = stripe_of(&ev);
+    stripe["account"] = "acct_connected".into();
+    let ev = with_body(ev, &stripe.to_string());
+    assert_received(&send(&deps, signed(ev, SECRET, t)).await, "needs_attention");
+    assert_eq!(parked(&sink.calls())[0].1, "connect-account");
+    assert_eq!(sink.calls().len(), 1, "nothing booked");
+}
+
+#[tokio::test]
+async fn a_price_that_is_only_an_id_needs_attention() {
+    let ev = event_json("invoice.paid");
+    let mut stripe = stripe_of(&ev);
+    stripe["data"]["object"]["lines"]["data"][0]["price"] = "price_1AbC".into();
+    let (a, calls) = deliver_body(&stripe.to_string()).await;
+    assert_received(&a, "needs_attention");
+    assert_eq!(parked(&calls)[0].1, "price-not-expanded");
+    assert_eq!(calls.len(), 1);
+}
+
+#[tokio::test]
+async fn more_lines_than_the_event_shows_and_no_api_key_needs_attention() {
+    let ev = event_json("invoice.paid");
+    let mut stripe = stripe_of(&ev);
+    stripe["data"]["object"]["lines"]["has_more"] = true.into();
+    let (a, calls) = deliver_body(&stripe.to_string()).await;
+    assert_received(&a, "needs_attention");
+    assert_eq!(parked(&calls)[0].1, "lines-has-more");
+    assert_eq!(calls.len(), 1, "the visible lines are not booked alone");
+}
+
+#[tokio::test]
+async fn a_record_that_cannot_be_written_is_a_500() {
+    let ev = event_json("invoice.paid");
+    let mut stripe = stripe_of(&ev);
+    stripe["data"]["object"]["lines"]["has_more"] = true.into();
     let ev = with_body(ev, &stripe.to_string());
     let t = created_s(&ev);
     let (deps, sink, _c) = deps(SECRET, t);
-    assert_received(&send(&deps, signed(ev, SECRET, t)).await, "booked");
-    assert_eq!(sink.calls().len(), 1);
+    sink.fail(SinkError::Retryable("DynamoDB unreachable".into()));
+    assert_problem(
+        &send(&deps, signed(ev, SECRET, t)).await,
+        500,
+        "deliver it again",
+    );
 }
 
 #[tokio::test]
@@ -413,7 +511,7 @@ async fn unknown_fields_are_ignored() {
     assert_eq!(sink.calls().len(), 1);
 }
 
-// ---- bodies we cannot understand: 200, never 500 -------------------------------------------
+// ---- bodies we cannot understand: kept for an operator, 200, never 500 ---------------------
 
 async fn deliver_body(body: &str) -> (Answer, Vec<Call>) {
     let ev = with_body(event_json("invoice.paid"), body);
@@ -431,8 +529,10 @@ async fn garbage_with_a_valid_signature_is_acknowledged() {
         "",
     ] {
         let (a, calls) = deliver_body(body).await;
-        assert_received(&a, "ignored");
-        assert!(calls.is_empty());
+        assert_received(&a, "needs_attention");
+        assert_eq!(parked(&calls).len(), 1);
+        assert_eq!(parked(&calls)[0].1, "not-an-event");
+        assert!(parked(&calls)[0].0.starts_with("stripe:body-"));
     }
 }
 
@@ -445,13 +545,13 @@ async fn json_that_is_not_an_event_is_acknowledged() {
         "{\"id\":\"evt_1\",\"type\":\"invoice.paid\",\"created\":\"yesterday\",\"data\":{\"object\":{}}}",
     ] {
         let (a, calls) = deliver_body(body).await;
-        assert_received(&a, "ignored");
+        assert_received(&a, "needs_attention");
         assert!(
             a.json["detail"].as_str().is_some_and(|d| !d.is_empty()),
             "{}",
             a.json
         );
-        assert!(calls.is_empty());
+        assert_eq!(parked(&calls).len(), 1);
     }
 }
 
@@ -461,13 +561,14 @@ async fn a_handled_type_we_cannot_read_is_acknowledged() {
     let mut stripe = stripe_of(&ev);
     stripe["data"]["object"]["lines"] = "not a list".into();
     let (a, calls) = deliver_body(&stripe.to_string()).await;
-    assert_received(&a, "ignored");
-    assert!(calls.is_empty());
+    assert_received(&a, "needs_attention");
+    assert_eq!(parked(&calls)[0].1, "unreadable");
+    assert_eq!(calls.len(), 1);
     let mut stripe = stripe_of(&ev);
     stripe["data"]["object"]["currency"] = "us dollars".into();
     let (a, calls) = deliver_body(&stripe.to_string()).await;
-    assert_received(&a, "ignored");
-    assert!(calls.is_empty());
+    assert_received(&a, "needs_attention");
+    assert_eq!(parked(&calls)[0].1, "unreadable");
 }
 
 // ---- engine failures -----------------------------------------------------------------------
@@ -496,11 +597,18 @@ async fn a_retryable_engine_failure_is_a_500_problem() {
 }
 
 #[tokio::test]
-async fn a_permanent_engine_failure_is_logged_not_retried() {
+async fn a_permanent_engine_failure_needs_attention_not_a_retry() {
     let (req, t) = signed_request("invoice.paid");
     let (deps, sink, _c) = deps(SECRET, t);
     sink.fail(SinkError::Permanent("stored item is malformed".into()));
-    assert_received(&send(&deps, req).await, "failed");
+    let a = send(&deps, req).await;
+    assert_received(&a, "needs_attention");
+    assert!(a.json["detail"]
+        .as_str()
+        .unwrap()
+        .contains("permanent-failure"));
+    assert!(matches!(sink.calls()[0], Call::InvoicePaid(_)));
+    assert_eq!(parked(&sink.calls())[0].1, "permanent-failure");
 }
 
 // ---- signatures through the whole handler --------------------------------------------------

@@ -431,6 +431,31 @@ pub fn outbox_unsent_pk(shard: u32) -> String {
     format!("OUTBOX_UNSENT#{shard}")
 }
 
+/// A needs-attention record: an external event (or body) that could not be processed and will
+/// not be by a retry. `id` is `{source}:{event id}`.
+pub fn attention(id: &str) -> Key {
+    Key::new(format!("ATTENTION#{id}"), "ATTENTION")
+}
+/// Sparse index of the open needs-attention records, oldest first. Records are rare (a
+/// misconfiguration or an unknown payload), so one partition is never hot.
+pub fn attention_open_gsi(id: &str, first_seen_ms: i64) -> (String, String) {
+    (
+        ATTENTION_OPEN_PK.to_string(),
+        format!("{}#{id}", ts(first_seen_ms)),
+    )
+}
+pub const ATTENTION_OPEN_PK: &str = "ATTENTION_OPEN";
+/// Every needs-attention record by the month it was first seen (`YYYY-MM`, technical time).
+pub fn attention_month_gsi(month: &str, id: &str, first_seen_ms: i64) -> (String, String) {
+    (
+        attention_month_pk(month),
+        format!("{}#{id}", ts(first_seen_ms)),
+    )
+}
+pub fn attention_month_pk(month: &str) -> String {
+    format!("ATTENTION_MONTH#{month}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@
 //! Feature `testing`, turned on by dev-dependencies only (never in a function's build): modules
 //! `testing` (moto configuration, fresh tables and queues) and `metrics` (the request counter).
 
+pub mod attention;
 pub mod clock;
 pub mod customers;
 pub mod error;

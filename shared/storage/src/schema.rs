@@ -203,7 +203,7 @@ impl TableDefinition {
                         .attribute_name(n)
                         .key_type(KeyType::from(t.as_str()))
                         .build()
-                        .map_err(StoreError::dynamo)
+                        .map_err(StoreError::request_build)
                 })
                 .collect()
         };
@@ -218,7 +218,7 @@ impl TableDefinition {
                     .attribute_name(n)
                     .attribute_type(ScalarAttributeType::from(t.as_str()))
                     .build()
-                    .map_err(StoreError::dynamo)?,
+                    .map_err(StoreError::request_build)?,
             );
         }
         for g in &self.gsis {
@@ -232,7 +232,7 @@ impl TableDefinition {
                             .build(),
                     )
                     .build()
-                    .map_err(StoreError::dynamo)?,
+                    .map_err(StoreError::request_build)?,
             );
         }
         match req.send().await {
@@ -254,7 +254,7 @@ impl TableDefinition {
                         .attribute_name(attr)
                         .enabled(true)
                         .build()
-                        .map_err(StoreError::dynamo)?,
+                        .map_err(StoreError::request_build)?,
                 )
                 .send()
                 .await

@@ -203,7 +203,7 @@ impl Table {
                         .set_keys(Some(keys))
                         .consistent_read(true)
                         .build()
-                        .map_err(StoreError::dynamo)?;
+                        .map_err(StoreError::request_build)?;
                     let page = self
                         .client
                         .batch_get_item()
@@ -244,7 +244,7 @@ impl Table {
                         PutRequest::builder()
                             .set_item(Some(item))
                             .build()
-                            .map_err(StoreError::dynamo)?,
+                            .map_err(StoreError::request_build)?,
                     )
                     .build(),
             );
@@ -297,13 +297,28 @@ impl Table {
         Ok(got)
     }
 
-    /// Sleep before retry `attempt` (1-based): capped exponential backoff on the injected clock.
+    /// Sleep before retry `attempt` (1-based) on the injected clock: [`backoff_delay`] with a
+    /// jitter drawn from the operating system's random source, so writers that collided once do
+    /// not collide again in step (two processes read the same clock).
     pub(crate) async fn backoff(&self, attempt: u32) {
-        let ms = (10u64 << attempt.min(6)).min(500);
-        // Spread competing retries without a random source: stagger by the clock's low bits.
-        let jitter = (self.clock.now_ms().rem_euclid(7)) as u64 * 3;
-        self.clock.sleep(Duration::from_millis(ms + jitter)).await;
+        let mut b = [0u8; 2];
+        // Without randomness (never seen on Lambda) the delay is the cap: still correct, slower.
+        let draw = match getrandom::fill(&mut b) {
+            Ok(()) => u16::from_le_bytes(b),
+            Err(_) => u16::MAX,
+        };
+        self.clock.sleep(backoff_delay(attempt, draw)).await;
     }
+}
+
+/// "Full jitter" backoff (AWS Architecture Blog, "Exponential Backoff And Jitter"): a delay drawn
+/// uniformly from `[base/2, base]`, where `base = 10 ms · 2^attempt`, capped at 500 ms. `draw`
+/// is a uniform random number; half the base is kept so a retry never comes back at once.
+pub fn backoff_delay(attempt: u32, draw: u16) -> Duration {
+    let base = (10u64 << attempt.min(6)).min(500);
+    let half = base / 2;
+    let spread = (half + 1) * u64::from(draw) / (u64::from(u16::MAX) + 1);
+    Duration::from_millis(half + spread)
 }
 
 #[derive(Debug, Clone)]
@@ -424,5 +439,33 @@ impl ItemExt for Item {
         self.get(name)
             .and_then(|v| v.as_n().ok())
             .and_then(|n| n.parse().ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff_delay;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_is_drawn_between_half_the_base_and_the_base_capped_at_500_ms() {
+        // (attempt, draw, expected ms): base = 10 ms · 2^attempt, at most 500.
+        let cases = [
+            (1, 0, 10),
+            (1, u16::MAX, 20),
+            (3, 0, 40),
+            (3, u16::MAX, 80),
+            (3, 1 << 15, 60),
+            (6, 0, 250),
+            (6, u16::MAX, 500),
+            (20, u16::MAX, 500),
+        ];
+        for (attempt, draw, ms) in cases {
+            assert_eq!(
+                backoff_delay(attempt, draw),
+                Duration::from_millis(ms),
+                "attempt {attempt}, draw {draw}"
+            );
+        }
     }
 }

@@ -210,7 +210,7 @@ impl Tx {
             .set_item(Some(item))
             .table_name("")
             .build()
-            .map_err(StoreError::dynamo)?;
+            .map_err(StoreError::request_build)?;
         self.push(
             key,
             label,
@@ -232,7 +232,7 @@ impl Tx {
             .table_name("")
             .condition_expression(cond)
             .build()
-            .map_err(StoreError::dynamo)?;
+            .map_err(StoreError::request_build)?;
         self.push(
             key,
             label,
@@ -259,7 +259,7 @@ impl Tx {
             .set_expression_attribute_names(names)
             .set_expression_attribute_values(values)
             .build()
-            .map_err(StoreError::dynamo)?;
+            .map_err(StoreError::request_build)?;
         self.push(
             key,
             label,
@@ -274,7 +274,7 @@ impl Tx {
             .set_key(Some(Table::key_item(key)))
             .table_name("")
             .build()
-            .map_err(StoreError::dynamo)?;
+            .map_err(StoreError::request_build)?;
         self.push(
             key.clone(),
             label,
@@ -294,7 +294,7 @@ impl Tx {
             .set_expression_attribute_names((!names.is_empty()).then_some(names))
             .set_expression_attribute_values(values)
             .build()
-            .map_err(StoreError::dynamo)?;
+            .map_err(StoreError::request_build)?;
         self.push(
             key.clone(),
             label,
@@ -320,7 +320,7 @@ impl Tx {
             .set_expression_attribute_names(names)
             .set_expression_attribute_values(values)
             .build()
-            .map_err(StoreError::dynamo)?;
+            .map_err(StoreError::request_build)?;
         self.push(
             key.clone(),
             label,

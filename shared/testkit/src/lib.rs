@@ -20,6 +20,7 @@ pub mod catalogue;
 #[cfg(feature = "engine")]
 pub mod engine;
 pub mod events;
+pub mod fake_stripe;
 #[cfg(feature = "moto")]
 pub mod moto;
 #[cfg(feature = "redirect")]

@@ -5,7 +5,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use lambda_http::Request;
+use sale_webhook::policy::EventPolicy;
 use sale_webhook::signature::sign_header;
+use sale_webhook::sink::NewAttention;
 use sale_webhook::{
     BindOutcome, BindRequest, Deps, PaidInvoice, PaymentFailed, SaleOutcome, SaleSink,
     SigningSecrets, SinkError, SubscriptionEnded,
@@ -74,6 +76,11 @@ pub enum Call {
     InvoicePaid(PaidInvoice),
     PaymentFailed(PaymentFailed),
     SubscriptionEnded(SubscriptionEnded),
+    /// A needs-attention record: its id and reason code.
+    NeedsAttention {
+        id: String,
+        reason_code: String,
+    },
 }
 
 /// Records every call; answers binds from a queue (default: bound), fails on demand.
@@ -83,6 +90,8 @@ pub struct RecordingSink {
     pub bind_answers: Arc<Mutex<VecDeque<BindOutcome>>>,
     pub sale_answer: Arc<Mutex<Option<SaleOutcome>>>,
     pub fail_with: Arc<Mutex<Option<SinkError>>>,
+    /// Attention ids whose untested API version an operator accepted.
+    pub accepted_versions: Arc<Mutex<Vec<String>>>,
 }
 
 impl RecordingSink {
@@ -136,6 +145,26 @@ impl SaleSink for RecordingSink {
     async fn subscription_ended(&self, e: SubscriptionEnded) -> Result<(), SinkError> {
         self.record(Call::SubscriptionEnded(e))
     }
+    /// Recorded; fails only with a retryable failure (a permanent one would be parked again).
+    async fn needs_attention(&self, rec: &NewAttention<'_>) -> Result<String, SinkError> {
+        let id = rec.id();
+        self.calls.lock().expect("lock").push(Call::NeedsAttention {
+            id: id.clone(),
+            reason_code: rec.reason_code.to_string(),
+        });
+        match self.fail_with.lock().expect("lock").clone() {
+            Some(e) if e.is_retryable() => Err(e),
+            _ => Ok(id),
+        }
+    }
+    async fn api_version_accepted(&self, attention_id: &str) -> Result<bool, SinkError> {
+        Ok(self
+            .accepted_versions
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|a| a == attention_id))
+    }
 }
 
 /// Deps with a recording sink, the given secrets and a manual clock at `now_s`.
@@ -146,6 +175,8 @@ pub fn deps(secrets: &str, now_s: i64) -> (Deps<RecordingSink>, RecordingSink, M
         sink: sink.clone(),
         secrets: SigningSecrets::from_list(secrets).expect("secrets"),
         clock: Arc::new(clock.clone()),
+        policy: EventPolicy::test_mode(),
+        lines: None,
     };
     (deps, sink, clock)
 }
