@@ -39,6 +39,8 @@ export PORT="${PORT:-9000}"
 export TABLE_NAME="${TABLE_NAME:-partner-engine-local}"
 export STRIPE_SIGNING_SECRET="${STRIPE_SIGNING_SECRET:-whsec_local_demo}"
 export TRACKING_KEY="${TRACKING_KEY:-local-tracking-key}"
+# Stripe CLI and the sample events are test mode; a deployment defaults to live (template.yaml).
+export STRIPE_MODE="${STRIPE_MODE:-test}"
 export RUST_LOG="${RUST_LOG:-info}"
 export AWS_REGION="${AWS_REGION:-us-east-1}" AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 seed="${SEED:-infra/dev/demo.yaml}"
@@ -77,7 +79,7 @@ export DEVGW_URL="http://127.0.0.1:$PORT"
 {
   echo "# written by infra/dev.sh; valid while make dev runs"
   for v in DEVGW_URL PORT AWS_ENDPOINT_URL AWS_REGION AWS_DEFAULT_REGION AWS_ACCESS_KEY_ID \
-    AWS_SECRET_ACCESS_KEY TABLE_NAME STRIPE_SIGNING_SECRET TRACKING_KEY; do
+    AWS_SECRET_ACCESS_KEY TABLE_NAME STRIPE_SIGNING_SECRET TRACKING_KEY STRIPE_MODE; do
     printf 'export %s=%q\n' "$v" "${!v}"
   done
   sed -n 's/^\([A-Z][A-Z0-9_]*\)=\(.*\)$/export \1=\2/p' "$dev_dir/queues.env"

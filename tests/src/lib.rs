@@ -27,6 +27,7 @@
 //! HTTP routes ([`Stack::get`], [`Stack::post`]), the Invoke API ([`Stack::invoke`]), Stripe
 //! deliveries ([`stripe`]) and commands ([`Stack::shell`], [`Stack::partnerctl`]).
 
+pub mod dynamo_faults;
 pub mod http;
 mod stack;
 pub mod stripe;

@@ -41,6 +41,12 @@ enum Startup {
 impl Stack {
     /// Start a stack and wait until every function is ready.
     pub async fn start() -> Stack {
+        Self::start_with_env(&[]).await
+    }
+
+    /// [`Stack::start`] with more environment for dev.sh, devgw and the functions (devgw's
+    /// environment overrides template values), as `make dev NAME=value` gives.
+    pub async fn start_with_env(env: &[(&str, &str)]) -> Stack {
         if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
             panic!("AWS_ENDPOINT_URL is not set: run the system tests with `make test`, which starts moto");
         }
@@ -53,7 +59,7 @@ impl Stack {
             std::fs::create_dir_all(root.join(&dev_dir)).expect("DEV_DIR");
             let log = root.join(&dev_dir).join("stack.log");
             let port = free_port();
-            let dev_sh = spawn_dev_sh(&root, port, &table, &dev_dir, &log);
+            let dev_sh = spawn_dev_sh(&root, port, &table, &dev_dir, &log, env);
             let mut stack = Stack {
                 root: root.clone(),
                 dev_sh,
@@ -335,7 +341,14 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-fn spawn_dev_sh(root: &Path, port: u16, table: &str, dev_dir: &str, log: &Path) -> Child {
+fn spawn_dev_sh(
+    root: &Path,
+    port: u16,
+    table: &str,
+    dev_dir: &str,
+    log: &Path,
+    env: &[(&str, &str)],
+) -> Child {
     let out = File::create(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
     let err = out.try_clone().expect("log file");
     Command::new(root.join("infra/dev.sh"))
@@ -352,6 +365,7 @@ fn spawn_dev_sh(root: &Path, port: u16, table: &str, dev_dir: &str, log: &Path) 
         // The longest click-write wait the redirect allows: on a loaded CI machine moto can take
         // more than production's 250 ms, and the tests read their clicks back.
         .env("CLICK_WRITE_TIMEOUT_MS", "5000")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)

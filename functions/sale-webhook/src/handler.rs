@@ -86,13 +86,22 @@ pub async fn process<S: SaleSink>(deps: &Deps<S>, signature: Option<&str>, body:
             &e.to_string(),
         );
     }
-    match interpret(body) {
+    replay(deps, body).await
+}
+
+/// Process a body that was verified when it arrived: an operator's replay of a needs-attention
+/// record (`partnerctl attention replay`), whose payload is the body exactly as Stripe signed it.
+/// Everything after the signature check is the same as for a delivery, so a replay of an
+/// event already processed books nothing twice, and one that still cannot be processed updates
+/// its record.
+pub async fn replay<S: SaleSink>(deps: &Deps<S>, verified_body: &[u8]) -> Reply {
+    match interpret(verified_body) {
         Interpretation::NotAnEvent { reason } => {
             let why = Unreadable {
                 code: reason_code::NOT_AN_EVENT,
                 reason,
             };
-            park(deps, None, &why, body).await
+            park(deps, None, &why, verified_body).await
         }
         Interpretation::Event { envelope, action } => {
             let span = tracing::info_span!(
@@ -101,7 +110,7 @@ pub async fn process<S: SaleSink>(deps: &Deps<S>, signature: Option<&str>, body:
                 event_type = %envelope.kind,
                 livemode = envelope.livemode
             );
-            dispatch(deps, &envelope, action, body)
+            dispatch(deps, &envelope, action, verified_body)
                 .instrument(span)
                 .await
         }

@@ -23,7 +23,7 @@ pub mod sink;
 pub mod stripe;
 pub mod stripe_api;
 
-pub use handler::{handle, handle_request, process, Deps, SIGNATURE_HEADER};
+pub use handler::{handle, handle_request, process, replay, Deps, SIGNATURE_HEADER};
 pub use reply::Reply;
 pub use signature::{SignatureError, SigningSecrets};
 pub use sink::{

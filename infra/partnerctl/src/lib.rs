@@ -1,6 +1,7 @@
 //! The operator command's library: program files, local setup and read-only views.
 
 pub mod apply;
+pub mod attention;
 pub mod setup;
 pub mod show;
 

@@ -3,7 +3,7 @@
 //! Works against local (moto, `AWS_ENDPOINT_URL`) or real DynamoDB with the usual AWS
 //! configuration; the table name comes from `--table` or `TABLE_NAME`.
 
-use partnerctl::{apply, setup, show, CliError, Format};
+use partnerctl::{apply, attention, setup, show, CliError, Format};
 
 use clap::{Parser, Subcommand};
 
@@ -75,11 +75,44 @@ enum Command {
         #[arg(long)]
         email: Option<String>,
     },
+    /// Needs-attention records: Stripe events the webhook kept because it could not process
+    /// them. Without a subcommand, lists the open ones.
+    Attention {
+        #[command(subcommand)]
+        action: Option<AttentionAction>,
+        /// List every record first seen in this month (YYYY-MM), open or closed.
+        #[arg(long)]
+        month: Option<String>,
+    },
     /// Create the table and queues of template.yaml (local endpoint) and print queue URLs as env lines.
     SetupLocal {
         /// Prefix of the queue names.
         #[arg(long, default_value = "partner-engine-local")]
         queue_prefix: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AttentionAction {
+    /// One record with its payload.
+    Show { id: String },
+    /// Process the record's payload again (after a fix); closes it when processed. Idempotent.
+    Replay {
+        id: String,
+        /// Process an event of an untested Stripe API version (after checking its payload).
+        #[arg(long)]
+        accept_api_version: bool,
+        /// Who does it (recorded on the record).
+        #[arg(long, env = "USER", default_value = "operator")]
+        operator: String,
+    },
+    /// Close the record without replaying it.
+    Dismiss {
+        id: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long, env = "USER", default_value = "operator")]
+        operator: String,
     },
 }
 
@@ -176,6 +209,36 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 }
             }
         }
+        Command::Attention { action, month } => match action {
+            None => print!(
+                "{}",
+                attention::list(&table(), cli.format, month.as_deref()).await?
+            ),
+            Some(AttentionAction::Show { id }) => {
+                print!("{}", attention::show(&table(), cli.format, &id).await?)
+            }
+            Some(AttentionAction::Replay {
+                id,
+                accept_api_version,
+                operator,
+            }) => match attention::replay(&table(), &id, accept_api_version, &operator).await? {
+                attention::Replayed::Resolved { outcome, detail } => {
+                    println!("{id}: processed ({outcome}: {detail}); record resolved")
+                }
+                attention::Replayed::StillNeedsAttention { detail } => {
+                    println!("{id}: still needs attention: {detail}");
+                    std::process::exit(3);
+                }
+            },
+            Some(AttentionAction::Dismiss {
+                id,
+                reason,
+                operator,
+            }) => {
+                attention::dismiss(&table(), &id, &reason, &operator).await?;
+                println!("{id}: dismissed");
+            }
+        },
         Command::Flags { program } => {
             print!("{}", show::flags(&table(), cli.format, &program).await?)
         }

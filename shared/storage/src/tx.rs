@@ -495,14 +495,13 @@ async fn commit_actions(table: &Table, actions: Vec<Action>) -> Result<(), Store
                 }
                 true
             }
-            Some(s) => {
-                s.is_transaction_in_progress_exception()
-                    || s.is_provisioned_throughput_exceeded_exception()
-                    || s.is_request_limit_exceeded()
-                    || s.is_internal_server_error()
-                    || s.meta().code() == Some("ThrottlingException")
-            }
-            None => true, // dispatch / timeout: safe, the markers make a replay harmless
+            // Throttling, 5xx, timeouts and network failures were already retried by the SDK
+            // (its standard retry strategy, with backoff): retrying them again here would
+            // multiply the wait past the function's timeout. They are returned as transient
+            // (`StoreError::Dynamo`) for the caller's own redelivery. Only the cancellation
+            // reasons the SDK does not retry are retried here.
+            Some(s) => s.is_transaction_in_progress_exception(),
+            None => false,
         };
         if !retry {
             return Err(StoreError::dynamo(err));
