@@ -3,7 +3,7 @@
 //! Works against local (moto, `AWS_ENDPOINT_URL`) or real DynamoDB with the usual AWS
 //! configuration; the table name comes from `--table` or `TABLE_NAME`.
 
-use partnerctl::{apply, setup, show, CliError, Format};
+use partnerctl::{apply, outbox, setup, show, CliError, Format};
 
 use clap::{Parser, Subcommand};
 
@@ -74,6 +74,12 @@ enum Command {
         customer: Option<String>,
         #[arg(long)]
         email: Option<String>,
+    },
+    /// Unsent outbox messages, with counts per kind (kinds without a consumer queue stay here).
+    Outbox {
+        /// Only this kind (commission_earned, partner_invite, crm_sync_partner).
+        #[arg(long)]
+        kind: Option<String>,
     },
     /// Create the table and queues of template.yaml (local endpoint) and print queue URLs as env lines.
     SetupLocal {
@@ -198,6 +204,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 )
                 .await?
             )
+        }
+        Command::Outbox { kind } => {
+            print!("{}", outbox::outbox(&table(), cli.format, kind.as_deref()).await?)
         }
         Command::SetupLocal { queue_prefix } => {
             if std::env::var("AWS_ENDPOINT_URL").is_err() {
