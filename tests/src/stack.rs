@@ -41,6 +41,13 @@ enum Startup {
 impl Stack {
     /// Start a stack and wait until every function is ready.
     pub async fn start() -> Stack {
+        Self::start_with(&[]).await
+    }
+
+    /// [`Stack::start`] with extra environment for `infra/dev.sh` (as `make dev NAME=value`):
+    /// devgw's environment overrides the template's values and reaches every function, e.g.
+    /// `EMAIL_QUEUE_URL` routes the e-mail kinds of the outbox to a queue.
+    pub async fn start_with(env: &[(&str, &str)]) -> Stack {
         if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
             panic!("AWS_ENDPOINT_URL is not set: run the system tests with `make test`, which starts moto");
         }
@@ -53,7 +60,7 @@ impl Stack {
             std::fs::create_dir_all(root.join(&dev_dir)).expect("DEV_DIR");
             let log = root.join(&dev_dir).join("stack.log");
             let port = free_port();
-            let dev_sh = spawn_dev_sh(&root, port, &table, &dev_dir, &log);
+            let dev_sh = spawn_dev_sh(&root, port, &table, &dev_dir, &log, env);
             let mut stack = Stack {
                 root: root.clone(),
                 dev_sh,
@@ -335,7 +342,14 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-fn spawn_dev_sh(root: &Path, port: u16, table: &str, dev_dir: &str, log: &Path) -> Child {
+fn spawn_dev_sh(
+    root: &Path,
+    port: u16,
+    table: &str,
+    dev_dir: &str,
+    log: &Path,
+    extra_env: &[(&str, &str)],
+) -> Child {
     let out = File::create(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
     let err = out.try_clone().expect("log file");
     Command::new(root.join("infra/dev.sh"))
@@ -352,6 +366,8 @@ fn spawn_dev_sh(root: &Path, port: u16, table: &str, dev_dir: &str, log: &Path) 
         // The longest click-write wait the redirect allows: on a loaded CI machine moto can take
         // more than production's 250 ms, and the tests read their clicks back.
         .env("CLICK_WRITE_TIMEOUT_MS", "5000")
+        // The test's own settings (Stack::start_with), last: they win.
+        .envs(extra_env.iter().copied())
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)

@@ -191,6 +191,9 @@ mod tests {
         }
         assert_eq!(Job::parse(" release-holds\n").ok(), Some(Job::ReleaseHolds));
         let err = Job::parse("payouts").unwrap_err().to_string();
-        assert!(err.contains("waiting-sales, release-holds, outbox-sweep"), "{err}");
+        assert!(
+            err.contains("waiting-sales, release-holds, outbox-sweep"),
+            "{err}"
+        );
     }
 }

@@ -45,7 +45,13 @@ async fn a_scheduled_run_sweeps_at_the_events_time() {
     // a week later the sale is outside the sweep's window
     let later = sweep(&w, T0 + 7 * DAY).await;
     assert!(
-        matches!(later, RunReport::WaitingSales { waiting_sales: 0, .. }),
+        matches!(
+            later,
+            RunReport::WaitingSales {
+                waiting_sales: 0,
+                ..
+            }
+        ),
         "{later:?}"
     );
     // bound since: the next run books it (a bind books it too; this one is the sweep's)
@@ -182,13 +188,20 @@ async fn two_concurrent_release_runs_release_each_commission_once() {
         let commissions = customers::partner_commissions(w.t(), "alice", 0, i64::MAX)
             .await
             .unwrap();
-        let mut ids: Vec<String> = commissions.iter().map(|c| c.commission_id.clone()).collect();
+        let mut ids: Vec<String> = commissions
+            .iter()
+            .map(|c| c.commission_id.clone())
+            .collect();
         ids.sort();
         assert_eq!(all, ids, "round {round}: each released by exactly one run");
         assert!(commissions
             .iter()
             .all(|c| c.state == CommissionState::Available));
-        assert_eq!(released_entries(&w).await, ids, "round {round}: one entry each");
+        assert_eq!(
+            released_entries(&w).await,
+            ids,
+            "round {round}: one entry each"
+        );
         assert_eq!(w.balance("alice", "demo").await, (0, 2 * 2475, 0));
     }
 }
@@ -199,9 +212,8 @@ async fn the_outbox_sweep_delivers_what_the_immediate_send_failed_to() {
     let config = storage::testing::local_config().await;
     let sqs = aws_sdk_sqs::Client::new(&config);
     let queue = storage::testing::fresh_queue(&sqs).await.unwrap();
-    let email = |url: String| {
-        storage::outbox::Routes::none().with_consumer(messages::Consumer::Email, url)
-    };
+    let email =
+        |url: String| storage::outbox::Routes::none().with_consumer(messages::Consumer::Email, url);
     // The e-mail queue's URL names a queue that does not exist (yet): the send after the
     // booking fails and the message stays unsent.
     let broken = World {
@@ -234,7 +246,10 @@ async fn the_outbox_sweep_delivers_what_the_immediate_send_failed_to() {
     assert!(err.to_string().contains("outbox sweep"), "{err}");
 
     // Fixed: the next sweep delivers it, once.
-    let fixed = w.engine.clone().with_outbox(sqs.clone(), email(queue.clone()));
+    let fixed = w
+        .engine
+        .clone()
+        .with_outbox(sqs.clone(), email(queue.clone()));
     let report = housekeeping::handle(&fixed, Job::OutboxSweep, scheduled(T0 + 600_000))
         .await
         .unwrap();
@@ -242,9 +257,12 @@ async fn the_outbox_sweep_delivers_what_the_immediate_send_failed_to() {
         report,
         RunReport::OutboxSweep {
             at_ms: T0 + 600_000,
-            sent: [("commission_earned".to_string(), 1), ("partner_invite".to_string(), 0)]
-                .into_iter()
-                .collect()
+            sent: [
+                ("commission_earned".to_string(), 1),
+                ("partner_invite".to_string(), 0)
+            ]
+            .into_iter()
+            .collect()
         }
     );
     assert!(storage::outbox::unsent(w.t()).await.unwrap().is_empty());

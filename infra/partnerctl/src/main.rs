@@ -206,7 +206,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             )
         }
         Command::Outbox { kind } => {
-            print!("{}", outbox::outbox(&table(), cli.format, kind.as_deref()).await?)
+            print!(
+                "{}",
+                outbox::outbox(&table(), cli.format, kind.as_deref()).await?
+            )
         }
         Command::SetupLocal { queue_prefix } => {
             if std::env::var("AWS_ENDPOINT_URL").is_err() {

@@ -24,7 +24,9 @@ async fn stack(pro_product: bool) -> Stack {
     let sqs = aws_sdk_sqs::Client::new(&config);
     let queue = storage::testing::fresh_queue(&sqs).await.expect("queue");
     let w = World {
-        engine: w.engine.with_outbox(sqs.clone(), email_route(queue.clone())),
+        engine: w
+            .engine
+            .with_outbox(sqs.clone(), email_route(queue.clone())),
     };
     let demo = program("demo", pct("0.25"), Duration::Lifetime, None);
     let pro = program("pro", pct("0.10"), Duration::Lifetime, None);

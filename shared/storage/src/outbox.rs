@@ -29,11 +29,8 @@ pub struct OutboxRow {
 /// Add the message to a transaction (written only if new: the id is the fact's).
 pub fn enqueue(tx: &mut Tx, env: &Envelope) -> Result<(), StoreError> {
     let row = row_of(env);
-    let item = to_item(&row, &keys::outbox(&env.id))?.with_gsi2(keys::outbox_unsent_gsi(
-        &row.kind,
-        &env.id,
-        env.at_ms,
-    ));
+    let item = to_item(&row, &keys::outbox(&env.id))?
+        .with_gsi2(keys::outbox_unsent_gsi(&row.kind, &env.id, env.at_ms));
     tx.put_new(item, "outbox message")
 }
 
@@ -331,7 +328,8 @@ mod tests {
             r.routed_kinds(),
             vec![Kind::CommissionEarned, Kind::PartnerInvite]
         );
-        let blank = Routes::from_lookup(env(&[("EMAIL_QUEUE_URL", " "), ("CRM_SYNC_QUEUE_URL", "")]));
+        let blank =
+            Routes::from_lookup(env(&[("EMAIL_QUEUE_URL", " "), ("CRM_SYNC_QUEUE_URL", "")]));
         assert!(blank.is_empty());
         let both = Routes::from_lookup(env(&[
             ("EMAIL_QUEUE_URL", "http://q/email"),

@@ -228,9 +228,15 @@ async fn outbox_is_delivered_once_marked_and_swept() {
     assert_eq!(outbox::unsent(&t).await.unwrap().len(), 13);
     let routes = outbox::Routes::none().with_consumer(Consumer::CrmSync, &q);
     let swept = |r: outbox::SweepReport| r.get(&Kind::CrmSyncPartner).copied();
-    assert_eq!(swept(outbox::sweep(&t, &sqs, &routes).await.unwrap()), Some(13));
+    assert_eq!(
+        swept(outbox::sweep(&t, &sqs, &routes).await.unwrap()),
+        Some(13)
+    );
     assert!(outbox::unsent(&t).await.unwrap().is_empty());
-    assert_eq!(swept(outbox::sweep(&t, &sqs, &routes).await.unwrap()), Some(0));
+    assert_eq!(
+        swept(outbox::sweep(&t, &sqs, &routes).await.unwrap()),
+        Some(0)
+    );
 
     let mut got = vec![];
     for _ in 0..5 {

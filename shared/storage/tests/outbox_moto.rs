@@ -108,7 +108,10 @@ async fn a_routed_kind_is_delivered_and_marked_an_unrouted_one_stays_unsent() {
     );
     let unsent = outbox::unsent(&t).await.expect("unsent");
     assert_eq!(
-        unsent.iter().map(|r| r.message_id.as_str()).collect::<Vec<_>>(),
+        unsent
+            .iter()
+            .map(|r| r.message_id.as_str())
+            .collect::<Vec<_>>(),
         vec!["crm:1"]
     );
     assert_eq!(
