@@ -41,12 +41,13 @@ enum Startup {
 impl Stack {
     /// Start a stack and wait until every function is ready.
     pub async fn start() -> Stack {
-        Self::start_with_env(&[]).await
+        Self::start_with(&[]).await
     }
 
-    /// [`Stack::start`] with more environment for dev.sh, devgw and the functions (devgw's
-    /// environment overrides template values), as `make dev NAME=value` gives.
-    pub async fn start_with_env(env: &[(&str, &str)]) -> Stack {
+    /// [`Stack::start`] with extra environment for `infra/dev.sh` (as `make dev NAME=value`):
+    /// devgw's environment overrides the template's values and reaches every function, e.g.
+    /// `EMAIL_QUEUE_URL` routes the e-mail kinds of the outbox to a queue.
+    pub async fn start_with(env: &[(&str, &str)]) -> Stack {
         if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
             panic!("AWS_ENDPOINT_URL is not set: run the system tests with `make test`, which starts moto");
         }
@@ -347,7 +348,7 @@ fn spawn_dev_sh(
     table: &str,
     dev_dir: &str,
     log: &Path,
-    env: &[(&str, &str)],
+    extra_env: &[(&str, &str)],
 ) -> Child {
     let out = File::create(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
     let err = out.try_clone().expect("log file");
@@ -365,7 +366,8 @@ fn spawn_dev_sh(
         // The longest click-write wait the redirect allows: on a loaded CI machine moto can take
         // more than production's 250 ms, and the tests read their clicks back.
         .env("CLICK_WRITE_TIMEOUT_MS", "5000")
-        .envs(env.iter().copied())
+        // The test's own settings (Stack::start_with), last: they win.
+        .envs(extra_env.iter().copied())
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)

@@ -71,7 +71,7 @@ fn replay(stack: &Stack, args: &[&str]) -> (i32, String, String) {
 async fn storage_failures_are_classified_and_a_parked_event_is_replayed_once() {
     let moto = std::env::var("AWS_ENDPOINT_URL").expect("make test's moto");
     let faults = DynamoFaults::start(&moto).await;
-    let stack = Stack::start_with_env(&[("AWS_ENDPOINT_URL_DYNAMODB", faults.url.as_str())]).await;
+    let stack = Stack::start_with(&[("AWS_ENDPOINT_URL_DYNAMODB", faults.url.as_str())]).await;
     bind_bob(&stack).await;
     let t = stripe::next_second().await;
     let invoice = stripe::event("invoice.paid", t);

@@ -5,7 +5,7 @@
 //! | `TABLE_NAME` | the table (read by `storage::Table::from_env`) |
 //! | `TRACKING_KEY` | (required) the deployment's HMAC key that signs click ids, at least 32 bytes; the same value as the redirect function's |
 //! | `TRACKING_KEYS_PREVIOUS` | comma-separated previous keys, still accepted when verifying click ids |
-//! | `OUTBOX_QUEUE_URL` | optional: deliver outbox messages right after a write (otherwise they wait in the unsent index for the sweep, not deployed yet) |
+//! | `EMAIL_QUEUE_URL`, `CRM_SYNC_QUEUE_URL` | optional, one per message consumer (`storage::outbox::Routes`): deliver its kinds' outbox messages right after a write (a kind without one stays unsent in the outbox; a failed send waits for the outbox sweep) |
 //!
 //! `TRACKING_KEY` is not the programs' tracking keys that authenticate API calls: those are
 //! stored hashed in the table (`partnerctl apply`, `tracking_key` / `tracking_key_sha256`).
@@ -14,7 +14,6 @@ use tracking::KeyRing;
 
 pub const TRACKING_KEY_ENV: &str = "TRACKING_KEY";
 pub const TRACKING_KEYS_PREVIOUS_ENV: &str = "TRACKING_KEYS_PREVIOUS";
-pub const OUTBOX_QUEUE_URL_ENV: &str = "OUTBOX_QUEUE_URL";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -28,7 +27,8 @@ pub enum ConfigError {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub keys: KeyRing,
-    pub outbox_queue_url: Option<String>,
+    /// Each message kind's consumer queue (none configured: every message stays in the outbox).
+    pub outbox_routes: storage::outbox::Routes,
 }
 
 impl Config {
@@ -45,10 +45,10 @@ impl Config {
                 name: TRACKING_KEY_ENV,
                 reason: e.to_string(),
             })?;
-        let outbox_queue_url = get(OUTBOX_QUEUE_URL_ENV).map(|u| u.trim().to_string());
+        let outbox_routes = storage::outbox::Routes::from_lookup(get);
         Ok(Config {
             keys,
-            outbox_queue_url,
+            outbox_routes,
         })
     }
 }
@@ -80,18 +80,19 @@ mod tests {
         ));
         let c = load(&[(TRACKING_KEY_ENV, K)]).expect("config");
         assert_eq!(c.keys.all().count(), 1);
-        assert_eq!(c.outbox_queue_url, None);
+        assert!(c.outbox_routes.is_empty());
         let c = load(&[
             (TRACKING_KEY_ENV, K),
             (TRACKING_KEYS_PREVIOUS_ENV, &format!("{K}1,{K}2")),
-            (OUTBOX_QUEUE_URL_ENV, " http://q "),
+            ("EMAIL_QUEUE_URL", " http://q "),
         ])
         .expect("config");
         assert_eq!(c.keys.all().count(), 3);
-        assert_eq!(c.outbox_queue_url.as_deref(), Some("http://q"));
-        assert!(load(&[(TRACKING_KEY_ENV, K), (OUTBOX_QUEUE_URL_ENV, " ")])
+        // The e-mail consumer's kinds (commission_earned, partner_invite).
+        assert_eq!(c.outbox_routes.routed_kinds().len(), 2);
+        assert!(load(&[(TRACKING_KEY_ENV, K), ("EMAIL_QUEUE_URL", " ")])
             .expect("config")
-            .outbox_queue_url
-            .is_none());
+            .outbox_routes
+            .is_empty());
     }
 }

@@ -34,7 +34,7 @@ pub enum InitError {
     Store(#[from] StoreError),
 }
 
-/// The engine for this configuration and table (with the outbox target when configured).
+/// The engine for this configuration and table (with the outbox routes when configured).
 pub fn engine_from(
     config: Config,
     table: Table,
@@ -42,10 +42,10 @@ pub fn engine_from(
 ) -> engine::Engine {
     let engine =
         engine::Engine::new(table, config.keys).with_program_cache(engine::PROGRAM_CACHE_TTL);
-    match config.outbox_queue_url {
-        Some(url) => engine.with_outbox(sqs(), url),
-        None => engine,
+    if config.outbox_routes.is_empty() {
+        return engine;
     }
+    engine.with_outbox(sqs(), config.outbox_routes)
 }
 
 /// Everything from the environment (see [`config`]): AWS configuration, table, keys, outbox.

@@ -1,24 +1,64 @@
-//! Scheduled jobs of the engine, one EventBridge schedule each (template.yaml
-//! `HousekeepingFunction`). Business time is the event's own `time`, so a late or repeated
-//! delivery does the same work; every job is idempotent.
+//! Scheduled jobs of the engine. One binary, deployed as one Lambda function per job
+//! (template.yaml: `HousekeepingFunction`, `ReleaseHoldsFunction`, `OutboxSweepFunction`), each
+//! with its own EventBridge schedule, its own least-privilege policy and `JOB` naming the job.
+//! The schedule's event is delivered unchanged, so its `time` is the business time of the run: a
+//! late or repeated delivery does the same work, and every job is idempotent.
 //!
-//! - the sweep of waiting sales (`engine::sales::sweep_waiting_sales`): sales still waiting for
-//!   attribution whose customer has since been bound are booked (a bind that died after writing
-//!   its binding is repaired whatever its client does).
+//! | `JOB` | job | schedule |
+//! |---|---|---|
+//! | `waiting-sales` | sales still waiting for attribution whose customer has since been bound are booked ([`engine::sales::sweep_waiting_sales`]: a bind that died after writing its binding is repaired whatever its client does) | hourly |
+//! | `release-holds` | pending commissions whose hold has ended at the event's time move to the available balance ([`engine::release::release_due`]; conditional writes: a second or concurrent run releases nothing twice) | hourly |
+//! | `outbox-sweep` | outbox messages whose immediate send failed are delivered to their consumer's queue ([`storage::outbox::sweep`]; only kinds with a queue are read) | every 5 minutes |
 //!
 //! A failed run returns an error: Lambda retries the asynchronous invocation twice, then the
-//! event goes to the function's dead-letter queue (`HousekeepingDeadLetterQueue`), where an
+//! event goes to the functions' dead-letter queue (`HousekeepingDeadLetterQueue`), where an
 //! operator can list and replay it.
+
+use std::collections::BTreeMap;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::Serialize;
 use tracking::KeyRing;
 
-/// Environment variable of the tracking key (the engine verifies click ids with it; the sweep
-/// itself does not need it, but the engine is the same everywhere).
+/// Environment variable of the tracking key (the engine verifies click ids with it; the jobs
+/// themselves do not need it, but the engine is the same everywhere).
 pub const TRACKING_KEY_ENV: &str = "TRACKING_KEY";
-/// Environment variable of the outbox queue (messages of sales the sweep books).
-pub const OUTBOX_QUEUE_URL_ENV: &str = "OUTBOX_QUEUE_URL";
+/// Environment variable naming the function's job ([`Job`]).
+pub const JOB_ENV: &str = "JOB";
+
+/// The job a function runs, from `JOB`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Job {
+    WaitingSales,
+    ReleaseHolds,
+    OutboxSweep,
+}
+
+impl Job {
+    pub const ALL: [Job; 3] = [Job::WaitingSales, Job::ReleaseHolds, Job::OutboxSweep];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Job::WaitingSales => "waiting-sales",
+            Job::ReleaseHolds => "release-holds",
+            Job::OutboxSweep => "outbox-sweep",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Job, JobError> {
+        Job::ALL
+            .into_iter()
+            .find(|j| j.as_str() == s.trim())
+            .ok_or_else(|| JobError::Invalid {
+                name: JOB_ENV,
+                reason: format!(
+                    "{s:?} is not a job (one of: {})",
+                    Job::ALL.map(Job::as_str).join(", ")
+                ),
+            })
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
@@ -30,22 +70,38 @@ pub enum JobError {
     Store(#[from] storage::StoreError),
     #[error(transparent)]
     Engine(#[from] engine::EngineError),
+    #[error("outbox sweep: {0}")]
+    Deliver(#[from] storage::outbox::DeliverError),
 }
 
 /// What a run did (the function's result, visible in the invocation record).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RunReport {
-    /// The schedule's business time, epoch ms.
-    pub at_ms: i64,
-    pub waiting_sales: usize,
-    pub bound_customers: usize,
-    pub commissions_booked: Vec<String>,
+#[serde(tag = "job", rename_all = "kebab-case")]
+pub enum RunReport {
+    WaitingSales {
+        /// The schedule's business time, epoch ms.
+        at_ms: i64,
+        waiting_sales: usize,
+        bound_customers: usize,
+        commissions_booked: Vec<String>,
+    },
+    ReleaseHolds {
+        at_ms: i64,
+        /// Commissions this run released (a repeated run releases none).
+        released: Vec<String>,
+    },
+    OutboxSweep {
+        at_ms: i64,
+        /// Messages sent per routed kind; kinds without a consumer queue are not read.
+        sent: BTreeMap<String, usize>,
+    },
 }
 
-/// The engine, from the environment (`TRACKING_KEY`, `TABLE_NAME`, optional
-/// `OUTBOX_QUEUE_URL`); built once per process.
-pub async fn production_engine() -> Result<engine::Engine, JobError> {
+/// The job (`JOB`) and the engine, from the environment (`TRACKING_KEY`, `TABLE_NAME`, and the
+/// consumers' queue URLs of `storage::outbox::Routes::from_env`); built once per process.
+pub async fn production() -> Result<(Job, engine::Engine), JobError> {
     let get = |k: &'static str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let job = Job::parse(&get(JOB_ENV).ok_or(JobError::Missing(JOB_ENV))?)?;
     let key = get(TRACKING_KEY_ENV).ok_or(JobError::Missing(TRACKING_KEY_ENV))?;
     let keys = KeyRing::from_secrets(&key, None).map_err(|e| JobError::Invalid {
         name: TRACKING_KEY_ENV,
@@ -53,16 +109,19 @@ pub async fn production_engine() -> Result<engine::Engine, JobError> {
     })?;
     let aws = storage::table::aws_config().await;
     let table = storage::Table::from_env(&aws)?;
-    let engine = engine::Engine::new(table, keys).with_program_cache(engine::PROGRAM_CACHE_TTL);
-    Ok(match get(OUTBOX_QUEUE_URL_ENV) {
-        Some(url) => engine.with_outbox(aws_sdk_sqs::Client::new(&aws), url.trim()),
-        None => engine,
-    })
+    let engine = engine::Engine::new(table, keys)
+        .with_program_cache(engine::PROGRAM_CACHE_TTL)
+        .with_outbox(
+            aws_sdk_sqs::Client::new(&aws),
+            storage::outbox::Routes::from_env(),
+        );
+    Ok((job, engine))
 }
 
-/// One scheduled run at the event's business time.
+/// One scheduled run of `job` at the event's business time.
 pub async fn handle(
     engine: &engine::Engine,
+    job: Job,
     event: EventBridgeEvent<serde_json::Value>,
 ) -> Result<RunReport, JobError> {
     let at_ms = event
@@ -72,18 +131,69 @@ pub async fn handle(
             name: "event.time",
             reason: "a scheduled event carries its time".into(),
         })?;
-    let report = engine::sales::sweep_waiting_sales(engine, at_ms).await?;
-    tracing::info!(
-        at_ms,
-        waiting = report.waiting,
-        bound = report.bound_customers,
-        booked = report.commission_ids.len(),
-        "waiting sales swept"
-    );
-    Ok(RunReport {
-        at_ms,
-        waiting_sales: report.waiting,
-        bound_customers: report.bound_customers,
-        commissions_booked: report.commission_ids,
-    })
+    match job {
+        Job::WaitingSales => {
+            let report = engine::sales::sweep_waiting_sales(engine, at_ms).await?;
+            tracing::info!(
+                at_ms,
+                waiting = report.waiting,
+                bound = report.bound_customers,
+                booked = report.commission_ids.len(),
+                "waiting sales swept"
+            );
+            Ok(RunReport::WaitingSales {
+                at_ms,
+                waiting_sales: report.waiting,
+                bound_customers: report.bound_customers,
+                commissions_booked: report.commission_ids,
+            })
+        }
+        Job::ReleaseHolds => {
+            let source = match &event.id {
+                Some(id) => format!("schedule:{id}"),
+                None => format!("schedule:release-holds@{at_ms}"),
+            };
+            let released = engine::release::release_due(engine, at_ms, &source).await?;
+            tracing::info!(at_ms, released = released.len(), "holds released");
+            Ok(RunReport::ReleaseHolds { at_ms, released })
+        }
+        Job::OutboxSweep => {
+            let sent = match &engine.outbox {
+                Some(t) => storage::outbox::sweep(&engine.table, &t.sqs, &t.routes).await?,
+                None => {
+                    tracing::info!(
+                        "no consumer queue configured: every message stays in the outbox"
+                    );
+                    storage::outbox::SweepReport::new()
+                }
+            };
+            tracing::info!(at_ms, sent = ?sent, "outbox swept");
+            Ok(RunReport::OutboxSweep {
+                at_ms,
+                sent: sent
+                    .into_iter()
+                    .map(|(k, n)| (k.as_str().to_string(), n))
+                    .collect(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_by_name() {
+        for j in Job::ALL {
+            assert_eq!(Job::parse(j.as_str()).ok(), Some(j));
+            assert_eq!(serde_json::to_value(j).ok(), Some(j.as_str().into()));
+        }
+        assert_eq!(Job::parse(" release-holds\n").ok(), Some(Job::ReleaseHolds));
+        let err = Job::parse("payouts").unwrap_err().to_string();
+        assert!(
+            err.contains("waiting-sales, release-holds, outbox-sweep"),
+            "{err}"
+        );
+    }
 }

@@ -1,4 +1,5 @@
-//! Lambda bootstrap: build the engine once, then run each scheduled event.
+//! Lambda bootstrap: read the job (`JOB`) and build the engine once, then run each scheduled
+//! event.
 
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
@@ -11,13 +12,14 @@ async fn main() -> Result<(), Error> {
         .with_current_span(false)
         .without_time() // CloudWatch stamps every line
         .init();
-    let engine = housekeeping::production_engine().await?;
+    let (job, engine) = housekeeping::production().await?;
+    tracing::info!(job = job.as_str(), "housekeeping initialised");
     let engine = &engine;
     run(service_fn(
         move |ev: LambdaEvent<
             aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value>,
         >| async move {
-            housekeeping::handle(engine, ev.payload)
+            housekeeping::handle(engine, job, ev.payload)
                 .await
                 .map_err(Error::from)
         },

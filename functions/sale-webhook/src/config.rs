@@ -6,7 +6,7 @@
 //! | `STRIPE_SIGNING_SECRET` | the same list, directly (local development, tests); ignored when the parameter is set |
 //! | `TRACKING_KEY_PARAM` | SSM parameter (SecureString) holding the tracking key, optionally followed by previous keys, comma-separated (AWS); the engine verifies click ids with it |
 //! | `TRACKING_KEY`, `TRACKING_KEYS_PREVIOUS` | the same directly, as the redirect function reads them (local) |
-//! | `OUTBOX_QUEUE_URL` | optional: deliver outbox messages right after a booking (otherwise they wait in the unsent index for the sweep, not deployed yet) |
+//! | `EMAIL_QUEUE_URL`, `CRM_SYNC_QUEUE_URL` | optional, one per message consumer (`storage::outbox::Routes::from_env`): deliver its kinds' outbox messages right after a booking (a kind without one stays unsent in the outbox; a failed send waits for the outbox sweep) |
 //! | `TABLE_NAME` | the table (read by `storage::Table::from_env`) |
 //!
 //! SSM parameters are read at init, with decryption: Lambda environment variables cannot hold
@@ -23,7 +23,6 @@ pub const SECRET_PARAM_ENV: &str = "STRIPE_SIGNING_SECRET_PARAM";
 pub const TRACKING_KEY_ENV: &str = "TRACKING_KEY";
 pub const TRACKING_KEYS_PREVIOUS_ENV: &str = "TRACKING_KEYS_PREVIOUS";
 pub const TRACKING_KEY_PARAM_ENV: &str = "TRACKING_KEY_PARAM";
-pub const OUTBOX_QUEUE_URL_ENV: &str = "OUTBOX_QUEUE_URL";
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -185,13 +184,6 @@ pub async fn load_tracking_keys(
     }
 }
 
-/// `OUTBOX_QUEUE_URL`, when set.
-pub fn outbox_queue_url(lookup: impl Fn(&str) -> Option<String>) -> Option<String> {
-    lookup(OUTBOX_QUEUE_URL_ENV)
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-}
-
 pub const STRIPE_API_KEY_ENV: &str = "STRIPE_API_KEY";
 pub const STRIPE_API_KEY_PARAM_ENV: &str = "STRIPE_API_KEY_PARAM";
 pub const STRIPE_API_BASE_ENV: &str = "STRIPE_API_BASE";
@@ -283,11 +275,6 @@ mod tests {
             key_ring_from_list(&format!(",{K}"), "p"),
             Err(ConfigError::BadTrackingKey { .. })
         ));
-        assert_eq!(
-            outbox_queue_url(env(&[(OUTBOX_QUEUE_URL_ENV, " http://q ")])),
-            Some("http://q".into())
-        );
-        assert_eq!(outbox_queue_url(env(&[(OUTBOX_QUEUE_URL_ENV, "")])), None);
     }
 
     #[tokio::test]

@@ -49,8 +49,10 @@ async fn main() -> Result<(), Error> {
     };
 
     let mut engine = engine::Engine::new(table, keys).with_program_cache(engine::PROGRAM_CACHE_TTL);
-    if let Some(url) = config::outbox_queue_url(|k| std::env::var(k).ok()) {
-        engine = engine.with_outbox(aws_sdk_sqs::Client::new(&aws), url);
+    // Each message kind to its consumer's queue (EMAIL_QUEUE_URL, CRM_SYNC_QUEUE_URL).
+    let routes = storage::outbox::Routes::from_env();
+    if !routes.is_empty() {
+        engine = engine.with_outbox(aws_sdk_sqs::Client::new(&aws), routes);
     }
     let deps = Deps {
         sink: EngineSink::new(engine),

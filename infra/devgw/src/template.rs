@@ -3,7 +3,8 @@
 //!
 //! A function plugs into `make dev` by its template entry alone: its `Metadata.BuildProperties.Binary`
 //! (the cargo binary; fallback: the logical id without its `Function` suffix, in kebab case) and its
-//! `Events` (`HttpApi`, `SQS`, `Schedule`, `ScheduleV2`).
+//! `Events` (`HttpApi`, `SQS`, `Schedule`, `ScheduleV2`). A function is named after its binary;
+//! functions that share one binary (one per scheduled job) after their logical ids instead.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -224,6 +225,7 @@ pub fn discover(
             }
         }
     }
+    name_shared_binaries(&mut out.functions);
     let mut seen = std::collections::BTreeSet::new();
     for f in &out.functions {
         if !seen.insert(f.name.clone()) {
@@ -234,6 +236,24 @@ pub fn discover(
         }
     }
     Ok(out)
+}
+
+/// One binary may serve several functions (e.g. one scheduled job each, told apart by their
+/// environment): those are named by their logical ids instead (`ReleaseHoldsFunction` →
+/// `release-holds`), so each has its own invoke name, schedules and log prefix.
+fn name_shared_binaries(functions: &mut [FunctionSpec]) {
+    let mut by_name: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, f) in functions.iter().enumerate() {
+        by_name.entry(f.name.clone()).or_default().push(i);
+    }
+    for idx in by_name.values().filter(|v| v.len() > 1) {
+        let binary = &functions[idx[0]].binary;
+        if idx.iter().all(|&i| &functions[i].binary == binary) {
+            for &i in idx {
+                functions[i].name = kebab_name(&functions[i].logical_id);
+            }
+        }
+    }
 }
 
 /// What the template defines, for resolving `!Ref` and `!GetAtt`.
@@ -597,6 +617,60 @@ mod tests {
         assert_eq!(kebab_name("CrmSync"), "crm-sync");
         assert_eq!(kebab_name("APIFunction"), "api");
         assert_eq!(kebab_name("Function"), "function");
+    }
+
+    #[test]
+    fn functions_sharing_a_binary_are_named_by_their_logical_ids() {
+        let template = r#"
+Resources:
+  HousekeepingFunction:
+    Type: AWS::Serverless::Function
+    Metadata: {BuildProperties: {Binary: housekeeping}}
+    Properties:
+      Environment: {Variables: {JOB: waiting-sales}}
+      Events:
+        SweepWaitingSales: {Type: Schedule, Properties: {Schedule: rate(1 hour)}}
+  ReleaseHoldsFunction:
+    Type: AWS::Serverless::Function
+    Metadata: {BuildProperties: {Binary: housekeeping}}
+    Properties:
+      Environment: {Variables: {JOB: release-holds}}
+      Events:
+        ReleaseHolds: {Type: Schedule, Properties: {Schedule: rate(1 hour)}}
+  RedirectFunction:
+    Type: AWS::Serverless::Function
+    Metadata: {BuildProperties: {Binary: redirect}}
+"#;
+        let d = discover("template.yaml", template, None).expect("discovers");
+        let names: Vec<_> = d
+            .functions
+            .iter()
+            .map(|f| (f.name.as_str(), f.binary.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("housekeeping", "housekeeping"),
+                ("release-holds", "housekeeping"),
+                ("redirect", "redirect")
+            ]
+        );
+        assert_eq!(
+            d.functions[1].environment.get("JOB"),
+            Some(&EnvSource::Literal("release-holds".into()))
+        );
+        assert_eq!(d.functions[1].schedules[0].event, "ReleaseHolds");
+        // Two functions of different binaries under one name are still refused.
+        let clash = r#"
+Resources:
+  AFunction:
+    Type: AWS::Serverless::Function
+    Metadata: {BuildProperties: {Binary: same}}
+  SameFunction:
+    Type: AWS::Serverless::Function
+    Metadata: {BuildProperties: {Binary: x/same}}
+"#;
+        assert!(discover("template.yaml", clash, None).is_err());
     }
 
     #[test]

@@ -166,8 +166,9 @@ async fn webhook_deps(table: Table) -> Result<Deps<EngineSink>, CliError> {
         };
     let clock: SharedClock = Arc::new(SystemClock);
     let mut engine = engine::Engine::new(table.with_clock(clock.clone()), keys);
-    if let Some(url) = config::outbox_queue_url(|k| std::env::var(k).ok()) {
-        engine = engine.with_outbox(aws_sdk_sqs::Client::new(&aws), url);
+    let routes = storage::outbox::Routes::from_env();
+    if !routes.is_empty() {
+        engine = engine.with_outbox(aws_sdk_sqs::Client::new(&aws), routes);
     }
     Ok(Deps {
         sink: EngineSink::new(engine),

@@ -1,7 +1,9 @@
-//! The operator command's library: program files, local setup and read-only views.
+//! The operator command's library: program files, local setup and read-only views (the outbox's
+//! unsent messages among them).
 
 pub mod apply;
 pub mod attention;
+pub mod outbox;
 pub mod setup;
 pub mod show;
 

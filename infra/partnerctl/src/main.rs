@@ -3,7 +3,7 @@
 //! Works against local (moto, `AWS_ENDPOINT_URL`) or real DynamoDB with the usual AWS
 //! configuration; the table name comes from `--table` or `TABLE_NAME`.
 
-use partnerctl::{apply, attention, setup, show, CliError, Format};
+use partnerctl::{apply, attention, outbox, setup, show, CliError, Format};
 
 use clap::{Parser, Subcommand};
 
@@ -83,6 +83,12 @@ enum Command {
         /// List every record first seen in this month (YYYY-MM), open or closed.
         #[arg(long)]
         month: Option<String>,
+    },
+    /// Unsent outbox messages, with counts per kind (kinds without a consumer queue stay here).
+    Outbox {
+        /// Only this kind (commission_earned, partner_invite, crm_sync_partner).
+        #[arg(long)]
+        kind: Option<String>,
     },
     /// Create the table and queues of template.yaml (local endpoint) and print queue URLs as env lines.
     SetupLocal {
@@ -260,6 +266,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     email.as_deref()
                 )
                 .await?
+            )
+        }
+        Command::Outbox { kind } => {
+            print!(
+                "{}",
+                outbox::outbox(&table(), cli.format, kind.as_deref()).await?
             )
         }
         Command::SetupLocal { queue_prefix } => {

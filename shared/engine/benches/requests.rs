@@ -63,7 +63,7 @@ async fn main() {
     let keys = tracking::KeyRing::from_secrets("bench-tracking-key-0123456789", None).expect("key");
     // As the functions build it: programs cached for the warm process.
     let engine = Engine::new(table.clone(), keys)
-        .with_outbox(sqs, queue)
+        .with_outbox(sqs, email_route(queue))
         .with_program_cache(engine::PROGRAM_CACHE_TTL);
 
     let program: Program = serde_json::from_value(serde_json::json!({
@@ -187,4 +187,9 @@ async fn main() {
     for r in rows {
         println!("{r}");
     }
+}
+
+/// Commission e-mails (and invitations) to this queue, as `EMAIL_QUEUE_URL` does.
+fn email_route(queue_url: impl Into<String>) -> storage::outbox::Routes {
+    storage::outbox::Routes::none().with_consumer(messages::Consumer::Email, queue_url)
 }

@@ -20,12 +20,14 @@ use std::time::Duration;
 use storage::outbox::{self, DeliverError};
 use storage::{StoreError, Table};
 
-/// Where outbox messages go after a write (the outbox queue). Without it, messages wait in the
-/// unsent index for the sweep (`storage::outbox::sweep`, scheduled by issue 10).
+/// Where outbox messages go after a write: each kind to its consumer's queue
+/// ([`outbox::Routes`]). A kind without a route stays in the unsent index (listed by
+/// `partnerctl outbox`); a routed one whose send fails waits there for the outbox sweep
+/// (`storage::outbox::sweep`, the `outbox-sweep` job of functions/housekeeping).
 #[derive(Clone, Debug)]
 pub struct OutboxTarget {
     pub sqs: aws_sdk_sqs::Client,
-    pub queue_url: String,
+    pub routes: outbox::Routes,
 }
 
 /// What every operation needs, built once per process.
@@ -89,39 +91,39 @@ impl Engine {
         self
     }
 
-    pub fn with_outbox(mut self, sqs: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
-        self.outbox = Some(OutboxTarget {
-            sqs,
-            queue_url: queue_url.into(),
-        });
+    /// Send outbox messages right after the write, each kind to its consumer's queue. Without
+    /// any route (no consumer configured) nothing is sent and no SQS client is kept.
+    pub fn with_outbox(mut self, sqs: aws_sdk_sqs::Client, routes: outbox::Routes) -> Self {
+        self.outbox = (!routes.is_empty()).then_some(OutboxTarget { sqs, routes });
         self
     }
 
-    /// Deliver messages this process has just committed to the outbox (no read needed).
-    /// Failures are logged and the message stays unsent in the outbox's unsent index, for the
-    /// sweep (`storage::outbox::sweep`; not deployed yet: issue 10 schedules it) or a redelivery
-    /// of the event (its processed marker lists the message) to send.
+    /// Deliver messages this process has just committed to the outbox (no read needed), each
+    /// to its kind's queue. Failures are logged and the message stays unsent in the outbox's
+    /// unsent index, for the outbox sweep (the `outbox-sweep` schedule) or a redelivery of the
+    /// event (its processed marker lists the message) to send. A kind without a route stays
+    /// unsent without a send.
     pub async fn deliver_new(&self, envelopes: &[messages::Envelope]) {
         let Some(t) = &self.outbox else { return };
         if envelopes.is_empty() {
             return;
         }
         let rows: Vec<_> = envelopes.iter().map(outbox::row_of).collect();
-        if let Err(e) = outbox::deliver(&self.table, &t.sqs, &t.queue_url, &rows).await {
+        if let Err(e) = outbox::deliver_routed(&self.table, &t.sqs, &t.routes, &rows).await {
             tracing::warn!(error = %e, "outbox delivery failed; left in the unsent index");
         }
     }
 
-    /// Deliver these outbox messages if they are still unsent. Failures are logged, as in
-    /// [`Engine::deliver_new`].
+    /// Deliver these outbox messages if they are still unsent (and routed). Failures are
+    /// logged, as in [`Engine::deliver_new`].
     pub async fn deliver_outbox(&self, ids: &[String]) {
         let Some(t) = &self.outbox else { return };
         if ids.is_empty() {
             return;
         }
-        let r: Result<usize, DeliverError> = async {
+        let r: Result<outbox::Delivery, DeliverError> = async {
             let rows = outbox::unsent_by_id(&self.table, ids).await?;
-            outbox::deliver(&self.table, &t.sqs, &t.queue_url, &rows).await
+            outbox::deliver_routed(&self.table, &t.sqs, &t.routes, &rows).await
         }
         .await;
         if let Err(e) = r {

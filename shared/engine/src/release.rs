@@ -8,10 +8,10 @@ use storage::{StoreError, Tx};
 
 use crate::{Engine, EngineError, OPTIMISTIC_ATTEMPTS};
 
-/// Release every commission due at `now_ms` (business time of the schedule's event). No deployed
-/// function calls it yet: the "nothing fails silently" issue (10) schedules it. Returns the
-/// released commission ids. Idempotent: a released commission leaves the due index, and the
-/// conditional state change makes a concurrent run a no-op.
+/// Release every commission due at `now_ms` (business time of the schedule's event: the
+/// hourly `release-holds` job of functions/housekeeping). Returns the released commission ids.
+/// Idempotent: a released commission leaves the due index, and the conditional state change
+/// makes a concurrent run a no-op.
 pub async fn release_due(
     engine: &Engine,
     now_ms: i64,

@@ -24,7 +24,9 @@ async fn stack(pro_product: bool) -> Stack {
     let sqs = aws_sdk_sqs::Client::new(&config);
     let queue = storage::testing::fresh_queue(&sqs).await.expect("queue");
     let w = World {
-        engine: w.engine.with_outbox(sqs.clone(), queue.clone()),
+        engine: w
+            .engine
+            .with_outbox(sqs.clone(), email_route(queue.clone())),
     };
     let demo = program("demo", pct("0.25"), Duration::Lifetime, None);
     let pro = program("pro", pct("0.10"), Duration::Lifetime, None);
@@ -198,7 +200,7 @@ async fn a_crash_between_the_two_programs_books_the_second_once() {
 
     // The retry runs in a new process (a fresh catalog).
     let restarted = Engine::new(s.w.t().clone(), s.w.engine.keys.clone())
-        .with_outbox(s.sqs.clone(), s.queue.clone());
+        .with_outbox(s.sqs.clone(), email_route(s.queue.clone()));
     let again = invoice_paid(&restarted, sale()).await.expect("redelivery");
     match &again {
         SaleOutcome::Booked {
@@ -219,4 +221,9 @@ async fn a_crash_between_the_two_programs_books_the_second_once() {
         SaleOutcome::AlreadyProcessed
     );
     assert_booked_and_sent_once(&s).await;
+}
+
+/// Commission e-mails (and invitations) to this queue, as `EMAIL_QUEUE_URL` does.
+fn email_route(queue_url: impl Into<String>) -> storage::outbox::Routes {
+    storage::outbox::Routes::none().with_consumer(messages::Consumer::Email, queue_url)
 }

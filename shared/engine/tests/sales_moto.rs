@@ -582,7 +582,7 @@ async fn commission_earned_goes_through_the_outbox_exactly_once() {
     let sqs = aws_sdk_sqs::Client::new(&config);
     let q = storage::testing::fresh_queue(&sqs).await.unwrap();
     let w = World {
-        engine: w.engine.with_outbox(sqs.clone(), q.clone()),
+        engine: w.engine.with_outbox(sqs.clone(), email_route(q.clone())),
     };
     w.seed(
         &program("demo", pct("0.25"), Duration::Lifetime, None),
@@ -736,4 +736,9 @@ async fn a_large_correction_spans_several_transactions() {
     assert_eq!(results[0].0, (2_500, 0, 0), "only the first payment earns");
     assert_eq!(results[0].1, vec![2_500, 0, 0, 0, 0, 0, 0]);
     assert_eq!(results[1], results[0], "budget 8 gives the same books");
+}
+
+/// Commission e-mails (and invitations) to this queue, as `EMAIL_QUEUE_URL` does.
+fn email_route(queue_url: impl Into<String>) -> storage::outbox::Routes {
+    storage::outbox::Routes::none().with_consumer(messages::Consumer::Email, queue_url)
 }

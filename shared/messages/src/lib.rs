@@ -1,8 +1,12 @@
-//! Messages that functions send each other over SQS (the outbox queue).
+//! Messages that functions send each other over SQS (through the transactional outbox).
 //!
 //! Every message has an id derived from the business fact that caused it (e.g.
 //! `commission-earned:demo:in_123:t1`), so a retried write produces the same id and consumers
 //! de-duplicate on it.
+//!
+//! Each message [`Kind`] has one [`Consumer`], and each consumer its own queue, configured by an
+//! environment variable ([`Consumer::queue_url_env`]). [`Kind::ALL`] and [`Consumer::ALL`] list
+//! every kind and consumer, so the outbox sender's routes and `partnerctl outbox` miss none.
 
 use serde::{Deserialize, Serialize};
 
@@ -41,12 +45,99 @@ pub enum Message {
 }
 
 impl Message {
+    /// The kind's name, as stored in the outbox (`commission_earned`, ...).
     pub fn kind(&self) -> &'static str {
+        self.message_kind().as_str()
+    }
+
+    pub fn message_kind(&self) -> Kind {
         match self {
-            Message::CommissionEarned { .. } => "commission_earned",
-            Message::PartnerInvite { .. } => "partner_invite",
-            Message::CrmSyncPartner { .. } => "crm_sync_partner",
+            Message::CommissionEarned { .. } => Kind::CommissionEarned,
+            Message::PartnerInvite { .. } => Kind::PartnerInvite,
+            Message::CrmSyncPartner { .. } => Kind::CrmSyncPartner,
         }
+    }
+}
+
+/// A message kind: the `type` tag of [`Message`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    CommissionEarned,
+    PartnerInvite,
+    CrmSyncPartner,
+}
+
+impl Kind {
+    /// Every kind (a test checks that none is missing).
+    pub const ALL: [Kind; 3] = [
+        Kind::CommissionEarned,
+        Kind::PartnerInvite,
+        Kind::CrmSyncPartner,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::CommissionEarned => "commission_earned",
+            Kind::PartnerInvite => "partner_invite",
+            Kind::CrmSyncPartner => "crm_sync_partner",
+        }
+    }
+
+    /// The kind named `s` (as [`Kind::as_str`] writes it).
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Who handles messages of this kind.
+    pub fn consumer(self) -> Consumer {
+        match self {
+            Kind::CommissionEarned | Kind::PartnerInvite => Consumer::Email,
+            Kind::CrmSyncPartner => Consumer::CrmSync,
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The function that will read a kind's messages from its own queue (and that queue's own
+/// dead-letter queue). Merchant webhooks and payout work join when their messages exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Consumer {
+    /// E-mails to partners (commission earned, invitations).
+    Email,
+    /// Contact upserts in the merchant's CRM.
+    CrmSync,
+}
+
+impl Consumer {
+    /// Every consumer.
+    pub const ALL: [Consumer; 2] = [Consumer::Email, Consumer::CrmSync];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Consumer::Email => "email",
+            Consumer::CrmSync => "crm_sync",
+        }
+    }
+
+    /// The environment variable that carries this consumer's queue URL to the senders. Unset:
+    /// the consumer does not exist (yet), and its kinds stay unsent in the outbox.
+    pub fn queue_url_env(self) -> &'static str {
+        match self {
+            Consumer::Email => "EMAIL_QUEUE_URL",
+            Consumer::CrmSync => "CRM_SYNC_QUEUE_URL",
+        }
+    }
+
+    /// The kinds this consumer handles.
+    pub fn kinds(self) -> impl Iterator<Item = Kind> {
+        Kind::ALL.into_iter().filter(move |k| k.consumer() == self)
     }
 }
 
@@ -82,5 +173,79 @@ mod tests {
         let j = e.to_json();
         assert!(j.contains("\"type\":\"commission_earned\""), "{j}");
         assert_eq!(Envelope::from_json(&j).unwrap(), e);
+    }
+
+    /// One message of each kind. The match has no wildcard: a new kind fails to compile here
+    /// until it has a sample, and the test below then checks it is in `Kind::ALL`.
+    fn sample(k: Kind) -> Message {
+        match k {
+            Kind::CommissionEarned => Message::CommissionEarned {
+                partner_id: "alice".into(),
+                program_id: "demo".into(),
+                commission_id: "demo:in_1:t1".into(),
+                tier: 1,
+                amount_minor: 1,
+                currency: "USD".into(),
+                available_at_ms: 2,
+            },
+            Kind::PartnerInvite => Message::PartnerInvite {
+                partner_id: "alice".into(),
+                program_id: "demo".into(),
+                email: "a@example.com".into(),
+            },
+            Kind::CrmSyncPartner => Message::CrmSyncPartner {
+                partner_id: "alice".into(),
+            },
+        }
+    }
+
+    /// Position of a kind in `Kind::ALL`, by an exhaustive match (a new variant must be added).
+    fn position(k: Kind) -> usize {
+        match k {
+            Kind::CommissionEarned => 0,
+            Kind::PartnerInvite => 1,
+            Kind::CrmSyncPartner => 2,
+        }
+    }
+
+    #[test]
+    fn all_kinds_lists_every_kind_once_with_its_type_tag() {
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, k) in Kind::ALL.into_iter().enumerate() {
+            assert_eq!(position(k), i, "{k} out of place in Kind::ALL");
+            assert!(seen.insert(k.as_str()), "{k} twice");
+            let m = sample(k);
+            assert_eq!(m.message_kind(), k);
+            assert_eq!(m.kind(), k.as_str());
+            assert_eq!(Kind::parse(k.as_str()), Some(k));
+            // The stored kind is the message's `type` tag.
+            let j = serde_json::to_value(&m).unwrap();
+            assert_eq!(j["type"], k.as_str());
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        assert_eq!(Kind::parse("nope"), None);
+    }
+
+    #[test]
+    fn every_kind_has_a_listed_consumer_with_its_own_variable() {
+        // Exhaustive, as `position`: a new consumer must be placed in `Consumer::ALL`.
+        for (i, c) in Consumer::ALL.into_iter().enumerate() {
+            let at = match c {
+                Consumer::Email => 0,
+                Consumer::CrmSync => 1,
+            };
+            assert_eq!(at, i, "{c:?} out of place in Consumer::ALL");
+        }
+        for k in Kind::ALL {
+            assert!(Consumer::ALL.contains(&k.consumer()), "{k}");
+            assert!(k.consumer().kinds().any(|x| x == k));
+        }
+        let vars: std::collections::BTreeSet<_> =
+            Consumer::ALL.iter().map(|c| c.queue_url_env()).collect();
+        assert_eq!(vars.len(), Consumer::ALL.len());
+        assert_eq!(Consumer::Email.queue_url_env(), "EMAIL_QUEUE_URL");
+        assert_eq!(Consumer::CrmSync.queue_url_env(), "CRM_SYNC_QUEUE_URL");
+        // Every consumer has at least one kind.
+        assert!(Consumer::ALL.iter().all(|c| c.kinds().count() > 0));
     }
 }

@@ -420,15 +420,17 @@ pub const PAYOUT_ITEM_PREFIX: &str = "ITEM#";
 pub fn outbox(message_id: &str) -> Key {
     Key::new(format!("OUTBOX#{message_id}"), "OUTBOX")
 }
-/// GSI2 of an unsent outbox message (sparse: removed once sent).
-pub fn outbox_unsent_gsi(message_id: &str, created_ms: i64) -> (String, String) {
+/// GSI2 of an unsent outbox message (sparse: removed once sent), partitioned by the message's
+/// kind, so the sweep reads only the kinds it has a queue for: a kind without a consumer may
+/// pile up without costing the sweep a read.
+pub fn outbox_unsent_gsi(kind: &str, message_id: &str, created_ms: i64) -> (String, String) {
     (
-        outbox_unsent_pk(shard_of(message_id)),
+        outbox_unsent_pk(kind, shard_of(message_id)),
         format!("{}#{message_id}", ts(created_ms)),
     )
 }
-pub fn outbox_unsent_pk(shard: u32) -> String {
-    format!("OUTBOX_UNSENT#{shard}")
+pub fn outbox_unsent_pk(kind: &str, shard: u32) -> String {
+    format!("OUTBOX_UNSENT#{kind}#{shard}")
 }
 
 /// A needs-attention record: an external event (or body) that could not be processed and will
@@ -459,6 +461,20 @@ pub fn attention_month_pk(month: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unsent_outbox_messages_are_partitioned_by_kind_and_shard() {
+        let (pk, sk) = outbox_unsent_gsi("commission_earned", "m1", 1_767_229_200_000);
+        assert_eq!(
+            pk,
+            format!("OUTBOX_UNSENT#commission_earned#{}", shard_of("m1"))
+        );
+        assert_eq!(sk, "1767229200000#m1");
+        assert_ne!(
+            outbox_unsent_pk("commission_earned", 3),
+            outbox_unsent_pk("crm_sync_partner", 3)
+        );
+    }
 
     #[test]
     fn timestamps_sort_lexically() {

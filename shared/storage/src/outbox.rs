@@ -1,9 +1,14 @@
 //! Transactional outbox: a message is written in the same transaction as the fact that causes
-//! it, then delivered to SQS by [`deliver`] and marked sent. Unsent messages sit in a sparse,
-//! sharded index ([`keys::outbox_unsent_gsi`]) that [`sweep`] reads, so none is left behind.
+//! it, then delivered to its consumer's queue ([`Routes`]) by [`deliver_routed`] and marked
+//! sent. Unsent messages sit in a sparse, sharded index partitioned by kind
+//! ([`keys::outbox_unsent_gsi`]) that [`sweep`] reads for the routed kinds only, so none is left
+//! behind and a kind without a consumer (no queue configured) stays unsent, costs the sweep
+//! nothing, and is listed by `partnerctl outbox` ([`unsent_of_kind`]).
+
+use std::collections::BTreeMap;
 
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-use messages::Envelope;
+use messages::{Consumer, Envelope, Kind};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
@@ -25,22 +30,90 @@ pub struct OutboxRow {
 pub fn enqueue(tx: &mut Tx, env: &Envelope) -> Result<(), StoreError> {
     let row = row_of(env);
     let item = to_item(&row, &keys::outbox(&env.id))?
-        .with_gsi2(keys::outbox_unsent_gsi(&env.id, env.at_ms));
+        .with_gsi2(keys::outbox_unsent_gsi(&row.kind, &env.id, env.at_ms));
     tx.put_new(item, "outbox message")
 }
 
-/// Unsent messages, oldest first within each shard.
-pub async fn unsent(table: &Table) -> Result<Vec<OutboxRow>, StoreError> {
+/// Unsent messages of one kind, oldest first (one query per shard).
+pub async fn unsent_of_kind(table: &Table, kind: Kind) -> Result<Vec<OutboxRow>, StoreError> {
     let mut out = vec![];
     for shard in 0..keys::DUE_SHARDS {
         out.extend(
             table
-                .query_as::<OutboxRow>(Query::gsi2(keys::outbox_unsent_pk(shard)))
+                .query_as::<OutboxRow>(Query::gsi2(keys::outbox_unsent_pk(kind.as_str(), shard)))
                 .await?,
         );
     }
     out.sort_by_key(|r| (r.created_ms, r.message_id.clone()));
     Ok(out)
+}
+
+/// Unsent messages of every kind, oldest first (operators and tests; the sweep reads only the
+/// routed kinds).
+pub async fn unsent(table: &Table) -> Result<Vec<OutboxRow>, StoreError> {
+    let mut out = vec![];
+    for kind in Kind::ALL {
+        out.extend(unsent_of_kind(table, kind).await?);
+    }
+    out.sort_by_key(|r| (r.created_ms, r.message_id.clone()));
+    Ok(out)
+}
+
+/// Where each message kind goes: its consumer's queue. A kind whose consumer has no queue is
+/// not routed: its messages stay unsent in the outbox, never put on a queue nobody reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routes {
+    queues: BTreeMap<Kind, String>,
+}
+
+impl Routes {
+    /// No routes: every message stays in the outbox.
+    pub fn none() -> Self {
+        Routes::default()
+    }
+
+    /// From the process environment: each consumer's queue URL variable
+    /// ([`Consumer::queue_url_env`]: `EMAIL_QUEUE_URL`, `CRM_SYNC_QUEUE_URL`).
+    pub fn from_env() -> Self {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// From any name → value lookup; blank values count as unset.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
+        let mut r = Routes::none();
+        for c in Consumer::ALL {
+            if let Some(url) = get(c.queue_url_env()) {
+                r = r.with_consumer(c, url);
+            }
+        }
+        r
+    }
+
+    /// Route every kind of `consumer` to `queue_url` (blank: no route).
+    pub fn with_consumer(mut self, consumer: Consumer, queue_url: impl Into<String>) -> Self {
+        let url = queue_url.into().trim().to_string();
+        if url.is_empty() {
+            return self;
+        }
+        for k in consumer.kinds() {
+            self.queues.insert(k, url.clone());
+        }
+        self
+    }
+
+    /// The queue of a kind, if it has a consumer.
+    pub fn queue_of(&self, kind: Kind) -> Option<&str> {
+        self.queues.get(&kind).map(String::as_str)
+    }
+
+    /// The kinds that have a queue, in [`Kind::ALL`] order.
+    pub fn routed_kinds(&self) -> Vec<Kind> {
+        self.queues.keys().copied().collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queues.is_empty()
+    }
 }
 
 /// Unsent messages among these ids (after a write: deliver what it enqueued, or what a previous
@@ -66,6 +139,47 @@ pub enum DeliverError {
     Store(#[from] StoreError),
     #[error("SQS: {0}")]
     Sqs(String),
+}
+
+/// What [`deliver_routed`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Delivery {
+    /// Messages sent and marked sent.
+    pub sent: usize,
+    /// Messages left unsent because their kind has no route.
+    pub unrouted: usize,
+}
+
+/// Send each row to its kind's queue ([`Routes`]) and mark it sent; rows of a kind without a
+/// route (or of a kind this build does not know) are left unsent. Every routed kind is
+/// attempted; the first failure is returned after the others were tried.
+pub async fn deliver_routed(
+    table: &Table,
+    sqs: &aws_sdk_sqs::Client,
+    routes: &Routes,
+    rows: &[OutboxRow],
+) -> Result<Delivery, DeliverError> {
+    let mut by_queue: BTreeMap<&str, Vec<OutboxRow>> = BTreeMap::new();
+    let mut d = Delivery::default();
+    for r in rows {
+        match Kind::parse(&r.kind).and_then(|k| routes.queue_of(k)) {
+            Some(q) => by_queue.entry(q).or_default().push(r.clone()),
+            None => d.unrouted += 1,
+        }
+    }
+    let mut first_err = None;
+    for (queue_url, rows) in by_queue {
+        match deliver(table, sqs, queue_url, &rows).await {
+            Ok(n) => d.sent += n,
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(d),
+    }
 }
 
 /// Send rows to the queue (batches of 10), then mark each sent. At-least-once: a crash between
@@ -154,13 +268,76 @@ pub fn row_of(env: &Envelope) -> OutboxRow {
     }
 }
 
-/// Deliver every unsent message: the periodic sweep. No deployed function calls it yet; the
-/// "nothing fails silently" issue (10) schedules it.
+/// What a [`sweep`] sent, per routed kind (a kind absent here was not read).
+pub type SweepReport = BTreeMap<Kind, usize>;
+
+/// Deliver every unsent message of the routed kinds: the periodic sweep (the `outbox-sweep`
+/// job of functions/housekeeping). Reads only the routed kinds' partitions of the unsent index.
+/// Every routed kind is attempted; the first failure is returned after the others were tried.
 pub async fn sweep(
     table: &Table,
     sqs: &aws_sdk_sqs::Client,
-    queue_url: &str,
-) -> Result<usize, DeliverError> {
-    let rows = unsent(table).await?;
-    deliver(table, sqs, queue_url, &rows).await
+    routes: &Routes,
+) -> Result<SweepReport, DeliverError> {
+    let mut report = SweepReport::new();
+    let mut first_err = None;
+    for kind in routes.routed_kinds() {
+        let Some(queue_url) = routes.queue_of(kind) else {
+            continue;
+        };
+        let r = async {
+            let rows = unsent_of_kind(table, kind).await?;
+            deliver(table, sqs, queue_url, &rows).await
+        }
+        .await;
+        match r {
+            Ok(n) => {
+                report.insert(kind, n);
+            }
+            Err(e) => {
+                report.insert(kind, 0);
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_per_consumer_from_the_environment() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let r = Routes::from_lookup(env(&[("EMAIL_QUEUE_URL", " http://q/email ")]));
+        assert_eq!(r.queue_of(Kind::CommissionEarned), Some("http://q/email"));
+        assert_eq!(r.queue_of(Kind::PartnerInvite), Some("http://q/email"));
+        assert_eq!(r.queue_of(Kind::CrmSyncPartner), None);
+        assert_eq!(
+            r.routed_kinds(),
+            vec![Kind::CommissionEarned, Kind::PartnerInvite]
+        );
+        let blank =
+            Routes::from_lookup(env(&[("EMAIL_QUEUE_URL", " "), ("CRM_SYNC_QUEUE_URL", "")]));
+        assert!(blank.is_empty());
+        let both = Routes::from_lookup(env(&[
+            ("EMAIL_QUEUE_URL", "http://q/email"),
+            ("CRM_SYNC_QUEUE_URL", "http://q/crm"),
+        ]));
+        assert_eq!(both.queue_of(Kind::CrmSyncPartner), Some("http://q/crm"));
+        assert_eq!(both.routed_kinds().len(), Kind::ALL.len());
+        // The old single queue's variable routes nothing.
+        assert!(Routes::from_lookup(env(&[("OUTBOX_QUEUE_URL", "http://q/outbox")])).is_empty());
+    }
 }

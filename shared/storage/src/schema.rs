@@ -292,19 +292,41 @@ mod tests {
     }
 
     #[test]
-    fn template_queues_have_a_dead_letter_queue() {
-        let qs = queue_definitions(TEMPLATE).unwrap();
-        let outbox = qs
+    fn queues_come_with_their_dead_letter_queue_first() {
+        // The shape a consumer's queue takes in template.yaml (each with its own DLQ).
+        let template = r#"
+Resources:
+  EmailQueue:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 60
+      RedrivePolicy:
+        deadLetterTargetArn: !GetAtt EmailDeadLetterQueue.Arn
+        maxReceiveCount: 5
+  EmailDeadLetterQueue:
+    Type: AWS::SQS::Queue
+"#;
+        let qs = queue_definitions(template).unwrap();
+        let email = qs
             .iter()
-            .find(|q| q.logical_id == "OutboxQueue")
-            .expect("outbox queue");
+            .find(|q| q.logical_id == "EmailQueue")
+            .expect("email queue");
         assert_eq!(
-            outbox.dead_letter_logical_id.as_deref(),
-            Some("OutboxDeadLetterQueue")
+            email.dead_letter_logical_id.as_deref(),
+            Some("EmailDeadLetterQueue")
         );
-        assert_eq!(outbox.max_receive_count, Some(5));
+        assert_eq!(email.max_receive_count, Some(5));
         // dead-letter queues are created first
         let pos = |id: &str| qs.iter().position(|q| q.logical_id == id).unwrap();
-        assert!(pos("OutboxDeadLetterQueue") < pos("OutboxQueue"));
+        assert!(pos("EmailDeadLetterQueue") < pos("EmailQueue"));
+    }
+
+    #[test]
+    fn template_has_no_queue_without_a_reader() {
+        // The functions' dead-letter queue (an operator reads it); no outbox queue that nothing
+        // consumes: each consumer brings its own queue.
+        let qs = queue_definitions(TEMPLATE).unwrap();
+        let ids: Vec<_> = qs.iter().map(|q| q.logical_id.as_str()).collect();
+        assert_eq!(ids, vec!["HousekeepingDeadLetterQueue"]);
     }
 }

@@ -48,7 +48,7 @@ pub async fn fresh_table() -> Result<Table, StoreError> {
     Ok(Table::new(client, name))
 }
 
-/// A new queue (with the outbox queue's settings) and its URL.
+/// A new (standard) queue and its URL.
 pub async fn fresh_queue(sqs: &aws_sdk_sqs::Client) -> Result<String, StoreError> {
     let out = sqs
         .create_queue()
