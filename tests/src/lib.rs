@@ -33,4 +33,7 @@ mod stack;
 pub mod stripe;
 
 pub use http::Reply;
+
+/// The demo program's tracking key (infra/dev/demo.yaml), which `make dev` seeds.
+pub const DEMO_TRACKING_KEY: &str = "local-tracking-key";
 pub use stack::Stack;

@@ -124,6 +124,36 @@ impl Stack {
         self.request("POST", path, headers, body).await
     }
 
+    /// `POST /v1/track/lead` of the demo program (its tracking key, infra/dev/demo.yaml), as the
+    /// merchant's backend reports a sign-up: `lead` is the JSON body.
+    pub async fn track_lead(&self, lead: serde_json::Value) -> Reply {
+        let auth = format!("Bearer {}", crate::DEMO_TRACKING_KEY);
+        self.post(
+            "/v1/track/lead",
+            &[
+                ("authorization", auth.as_str()),
+                ("content-type", "application/json"),
+            ],
+            lead.to_string(),
+        )
+        .await
+    }
+
+    /// Stripe delivers `body` to `POST /webhooks/stripe`, signed at `t` (seconds) with the
+    /// stack's local secret.
+    pub async fn deliver_stripe(&self, body: &[u8], t: i64) -> Reply {
+        let signature = crate::stripe::signature(self.setting("STRIPE_SIGNING_SECRET"), t, body);
+        self.post(
+            "/webhooks/stripe",
+            &[
+                ("content-type", "application/json"),
+                ("stripe-signature", signature.as_str()),
+            ],
+            body.to_vec(),
+        )
+        .await
+    }
+
     /// The Lambda Invoke API (`aws lambda invoke --endpoint-url`): the function's raw answer.
     pub async fn invoke(&self, function: &str, event: &impl serde::Serialize) -> Reply {
         let payload = serde_json::to_vec(event).expect("event JSON");

@@ -45,3 +45,23 @@ pub fn event(name: &str, created_s: i64) -> Vec<u8> {
     event["created"] = created_s.into();
     serde_json::to_vec(&event).expect("JSON")
 }
+
+/// `invoice.paid` for a customer of its own: event `evt_{tag}_{i}`, invoice `in_{tag}_{i}`,
+/// customer `cus_{tag}_{i}` (e-mail `{tag}{i}@customers.test`), subscription `sub_{tag}_{i}`,
+/// created at `created_s`.
+pub fn invoice_paid_for(tag: &str, i: usize, created_s: i64) -> Vec<u8> {
+    let mut e: serde_json::Value =
+        serde_json::from_slice(&event("invoice.paid", created_s)).expect("JSON");
+    e["id"] = format!("evt_{tag}_{i}").into();
+    let o = &mut e["data"]["object"];
+    o["id"] = format!("in_{tag}_{i}").into();
+    o["customer"] = format!("cus_{tag}_{i}").into();
+    o["customer_email"] = format!("{tag}{i}@customers.test").into();
+    o["subscription"] = format!("sub_{tag}_{i}").into();
+    if let Some(lines) = o["lines"]["data"].as_array_mut() {
+        for l in lines {
+            l["invoice"] = format!("in_{tag}_{i}").into();
+        }
+    }
+    serde_json::to_vec(&e).expect("JSON")
+}

@@ -6,37 +6,17 @@ use serde_json::{json, Value};
 use system_tests::dynamo_faults::{DynamoFaults, Fault};
 use system_tests::{stripe, Stack};
 
-const DEMO_TRACKING_KEY: &str = "local-tracking-key";
-
 async fn bind_bob(stack: &Stack) {
-    let auth = format!("Bearer {DEMO_TRACKING_KEY}");
     let lead = stack
-        .post(
-            "/v1/track/lead",
-            &[
-                ("authorization", auth.as_str()),
-                ("content-type", "application/json"),
-            ],
-            json!({"code": "bob", "customer_key": "cus_demo1", "email": "carol@example.com"})
-                .to_string(),
+        .track_lead(
+            json!({"code": "bob", "customer_key": "cus_demo1", "email": "carol@example.com"}),
         )
         .await;
     assert_eq!(lead.status, 201, "{}", lead.text());
 }
 
 async fn deliver(stack: &Stack, body: &[u8], t: i64) -> (u16, Value) {
-    let secret = stack.setting("STRIPE_SIGNING_SECRET").to_string();
-    let sig = stripe::signature(&secret, t, body);
-    let r = stack
-        .post(
-            "/webhooks/stripe",
-            &[
-                ("content-type", "application/json"),
-                ("stripe-signature", sig.as_str()),
-            ],
-            body.to_vec(),
-        )
-        .await;
+    let r = stack.deliver_stripe(body, t).await;
     let json = serde_json::from_slice(&r.body).unwrap_or_else(|_| Value::String(r.text()));
     (r.status, json)
 }

@@ -6,65 +6,22 @@
 use serde_json::{json, Value};
 use system_tests::{stripe, Stack};
 
-const DEMO_TRACKING_KEY: &str = "local-tracking-key";
 const PAIRS: usize = 50;
-
-/// `events/stripe/invoice.paid.json` for customer `i`: its own event, invoice and e-mail.
-fn invoice_paid(i: usize, created_s: i64) -> Vec<u8> {
-    let mut e: Value = serde_json::from_slice(&stripe::event("invoice.paid", created_s)).unwrap();
-    e["id"] = json!(format!("evt_race_{i}"));
-    let o = &mut e["data"]["object"];
-    o["id"] = json!(format!("in_race_{i}"));
-    o["customer"] = json!(format!("cus_race_{i}"));
-    o["customer_email"] = json!(format!("race{i}@customers.test"));
-    o["subscription"] = json!(format!("sub_race_{i}"));
-    if let Some(lines) = o["lines"]["data"].as_array_mut() {
-        for l in lines {
-            l["invoice"] = json!(format!("in_race_{i}"));
-        }
-    }
-    serde_json::to_vec(&e).unwrap()
-}
 
 #[tokio::test]
 async fn leads_and_first_invoices_at_the_same_moment_book_every_sale_once() {
     let stack = Stack::start().await;
-    let secret = stack.setting("STRIPE_SIGNING_SECRET").to_string();
-    let auth = format!("Bearer {DEMO_TRACKING_KEY}");
     // The payments happen a minute from now (business time), after every lead below.
     let signed_at = stripe::next_second().await;
     let created = signed_at + 60;
     let stack = &stack;
     let mut pairs = vec![];
     for i in 0..PAIRS {
-        let (auth, secret) = (auth.clone(), secret.clone());
         pairs.push(async move {
-            let lead = async {
-                stack
-                    .post(
-                        "/v1/track/lead",
-                        &[
-                            ("authorization", auth.as_str()),
-                            ("content-type", "application/json"),
-                        ],
-                        json!({"code": "bob", "customer_key": format!("cus_race_{i}")}).to_string(),
-                    )
-                    .await
-            };
-            let sale = async {
-                let body = invoice_paid(i, created);
-                let signature = stripe::signature(&secret, signed_at, &body);
-                stack
-                    .post(
-                        "/webhooks/stripe",
-                        &[
-                            ("content-type", "application/json"),
-                            ("stripe-signature", signature.as_str()),
-                        ],
-                        body,
-                    )
-                    .await
-            };
+            let lead =
+                stack.track_lead(json!({"code": "bob", "customer_key": format!("cus_race_{i}")}));
+            let body = stripe::invoice_paid_for("race", i, created);
+            let sale = async { stack.deliver_stripe(&body, signed_at).await };
             let (lead, sale) = tokio::join!(lead, sale);
             assert_eq!(lead.status, 201, "lead {i}: {}", lead.text());
             assert_eq!(sale.status, 200, "sale {i}: {}", sale.text());
@@ -124,19 +81,9 @@ async fn leads_and_first_invoices_at_the_same_moment_book_every_sale_once() {
 #[tokio::test]
 async fn the_hourly_sweep_reports_the_sales_still_waiting() {
     let stack = Stack::start().await;
-    let secret = stack.setting("STRIPE_SIGNING_SECRET").to_string();
     let now = stripe::next_second().await;
-    let body = invoice_paid(7, now);
-    let signature = stripe::signature(&secret, now, &body);
     let sale = stack
-        .post(
-            "/webhooks/stripe",
-            &[
-                ("content-type", "application/json"),
-                ("stripe-signature", signature.as_str()),
-            ],
-            body,
-        )
+        .deliver_stripe(&stripe::invoice_paid_for("race", 7, now), now)
         .await;
     assert_eq!(sale.status, 200, "{}", sale.text());
     let at = chrono::DateTime::from_timestamp(now + 3600, 0).unwrap();

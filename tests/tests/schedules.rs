@@ -6,57 +6,20 @@
 use serde_json::{json, Value};
 use system_tests::{stripe, Reply, Stack};
 
-/// The demo program's tracking key (infra/dev/demo.yaml).
-const DEMO_TRACKING_KEY: &str = "local-tracking-key";
 /// The demo program's hold (infra/dev/demo.yaml: 90 days).
 const HOLD_MS: i64 = 90 * 86_400_000;
-
-/// `invoice.paid` of customer `cus_{tag}_{i}`, invoice `in_{tag}_{i}`, created at `created_s`.
-fn invoice_paid(tag: &str, i: usize, created_s: i64) -> Vec<u8> {
-    let mut e: Value = serde_json::from_slice(&stripe::event("invoice.paid", created_s)).unwrap();
-    e["id"] = json!(format!("evt_{tag}_{i}"));
-    let o = &mut e["data"]["object"];
-    o["id"] = json!(format!("in_{tag}_{i}"));
-    o["customer"] = json!(format!("cus_{tag}_{i}"));
-    o["customer_email"] = json!(format!("{tag}{i}@customers.test"));
-    o["subscription"] = json!(format!("sub_{tag}_{i}"));
-    if let Some(lines) = o["lines"]["data"].as_array_mut() {
-        for l in lines {
-            l["invoice"] = json!(format!("in_{tag}_{i}"));
-        }
-    }
-    serde_json::to_vec(&e).unwrap()
-}
 
 /// The merchant binds customer `cus_{tag}_{i}` to bob by his code, then Stripe reports the
 /// customer's paid invoice (the next whole second): bob earns 24.75, alice 4.95. Returns the
 /// invoice's business time, seconds.
 async fn sale(stack: &Stack, tag: &str, i: usize) -> i64 {
-    let auth = format!("Bearer {DEMO_TRACKING_KEY}");
     let lead = stack
-        .post(
-            "/v1/track/lead",
-            &[
-                ("authorization", auth.as_str()),
-                ("content-type", "application/json"),
-            ],
-            json!({"code": "bob", "customer_key": format!("cus_{tag}_{i}")}).to_string(),
-        )
+        .track_lead(json!({"code": "bob", "customer_key": format!("cus_{tag}_{i}")}))
         .await;
     assert_eq!(lead.status, 201, "{}", lead.text());
     let created = stripe::next_second().await;
-    let body = invoice_paid(tag, i, created);
-    let secret = stack.setting("STRIPE_SIGNING_SECRET").to_string();
-    let signature = stripe::signature(&secret, created, &body);
     let paid = stack
-        .post(
-            "/webhooks/stripe",
-            &[
-                ("content-type", "application/json"),
-                ("stripe-signature", signature.as_str()),
-            ],
-            body,
-        )
+        .deliver_stripe(&stripe::invoice_paid_for(tag, i, created), created)
         .await;
     assert_eq!(paid.status, 200, "{}", paid.text());
     created

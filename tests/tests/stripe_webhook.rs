@@ -4,8 +4,6 @@
 use serde_json::json;
 use system_tests::{stripe, Stack};
 
-const DEMO_TRACKING_KEY: &str = "local-tracking-key";
-
 fn pending(stack: &Stack, partner: &str) -> serde_json::Value {
     stack.partnerctl_json(&["partner", partner])["balances"].clone()
 }
@@ -14,16 +12,9 @@ fn pending(stack: &Stack, partner: &str) -> serde_json::Value {
 async fn a_bad_signature_writes_nothing_and_a_retried_delivery_books_once() {
     let stack = Stack::start().await;
     // the merchant binds the customer to bob by his code
-    let auth = format!("Bearer {DEMO_TRACKING_KEY}");
     let lead = stack
-        .post(
-            "/v1/track/lead",
-            &[
-                ("authorization", auth.as_str()),
-                ("content-type", "application/json"),
-            ],
-            json!({"code": "bob", "customer_key": "cus_demo1", "email": "carol@example.com"})
-                .to_string(),
+        .track_lead(
+            json!({"code": "bob", "customer_key": "cus_demo1", "email": "carol@example.com"}),
         )
         .await;
     assert_eq!(lead.status, 201, "{}", lead.text());
