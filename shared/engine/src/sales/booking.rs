@@ -799,9 +799,10 @@ fn tier_name(tier: u8) -> &'static str {
     }
 }
 
-/// Re-run the fold for a customer and book any difference (after a crash mid-correction, or an
-/// operator's request: the replay of issue 10 and the sweep of issue 9 call it). Books nothing when everything is in order. Returns the commissions
-/// touched.
+/// Re-run the fold for a customer and book any difference (after a crash mid-correction, or at
+/// an operator's request). Books nothing when everything is in order. Returns the commissions
+/// touched. No deployed operation calls it yet: the replay of a needs-attention record goes
+/// through the webhook's own processing, whose markers make it idempotent.
 pub async fn reconcile_customer(
     engine: &Engine,
     program: &Program,
