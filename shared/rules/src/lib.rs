@@ -18,6 +18,8 @@
 //!   bindings of the same e-mail, invitations, coupons) and the cookie window, binding causes,
 //!   when a binding covers a sale or moves, the click de-duplication window.
 //! * [`sale`]: the commission base of an invoice line, ended subscriptions, level sales.
+//! * [`refund`]: what refunds and disputes take back from a charge's commissions (pro rata,
+//!   latest status by business time, which entry moves the money), and sales paid from credit.
 //! * [`versions`]: a program's versions over business time (which one prices an invoice, what
 //!   an edit writes).
 //!
@@ -32,7 +34,8 @@
 //! * `plan` → `program`, `versions`, `levels`, `ledger`, `money`, `error`;
 //! * `partner` → `program`;
 //! * `payout` → `program`, `partner`, `ledger`, `money`, `attribution`;
-//! * `sale` → `levels`, `plan`.
+//! * `sale` → `levels`, `plan`;
+//! * `refund` → `ledger`, `money`.
 #![warn(missing_docs)]
 
 pub mod attribution;
@@ -45,6 +48,7 @@ pub mod partner;
 pub mod payout;
 pub mod plan;
 pub mod program;
+pub mod refund;
 pub mod sale;
 pub mod schedule;
 pub mod versions;
