@@ -42,16 +42,7 @@ fn invoice(event: &str, id: &str, customer: &str, at: i64) -> PaidInvoice {
 async fn main() {
     let config = testing::local_config().await;
     let counter = RequestCounter::new();
-    let ddb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&config)
-            .interceptor(counter.clone())
-            .build(),
-    );
-    let sqs = aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::config::Builder::from(&config)
-            .interceptor(counter.clone())
-            .build(),
-    );
+    let (ddb, sqs) = counter.clients(&config);
     let name = testing::unique_name("bench");
     schema::table_definition(schema::TEMPLATE)
         .expect("template")

@@ -30,6 +30,24 @@ impl RequestCounter {
             m.clear();
         }
     }
+
+    /// DynamoDB and SQS clients of `config` whose requests this counter counts.
+    pub fn clients(
+        &self,
+        config: &aws_config::SdkConfig,
+    ) -> (aws_sdk_dynamodb::Client, aws_sdk_sqs::Client) {
+        let ddb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(config)
+                .interceptor(self.clone())
+                .build(),
+        );
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(config)
+                .interceptor(self.clone())
+                .build(),
+        );
+        (ddb, sqs)
+    }
 }
 
 impl Intercept for RequestCounter {

@@ -137,16 +137,7 @@ async fn a_routed_kind_is_delivered_and_marked_an_unrouted_one_stays_unsent() {
 async fn the_sweep_delivers_only_routed_kinds_and_reads_nothing_without_routes() {
     let config = testing::local_config().await;
     let counter = RequestCounter::new();
-    let ddb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&config)
-            .interceptor(counter.clone())
-            .build(),
-    );
-    let sqs = aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::config::Builder::from(&config)
-            .interceptor(counter.clone())
-            .build(),
-    );
+    let (ddb, sqs) = counter.clients(&config);
     let name = testing::unique_name("outbox");
     storage::schema::table_definition(storage::schema::TEMPLATE)
         .expect("template")
