@@ -1,6 +1,7 @@
 //! Nothing fails silently, through `make dev`: a transient DynamoDB failure answers Stripe 500
-//! and writes nothing; a permanent one, or a payload this release cannot vouch for, becomes a
-//! needs-attention record answered 200, which `partnerctl attention` lists and replays once.
+//! and writes nothing; a permanent one, a payload this release cannot vouch for, or a refund it
+//! does not apply yet, becomes a needs-attention record answered 200, which `partnerctl
+//! attention` lists and replays once.
 
 use serde_json::{json, Value};
 use system_tests::dynamo_faults::{DynamoFaults, Fault};
@@ -173,6 +174,20 @@ async fn an_untested_api_version_waits_for_an_operator() {
         "a live event sent to a test stack",
     ]);
     assert!(open_records(&stack).is_empty());
+    assert_eq!(bob(&stack)["balances"][0]["pending"], json!(2475));
+
+    // A refund is not applied to commissions yet (issue 11): it is kept for the operator, who
+    // sees it before bob's commission is paid; the commission itself is untouched.
+    let t = stripe::next_second().await;
+    let (status, reply) = deliver(&stack, &stripe::event("charge.refunded", t), t).await;
+    assert_eq!(
+        (status, reply["outcome"].as_str()),
+        (200, Some("needs_attention")),
+        "{reply}"
+    );
+    let open = open_records(&stack);
+    assert_eq!(open[0]["id"], "stripe:evt_demo_charge_refunded", "{open:?}");
+    assert_eq!(open[0]["reason_code"], "refund-not-applied", "{open:?}");
     assert_eq!(bob(&stack)["balances"][0]["pending"], json!(2475));
 }
 

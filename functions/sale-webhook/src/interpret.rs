@@ -42,6 +42,23 @@ pub const HANDLED_TYPES: &[&str] = &[
     "customer.subscription.deleted",
 ];
 
+/// Money going back, which this release does not yet apply to commissions (issue 11): each such
+/// event is kept as a needs-attention record (`refund-not-applied`, `dispute-not-applied`), so
+/// that an operator sees it before the commission is paid and can replay it once refunds are
+/// applied. Dispute inquiries (`warning_*`) change nothing and are ignored.
+pub const MONEY_BACK_TYPES: &[&str] = &[
+    "charge.refunded",
+    "charge.refund.updated",
+    "refund.created",
+    "refund.updated",
+    "refund.failed",
+    "charge.dispute.created",
+    "charge.dispute.updated",
+    "charge.dispute.closed",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
+];
+
 /// The customer metadata key that carries a click id.
 pub const REF_CLICK_KEY: &str = "ref_click";
 
@@ -136,6 +153,10 @@ pub mod reason_code {
     pub const CONNECT_ACCOUNT: &str = "connect-account";
     /// Our processing failed in a way a redelivery would repeat.
     pub const PERMANENT_FAILURE: &str = "permanent-failure";
+    /// A refund of a charge, which this release does not apply to commissions yet.
+    pub const REFUND_NOT_APPLIED: &str = "refund-not-applied";
+    /// A dispute of a charge, which this release does not apply to commissions yet.
+    pub const DISPUTE_NOT_APPLIED: &str = "dispute-not-applied";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,6 +238,7 @@ fn map(env: &Envelope, event: &stripe::Event<'_>) -> Result<Action, Unreadable> 
                 }),
             }
         }
+        kind if MONEY_BACK_TYPES.contains(&kind) => money_back(kind, parse(object)?),
         "customer.subscription.deleted" => {
             let sub: stripe::Subscription = parse(object)?;
             match sub.customer {
@@ -230,6 +252,52 @@ fn map(env: &Envelope, event: &stripe::Event<'_>) -> Result<Action, Unreadable> 
             }
         }
         _ => Action::Ignore(Ignored::UnhandledType),
+    })
+}
+
+/// A refund or dispute event: parked for an operator (see [`MONEY_BACK_TYPES`]), with what it
+/// says in the reason.
+fn money_back(kind: &str, o: serde_json::Value) -> Action {
+    let text = |k: &str| o[k].as_str().unwrap_or("?").to_string();
+    let amount = |k: &str| o[k].as_i64().map(|a| a.to_string()).unwrap_or("?".into());
+    let currency = text("currency");
+    if kind.starts_with("charge.dispute.") {
+        let status = text("status");
+        if status.starts_with("warning_") {
+            return Action::Ignore(Ignored::NothingToDo(
+                "a dispute inquiry (warning_*) changes nothing",
+            ));
+        }
+        return Action::NeedsAttention(Unreadable {
+            code: reason_code::DISPUTE_NOT_APPLIED,
+            reason: format!(
+                "dispute {} of charge {} ({} {currency}, status {status}) is not applied to commissions by this release: check the partner's commission before it is paid; replay this record once disputes are applied",
+                text("id"),
+                text("charge"),
+                amount("amount"),
+            ),
+        });
+    }
+    let reason = if o["object"] == "charge" {
+        format!(
+            "charge {} of invoice {}: {} of {} {currency} refunded; refunds are not applied to commissions by this release: check the partner's commission before it is paid; replay this record once refunds are applied",
+            text("id"),
+            text("invoice"),
+            amount("amount_refunded"),
+            amount("amount"),
+        )
+    } else {
+        format!(
+            "refund {} of charge {} ({} {currency}, status {}) is not applied to commissions by this release: check the partner's commission before it is paid; replay this record once refunds are applied",
+            text("id"),
+            text("charge"),
+            amount("amount"),
+            text("status"),
+        )
+    };
+    Action::NeedsAttention(Unreadable {
+        code: reason_code::REFUND_NOT_APPLIED,
+        reason,
     })
 }
 

@@ -367,16 +367,43 @@ async fn subscription_deleted_reaches_the_engine() {
 }
 
 #[tokio::test]
-async fn unhandled_types_are_acknowledged_and_never_reach_the_engine() {
-    for name in [
-        "charge.refunded",
-        "charge.dispute.created",
-        "charge.dispute.closed",
+async fn refunds_and_disputes_are_kept_for_an_operator_until_they_are_applied() {
+    for (name, code, id) in [
+        (
+            "charge.refunded",
+            "refund-not-applied",
+            "stripe:evt_demo_charge_refunded",
+        ),
+        (
+            "charge.dispute.created",
+            "dispute-not-applied",
+            "stripe:evt_demo_dispute_created",
+        ),
+        (
+            "charge.dispute.closed",
+            "dispute-not-applied",
+            "stripe:evt_demo_dispute_closed",
+        ),
     ] {
         let (a, calls) = deliver(name).await;
-        assert_received(&a, "ignored");
-        assert!(calls.is_empty(), "{name}: {calls:?}");
+        assert_received(&a, "needs_attention");
+        let detail = a.json["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains("not applied to commissions"), "{detail}");
+        let expected = vec![(id.to_string(), code.to_string())];
+        assert_eq!(parked(&calls), expected, "{name}");
+        assert_eq!(calls.len(), 1, "{name}: nothing else reaches the engine");
     }
+    // An inquiry changes nothing.
+    let ev = event_json("charge.dispute.created");
+    let mut stripe = stripe_of(&ev);
+    stripe["data"]["object"]["status"] = "warning_needs_response".into();
+    let (a, calls) = deliver_body(&stripe.to_string()).await;
+    assert_received(&a, "ignored");
+    assert!(calls.is_empty());
+}
+
+#[tokio::test]
+async fn unhandled_types_are_acknowledged_and_never_reach_the_engine() {
     // A type Stripe may invent tomorrow.
     let ev = event_json("invoice.paid");
     let mut stripe = stripe_of(&ev);
