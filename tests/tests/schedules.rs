@@ -321,3 +321,70 @@ async fn a_message_of_a_kind_without_a_consumer_stays_in_the_outbox() {
         }
     }
 }
+
+/// A release run that Lambda gave up on waits in the dead-letter queue (Lambda writes the event
+/// as the body and `ErrorMessage` as an attribute; devgw runs schedules synchronously, so the
+/// test writes it as Lambda would). The operator lists it and replays it: the run happens at
+/// the event's own time, once, and the letter leaves the queue.
+#[tokio::test]
+async fn a_failed_release_run_is_listed_and_replayed_from_the_dead_letter_queue() {
+    let stack = Stack::start().await;
+    let tag = unique("dlq");
+    let paid = sale(&stack, &tag, 1).await * 1000;
+    assert_eq!(balance(&stack, "bob"), (2475, 0));
+
+    let event = json!({
+        "version": "0", "id": format!("{tag}-run"), "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": "123456789012", "region": "us-east-1",
+        "time": rfc3339(paid + HOLD_MS),
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/ReleaseHoldsFunctionReleaseHolds"],
+        "detail": {}
+    });
+    let dlq = stack
+        .setting("HOUSEKEEPING_DEAD_LETTER_QUEUE_URL")
+        .to_string();
+    let sent = sqs()
+        .await
+        .send_message()
+        .queue_url(&dlq)
+        .message_body(event.to_string())
+        .message_attributes(
+            "ErrorMessage",
+            aws_sdk_sqs::types::MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value("Task timed out after 60.00 seconds")
+                .build()
+                .expect("attribute"),
+        )
+        .send()
+        .await
+        .expect("send to the dead-letter queue");
+    let id = sent.message_id().expect("message id").to_string();
+
+    let listed = stack.partnerctl_json(&["dead-letters"]);
+    let letter = listed
+        .as_array()
+        .and_then(|l| l.iter().find(|m| m["message_id"] == id.as_str()))
+        .unwrap_or_else(|| panic!("{id} not listed: {listed:#}"))
+        .clone();
+    assert_eq!(letter["job"], "release-holds", "{letter:#}");
+    assert_eq!(letter["error"], "Task timed out after 60.00 seconds");
+
+    let out = stack.partnerctl(&["dead-letters", "replay", "--message", &id]);
+    assert!(out.contains(&format!("{id}: done")), "{out}");
+    assert_eq!(
+        balance(&stack, "bob"),
+        (0, 2475),
+        "released at the event's time"
+    );
+    let listed = stack.partnerctl_json(&["dead-letters"]);
+    assert!(
+        !listed
+            .as_array()
+            .is_some_and(|l| l.iter().any(|m| m["message_id"] == id.as_str())),
+        "{listed:#}"
+    );
+    // Fired again by the schedule: nothing more to release.
+    let report = run(&stack, "release-holds", paid + HOLD_MS).await;
+    assert_eq!(report["released"], json!([]), "{report:#}");
+}

@@ -46,6 +46,31 @@ impl Job {
         }
     }
 
+    /// The name of the job's schedule event in template.yaml (part of the rule's name, which
+    /// the Scheduled Event carries in `resources`).
+    pub fn schedule_event(self) -> &'static str {
+        match self {
+            Job::WaitingSales => "SweepWaitingSales",
+            Job::ReleaseHolds => "ReleaseHolds",
+            Job::OutboxSweep => "OutboxSweep",
+        }
+    }
+
+    /// The job a Scheduled Event was for, from the rule in its `resources` (SAM names a rule
+    /// `{stack}-{Function}{Event}-{suffix}`, devgw `{Function}{Event}`); `None` when no rule
+    /// names one (an operator then says which job: `partnerctl dead-letters replay --job`).
+    pub fn of_event(event: &EventBridgeEvent<serde_json::Value>) -> Option<Job> {
+        let resources = event.resources.as_deref().unwrap_or_default();
+        Job::ALL.into_iter().find(|j| {
+            resources.iter().any(|arn| {
+                arn.rsplit('/')
+                    .next()
+                    .unwrap_or("")
+                    .contains(j.schedule_event())
+            })
+        })
+    }
+
     pub fn parse(s: &str) -> Result<Job, JobError> {
         Job::ALL
             .into_iter()
@@ -182,6 +207,45 @@ pub async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_job_of_a_scheduled_event_is_named_by_its_rule() {
+        let template = include_str!("../../../template.yaml");
+        for j in Job::ALL {
+            assert!(
+                template.contains(&format!(
+                    "        {}:\n          Type: Schedule",
+                    j.schedule_event()
+                )),
+                "{}: no such schedule event in template.yaml",
+                j.schedule_event()
+            );
+            assert!(template.contains(&format!("JOB: {}", j.as_str())), "{j:?}");
+            for arn in [
+                format!(
+                    "arn:aws:events:eu-west-1:123456789012:rule/partner-engine-Fn{}-1A2B3C",
+                    j.schedule_event()
+                ),
+                format!(
+                    "arn:aws:events:us-east-1:123456789012:rule/HousekeepingFunction{}",
+                    j.schedule_event()
+                ),
+            ] {
+                let ev: EventBridgeEvent<serde_json::Value> =
+                    serde_json::from_value(serde_json::json!({
+                        "detail-type": "Scheduled Event", "source": "aws.events", "detail": {},
+                        "resources": [arn], "time": "2026-06-05T12:00:00Z"
+                    }))
+                    .expect("event");
+                assert_eq!(Job::of_event(&ev), Some(j));
+            }
+        }
+        let none: EventBridgeEvent<serde_json::Value> = serde_json::from_value(serde_json::json!({
+            "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}, "resources": []
+        }))
+        .expect("event");
+        assert_eq!(Job::of_event(&none), None);
+    }
 
     #[test]
     fn jobs_by_name() {

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod attention;
+pub mod dead_letters;
 pub mod outbox;
 pub mod setup;
 pub mod show;
@@ -26,4 +27,26 @@ pub enum CliError {
 pub enum Format {
     Table,
     Json,
+}
+
+/// The engine for an operator's command: the tracking key from `TRACKING_KEY` when set (only
+/// verifying click ids needs it; an operator's own operations verify none), outbox messages to
+/// the consumers' queues of the environment (`EMAIL_QUEUE_URL`, `CRM_SYNC_QUEUE_URL`).
+pub fn operator_engine(
+    table: storage::Table,
+    aws: &aws_config::SdkConfig,
+) -> Result<engine::Engine, CliError> {
+    let key = std::env::var("TRACKING_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+        .unwrap_or_else(|| "operator-manual-assignment".into());
+    let keys =
+        tracking::KeyRing::from_secrets(&key, None).map_err(|e| CliError::Usage(e.to_string()))?;
+    let engine = engine::Engine::new(table, keys);
+    let routes = storage::outbox::Routes::from_env();
+    Ok(if routes.is_empty() {
+        engine
+    } else {
+        engine.with_outbox(aws_sdk_sqs::Client::new(aws), routes)
+    })
 }

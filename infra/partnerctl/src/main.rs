@@ -3,7 +3,7 @@
 //! Works against local (moto, `AWS_ENDPOINT_URL`) or real DynamoDB with the usual AWS
 //! configuration; the table name comes from `--table` or `TABLE_NAME`.
 
-use partnerctl::{apply, attention, outbox, setup, show, CliError, Format};
+use partnerctl::{apply, attention, dead_letters, outbox, setup, show, CliError, Format};
 
 use clap::{Parser, Subcommand};
 
@@ -84,6 +84,15 @@ enum Command {
         #[arg(long)]
         month: Option<String>,
     },
+    /// Scheduled runs that failed three times and wait in the dead-letter queue. Without a
+    /// subcommand, lists them (left on the queue).
+    DeadLetters {
+        #[command(subcommand)]
+        action: Option<DeadLetterAction>,
+        /// The queue (the stack's output HousekeepingDeadLetterQueueUrl).
+        #[arg(long, env = "HOUSEKEEPING_DEAD_LETTER_QUEUE_URL")]
+        queue_url: String,
+    },
     /// Unsent outbox messages, with counts per kind (kinds without a consumer queue stay here).
     Outbox {
         /// Only this kind (commission_earned, partner_invite, crm_sync_partner).
@@ -95,6 +104,21 @@ enum Command {
         /// Prefix of the queue names.
         #[arg(long, default_value = "partner-engine-local")]
         queue_prefix: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum DeadLetterAction {
+    /// Run the failed jobs again at their events' own time (after a fix); each one that
+    /// succeeds leaves the queue. Idempotent.
+    Replay {
+        /// Only this message.
+        #[arg(long)]
+        message: Option<String>,
+        /// The job, when the event's rule does not name one (waiting-sales, release-holds,
+        /// outbox-sweep).
+        #[arg(long)]
+        job: Option<String>,
     },
 }
 
@@ -176,14 +200,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             reason,
             operator,
         } => {
-            // Manual assignment verifies no click id: the key only satisfies the engine's shape.
-            let keys = tracking::KeyRing::from_secrets(
-                &std::env::var("TRACKING_KEY")
-                    .unwrap_or_else(|_| "operator-manual-assignment".into()),
-                None,
-            )
-            .map_err(|e| CliError::Usage(e.to_string()))?;
-            let engine = engine::Engine::new(table(), keys);
+            // Manual assignment verifies no click id.
+            let engine = partnerctl::operator_engine(table(), &config)?;
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as i64)
@@ -267,6 +285,45 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 )
                 .await?
             )
+        }
+        Command::DeadLetters { action, queue_url } => {
+            let sqs = aws_sdk_sqs::Client::new(&config);
+            match action {
+                None => print!(
+                    "{}",
+                    dead_letters::list(&sqs, &queue_url, cli.format).await?
+                ),
+                Some(DeadLetterAction::Replay { message, job }) => {
+                    let job = job
+                        .as_deref()
+                        .map(housekeeping::Job::parse)
+                        .transpose()
+                        .map_err(|e| CliError::Usage(e.to_string()))?;
+                    let engine = partnerctl::operator_engine(table(), &config)?;
+                    let done =
+                        dead_letters::replay(&sqs, &queue_url, &engine, message.as_deref(), job)
+                            .await?;
+                    let mut failed = false;
+                    for r in &done {
+                        match r {
+                            dead_letters::Replayed::Done { message_id, report } => println!(
+                                "{message_id}: done {}",
+                                serde_json::to_string(report).unwrap_or_default()
+                            ),
+                            dead_letters::Replayed::Failed { message_id, why } => {
+                                failed = true;
+                                println!("{message_id}: failed again, kept: {why}")
+                            }
+                        }
+                    }
+                    if done.is_empty() {
+                        println!("no dead letters to replay");
+                    }
+                    if failed {
+                        std::process::exit(3);
+                    }
+                }
+            }
         }
         Command::Outbox { kind } => {
             print!(
