@@ -1,4 +1,5 @@
-//! Requests per `invoice.paid` (DynamoDB and SQS), counted by an SDK interceptor against moto.
+//! Requests per `invoice.paid` and per run of each scheduled job (DynamoDB and SQS), counted
+//! by an SDK interceptor against moto.
 //! Run: `make bench-requests` (starts moto). Prints a markdown table for docs/performance.md.
 
 use engine::attribution::{BindRequest, BindSource};
@@ -54,7 +55,7 @@ async fn main() {
     let keys = tracking::KeyRing::from_secrets("bench-tracking-key-0123456789", None).expect("key");
     // As the functions build it: programs cached for the warm process.
     let engine = Engine::new(table.clone(), keys)
-        .with_outbox(sqs, email_route(queue))
+        .with_outbox(sqs.clone(), email_route(queue.clone()))
         .with_program_cache(engine::PROGRAM_CACHE_TTL);
 
     let program: Program = serde_json::from_value(serde_json::json!({
@@ -173,7 +174,35 @@ async fn main() {
         .expect("paid");
     measure("customer not bound (kept as unattributed)", &counter);
 
-    println!("| invoice.paid | DynamoDB requests | SQS requests | by operation |");
+    // The scheduled jobs (functions/housekeeping), as each run calls them.
+    engine::release::release_due(&engine, T0 + 2 * DAY, "bench")
+        .await
+        .expect("release");
+    measure("release-holds, nothing due", &counter);
+    let released = engine::release::release_due(&engine, T0 + 200 * DAY, "bench")
+        .await
+        .expect("release");
+    measure(
+        &format!("release-holds, {} commissions due", released.len()),
+        &counter,
+    );
+    storage::outbox::sweep(&table, &sqs, &storage::outbox::Routes::none())
+        .await
+        .expect("sweep");
+    measure("outbox-sweep, no consumer queue configured", &counter);
+    storage::outbox::sweep(&table, &sqs, &email_route(queue))
+        .await
+        .expect("sweep");
+    measure(
+        "outbox-sweep, e-mail kinds routed, nothing unsent",
+        &counter,
+    );
+    engine::sales::sweep_waiting_sales(&engine, T0 + DAY)
+        .await
+        .expect("sweep");
+    measure("housekeeping (waiting sales), 1 sale waiting", &counter);
+
+    println!("| operation | DynamoDB requests | SQS requests | by operation |");
     println!("|---|---|---|---|");
     for r in rows {
         println!("{r}");
