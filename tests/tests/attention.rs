@@ -22,6 +22,23 @@ async fn deliver(stack: &Stack, body: &[u8], t: i64) -> (u16, Value) {
     (r.status, json)
 }
 
+/// Deliver a signed event that the webhook must keep as a needs-attention record (200).
+async fn deliver_parked(stack: &Stack, body: &[u8], t: i64) {
+    let (status, reply) = deliver(stack, body, t).await;
+    assert_eq!(
+        (status, reply["outcome"].as_str()),
+        (200, Some("needs_attention")),
+        "{reply}"
+    );
+}
+
+/// `events/stripe/{name}.json` created at `t`, with `field` of the event set to `value`.
+fn edited_event(name: &str, t: i64, field: &str, value: Value) -> Vec<u8> {
+    let mut event: Value = serde_json::from_slice(&stripe::event(name, t)).expect("json");
+    event[field] = value;
+    serde_json::to_vec(&event).expect("json")
+}
+
 fn bob(stack: &Stack) -> Value {
     stack.partnerctl_json(&["partner", "bob"])
 }
@@ -122,16 +139,9 @@ async fn an_untested_api_version_waits_for_an_operator() {
     let stack = Stack::start().await;
     bind_bob(&stack).await;
     let t = stripe::next_second().await;
-    let mut event: Value = serde_json::from_slice(&stripe::event("invoice.paid", t)).expect("json");
-    event["api_version"] = "2099-01-01.future".into();
-    let body = serde_json::to_vec(&event).expect("json");
+    let body = edited_event("invoice.paid", t, "api_version", "2099-01-01.future".into());
 
-    let (status, reply) = deliver(&stack, &body, t).await;
-    assert_eq!(
-        (status, reply["outcome"].as_str()),
-        (200, Some("needs_attention")),
-        "{reply}"
-    );
+    deliver_parked(&stack, &body, t).await;
     assert_eq!(bob(&stack)["balances"], json!([]), "not booked on a guess");
     let open = open_records(&stack);
     assert_eq!(open[0]["reason_code"], "api-version-untested", "{open:?}");
@@ -153,16 +163,8 @@ async fn an_untested_api_version_waits_for_an_operator() {
     // A test-mode event is never booked in a live deployment: here (test mode) a live one
     // is parked, and an operator dismisses it.
     let t = stripe::next_second().await;
-    let mut event: Value =
-        serde_json::from_slice(&stripe::event("invoice.paid.renewal", t)).expect("json");
-    event["livemode"] = true.into();
-    let body = serde_json::to_vec(&event).expect("json");
-    let (status, reply) = deliver(&stack, &body, t).await;
-    assert_eq!(
-        (status, reply["outcome"].as_str()),
-        (200, Some("needs_attention")),
-        "{reply}"
-    );
+    let body = edited_event("invoice.paid.renewal", t, "livemode", true.into());
+    deliver_parked(&stack, &body, t).await;
     let open = open_records(&stack);
     assert_eq!(open[0]["reason_code"], "livemode-mismatch", "{open:?}");
     let id = open[0]["id"].as_str().expect("id").to_string();
@@ -179,12 +181,7 @@ async fn an_untested_api_version_waits_for_an_operator() {
     // A refund is not applied to commissions yet (issue 11): it is kept for the operator, who
     // sees it before bob's commission is paid; the commission itself is untouched.
     let t = stripe::next_second().await;
-    let (status, reply) = deliver(&stack, &stripe::event("charge.refunded", t), t).await;
-    assert_eq!(
-        (status, reply["outcome"].as_str()),
-        (200, Some("needs_attention")),
-        "{reply}"
-    );
+    deliver_parked(&stack, &stripe::event("charge.refunded", t), t).await;
     let open = open_records(&stack);
     assert_eq!(open[0]["id"], "stripe:evt_demo_charge_refunded", "{open:?}");
     assert_eq!(open[0]["reason_code"], "refund-not-applied", "{open:?}");

@@ -40,12 +40,9 @@ pub fn engine_from(
     table: Table,
     sqs: impl FnOnce() -> aws_sdk_sqs::Client,
 ) -> engine::Engine {
-    let engine =
-        engine::Engine::new(table, config.keys).with_program_cache(engine::PROGRAM_CACHE_TTL);
-    if config.outbox_routes.is_empty() {
-        return engine;
-    }
-    engine.with_outbox(sqs(), config.outbox_routes)
+    engine::Engine::new(table, config.keys)
+        .with_program_cache(engine::PROGRAM_CACHE_TTL)
+        .with_outbox(sqs(), config.outbox_routes)
 }
 
 /// Everything from the environment (see [`config`]): AWS configuration, table, keys, outbox.

@@ -197,7 +197,7 @@ pub const STRIPE_API_TIMEOUT: std::time::Duration = std::time::Duration::from_se
 pub async fn load_stripe_api(
     lookup: impl Fn(&str) -> Option<String>,
     aws: &aws_config::SdkConfig,
-) -> Result<Option<crate::stripe_api::StripeApi>, ConfigError> {
+) -> Result<Option<std::sync::Arc<dyn crate::stripe_api::InvoiceLines>>, ConfigError> {
     let set = |name: &str| {
         lookup(name)
             .map(|v| v.trim().to_string())
@@ -209,9 +209,9 @@ pub async fn load_stripe_api(
         (None, None) => return Ok(None),
     };
     let base = set(STRIPE_API_BASE_ENV).unwrap_or_else(|| DEFAULT_STRIPE_API_BASE.to_string());
-    crate::stripe_api::StripeApi::new(&base, key.trim(), STRIPE_API_TIMEOUT)
-        .map(Some)
-        .map_err(|e| ConfigError::StripeApi(e.to_string()))
+    let api = crate::stripe_api::StripeApi::new(&base, key.trim(), STRIPE_API_TIMEOUT)
+        .map_err(|e| ConfigError::StripeApi(e.to_string()))?;
+    Ok(Some(std::sync::Arc::new(api)))
 }
 
 #[cfg(test)]

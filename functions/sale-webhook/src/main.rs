@@ -7,7 +7,6 @@ use lambda_http::{run, service_fn, Error};
 use sale_webhook::config::{self, SecretSource, TrackingKeySource};
 use sale_webhook::engine_adapter::EngineSink;
 use sale_webhook::policy::EventPolicy;
-use sale_webhook::stripe_api::InvoiceLines;
 use sale_webhook::{handle, Deps};
 use storage::keys::Key;
 use storage::{SharedClock, SystemClock, Table};
@@ -42,18 +41,15 @@ async fn main() -> Result<(), Error> {
         config::load_stripe_api(|k| std::env::var(k).ok(), &aws),
         warm_up
     );
-    let (secrets, keys) = (secrets?, keys?);
-    let lines: Option<Arc<dyn InvoiceLines>> = match lines? {
-        Some(api) => Some(Arc::new(api)),
-        None => None,
-    };
+    let (secrets, keys, lines) = (secrets?, keys?, lines?);
 
-    let mut engine = engine::Engine::new(table, keys).with_program_cache(engine::PROGRAM_CACHE_TTL);
     // Each message kind to its consumer's queue (EMAIL_QUEUE_URL, CRM_SYNC_QUEUE_URL).
-    let routes = storage::outbox::Routes::from_env();
-    if !routes.is_empty() {
-        engine = engine.with_outbox(aws_sdk_sqs::Client::new(&aws), routes);
-    }
+    let engine = engine::Engine::new(table, keys)
+        .with_program_cache(engine::PROGRAM_CACHE_TTL)
+        .with_outbox(
+            aws_sdk_sqs::Client::new(&aws),
+            storage::outbox::Routes::from_env(),
+        );
     let deps = Deps {
         sink: EngineSink::new(engine),
         secrets,

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use sale_webhook::config;
 use sale_webhook::engine_adapter::EngineSink;
 use sale_webhook::policy::EventPolicy;
-use sale_webhook::stripe_api::InvoiceLines;
 use sale_webhook::{Deps, Reply};
 use storage::attention::{self, AttentionRecord, AttentionState};
 use storage::{SharedClock, SystemClock, Table};
@@ -156,20 +155,12 @@ async fn webhook_deps(table: Table) -> Result<Deps<EngineSink>, CliError> {
         .await
         .map_err(|e| usage(&e))?;
     let policy = EventPolicy::from_env().map_err(|e| usage(&e))?;
-    let lines: Option<Arc<dyn InvoiceLines>> =
-        match config::load_stripe_api(|k| std::env::var(k).ok(), &aws)
-            .await
-            .map_err(|e| usage(&e))?
-        {
-            Some(api) => Some(Arc::new(api)),
-            None => None,
-        };
+    let lines = config::load_stripe_api(|k| std::env::var(k).ok(), &aws)
+        .await
+        .map_err(|e| usage(&e))?;
     let clock: SharedClock = Arc::new(SystemClock);
-    let mut engine = engine::Engine::new(table.with_clock(clock.clone()), keys);
-    let routes = storage::outbox::Routes::from_env();
-    if !routes.is_empty() {
-        engine = engine.with_outbox(aws_sdk_sqs::Client::new(&aws), routes);
-    }
+    // The real tracking key (not a stand-in): a replayed binding verifies its click id.
+    let engine = crate::operator_engine(table.with_clock(clock.clone()), keys, &aws);
     Ok(Deps {
         sink: EngineSink::new(engine),
         // Not used: a replay's payload was verified when it arrived.

@@ -29,24 +29,25 @@ pub enum Format {
     Json,
 }
 
-/// The engine for an operator's command: the tracking key from `TRACKING_KEY` when set (only
-/// verifying click ids needs it; an operator's own operations verify none), outbox messages to
-/// the consumers' queues of the environment (`EMAIL_QUEUE_URL`, `CRM_SYNC_QUEUE_URL`).
+/// The engine for an operator's command, with `keys`, sending outbox messages to the
+/// consumers' queues of the environment (`EMAIL_QUEUE_URL`, `CRM_SYNC_QUEUE_URL`).
 pub fn operator_engine(
     table: storage::Table,
+    keys: tracking::KeyRing,
     aws: &aws_config::SdkConfig,
-) -> Result<engine::Engine, CliError> {
+) -> engine::Engine {
+    engine::Engine::new(table, keys).with_outbox(
+        aws_sdk_sqs::Client::new(aws),
+        storage::outbox::Routes::from_env(),
+    )
+}
+
+/// Keys for operations that verify no click id (a manual assignment, a scheduled job): the
+/// tracking key from `TRACKING_KEY` when set, else a stand-in that satisfies the engine.
+pub fn operator_keys() -> Result<tracking::KeyRing, CliError> {
     let key = std::env::var("TRACKING_KEY")
         .ok()
         .filter(|k| !k.trim().is_empty())
         .unwrap_or_else(|| "operator-manual-assignment".into());
-    let keys =
-        tracking::KeyRing::from_secrets(&key, None).map_err(|e| CliError::Usage(e.to_string()))?;
-    let engine = engine::Engine::new(table, keys);
-    let routes = storage::outbox::Routes::from_env();
-    Ok(if routes.is_empty() {
-        engine
-    } else {
-        engine.with_outbox(aws_sdk_sqs::Client::new(aws), routes)
-    })
+    tracking::KeyRing::from_secrets(&key, None).map_err(|e| CliError::Usage(e.to_string()))
 }

@@ -201,7 +201,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             operator,
         } => {
             // Manual assignment verifies no click id.
-            let engine = partnerctl::operator_engine(table(), &config)?;
+            let engine =
+                partnerctl::operator_engine(table(), partnerctl::operator_keys()?, &config);
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as i64)
@@ -299,7 +300,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                         .map(housekeeping::Job::parse)
                         .transpose()
                         .map_err(|e| CliError::Usage(e.to_string()))?;
-                    let engine = partnerctl::operator_engine(table(), &config)?;
+                    let engine =
+                        partnerctl::operator_engine(table(), partnerctl::operator_keys()?, &config);
                     let done =
                         dead_letters::replay(&sqs, &queue_url, &engine, message.as_deref(), job)
                             .await?;
