@@ -45,6 +45,12 @@ impl SaleSink for NoopSink {
     async fn subscription_ended(&self, _e: SubscriptionEnded) -> Result<(), SinkError> {
         Ok(())
     }
+    async fn money_back(
+        &self,
+        _m: sale_webhook::MoneyBack,
+    ) -> Result<sale_webhook::MoneyBackOutcome, SinkError> {
+        Ok(sale_webhook::MoneyBackOutcome::Parked)
+    }
     async fn needs_attention(&self, rec: &NewAttention<'_>) -> Result<String, SinkError> {
         Ok(rec.id())
     }

@@ -6,8 +6,8 @@ use storage::attention::{self, NewAttention};
 use storage::StoreError;
 
 use crate::sink::{
-    BindOutcome, BindRequest, PaidInvoice, PaymentFailed, SaleOutcome, SaleSink, SinkError,
-    SubscriptionEnded,
+    BindOutcome, BindRequest, MoneyBack, MoneyBackOutcome, PaidInvoice, PaymentFailed, SaleOutcome,
+    SaleSink, SinkError, SubscriptionEnded,
 };
 
 /// The engine as this function's sink.
@@ -58,6 +58,10 @@ impl SaleSink for EngineSink {
         sales::subscription_ended(&self.engine, e)
             .await
             .map_err(sink_error)
+    }
+
+    async fn money_back(&self, m: MoneyBack) -> Result<MoneyBackOutcome, SinkError> {
+        sales::money_back(&self.engine, m).await.map_err(sink_error)
     }
 
     async fn needs_attention(&self, rec: &NewAttention<'_>) -> Result<String, SinkError> {

@@ -21,7 +21,9 @@ use crate::interpret::{
 use crate::policy::EventPolicy;
 use crate::reply::{problem_type, Reply};
 use crate::signature::{self, SigningSecrets};
-use crate::sink::{BindOutcome, NewAttention, PaidInvoice, SaleOutcome, SaleSink, SinkError};
+use crate::sink::{
+    BindOutcome, MoneyBackOutcome, NewAttention, PaidInvoice, SaleOutcome, SaleSink, SinkError,
+};
 use crate::stripe_api::{InvoiceLines, LinesError};
 
 /// The header Stripe signs with (HTTP header names are case-insensitive).
@@ -243,6 +245,20 @@ async fn dispatch<S: SaleSink>(
             sink.subscription_ended(e)
                 .await
                 .map(|()| ("subscription_ended", sub))
+        }
+        Action::MoneyBack(m) => {
+            let charge = m.charge_key.clone();
+            sink.money_back(*m).await.map(|o| match o {
+                MoneyBackOutcome::Applied { commission_ids } => (
+                    "money_back_applied",
+                    format!("{charge}: {} commission(s) moved", commission_ids.len()),
+                ),
+                MoneyBackOutcome::Parked => (
+                    "money_back_parked",
+                    format!("{charge}: no sale booked on it yet; applied when one is"),
+                ),
+                MoneyBackOutcome::AlreadyApplied => ("already_processed", charge),
+            })
         }
     };
     match result {

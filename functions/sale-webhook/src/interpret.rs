@@ -24,13 +24,16 @@
 
 use std::collections::HashSet;
 
-use rules::plan::{InvoiceFacts, SaleLine};
+use rules::plan::{InvoiceFacts, InvoicePayment, SaleLine};
 use rules::sale::{line_commission_base as base_of, LineAmounts};
 use rules::{Currency, Money};
 use tracing::debug;
 
-use crate::sink::{BindRequest, BindSource, PaidInvoice, PaymentFailed, SubscriptionEnded};
+use crate::sink::{
+    BindRequest, BindSource, ChargeFact, MoneyBack, PaidInvoice, PaymentFailed, SubscriptionEnded,
+};
 use crate::stripe::{self, Expandable, PriceRef, TESTED_API_VERSIONS};
+use rules::refund::{ChargeView, DisputeStatus, Observation, RefundStatus};
 
 /// The event types this function acts on.
 pub const HANDLED_TYPES: &[&str] = &[
@@ -42,10 +45,9 @@ pub const HANDLED_TYPES: &[&str] = &[
     "customer.subscription.deleted",
 ];
 
-/// Money going back, which this release does not yet apply to commissions (issue 11): each such
-/// event is kept as a needs-attention record (`refund-not-applied`, `dispute-not-applied`), so
-/// that an operator sees it before the commission is paid and can replay it once refunds are
-/// applied. Dispute inquiries (`warning_*`) change nothing and are ignored.
+/// Money going back: refunds and disputes of a charge, applied to the commissions of the sale
+/// the charge paid ([`Action::MoneyBack`]). Dispute inquiries (`warning_*`) change nothing and
+/// are ignored.
 pub const MONEY_BACK_TYPES: &[&str] = &[
     "charge.refunded",
     "charge.refund.updated",
@@ -113,6 +115,8 @@ pub enum Action {
     },
     PaymentFailed(PaymentFailed),
     SubscriptionEnded(SubscriptionEnded),
+    /// A refund or dispute of a charge.
+    MoneyBack(Box<MoneyBack>),
     Ignore(Ignored),
     /// A type we act on that we cannot fully read: an operator must look.
     NeedsAttention(Unreadable),
@@ -153,10 +157,6 @@ pub mod reason_code {
     pub const CONNECT_ACCOUNT: &str = "connect-account";
     /// Our processing failed in a way a redelivery would repeat.
     pub const PERMANENT_FAILURE: &str = "permanent-failure";
-    /// A refund of a charge, which this release does not apply to commissions yet.
-    pub const REFUND_NOT_APPLIED: &str = "refund-not-applied";
-    /// A dispute of a charge, which this release does not apply to commissions yet.
-    pub const DISPUTE_NOT_APPLIED: &str = "dispute-not-applied";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,7 +238,13 @@ fn map(env: &Envelope, event: &stripe::Event<'_>) -> Result<Action, Unreadable> 
                 }),
             }
         }
-        kind if MONEY_BACK_TYPES.contains(&kind) => money_back(kind, parse(object)?),
+        "charge.refunded" => charge_refunded(env, parse(object)?)?,
+        "charge.refund.updated" | "refund.created" | "refund.updated" | "refund.failed" => {
+            refund(env, parse(object)?)?
+        }
+        kind if kind.starts_with("charge.dispute.") && MONEY_BACK_TYPES.contains(&kind) => {
+            dispute(env, parse(object)?)?
+        }
         "customer.subscription.deleted" => {
             let sub: stripe::Subscription = parse(object)?;
             match sub.customer {
@@ -255,50 +261,91 @@ fn map(env: &Envelope, event: &stripe::Event<'_>) -> Result<Action, Unreadable> 
     })
 }
 
-/// A refund or dispute event: parked for an operator (see [`MONEY_BACK_TYPES`]), with what it
-/// says in the reason.
-fn money_back(kind: &str, o: serde_json::Value) -> Action {
-    let text = |k: &str| o[k].as_str().unwrap_or("?").to_string();
-    let amount = |k: &str| o[k].as_i64().map(|a| a.to_string()).unwrap_or("?".into());
-    let currency = text("currency");
-    if kind.starts_with("charge.dispute.") {
-        let status = text("status");
-        if status.starts_with("warning_") {
-            return Action::Ignore(Ignored::NothingToDo(
-                "a dispute inquiry (warning_*) changes nothing",
-            ));
-        }
-        return Action::NeedsAttention(Unreadable {
-            code: reason_code::DISPUTE_NOT_APPLIED,
-            reason: format!(
-                "dispute {} of charge {} ({} {currency}, status {status}) is not applied to commissions by this release: check the partner's commission before it is paid; replay this record once disputes are applied",
-                text("id"),
-                text("charge"),
-                amount("amount"),
-            ),
-        });
+/// The key money going back is kept under: the charge, else the payment intent.
+fn charge_key(
+    charge: Option<&Expandable>,
+    payment_intent: Option<&Expandable>,
+    what: &str,
+) -> Result<String, Unreadable> {
+    charge
+        .or(payment_intent)
+        .map(|e| e.id().to_string())
+        .ok_or_else(|| Unreadable::shape(format!("the {what} names no charge or payment intent")))
+}
+
+fn currency_of(code: &str) -> Result<Currency, Unreadable> {
+    Currency::new(code).map_err(|e| Unreadable::shape(e.to_string()))
+}
+
+/// `charge.refunded`: the charge's cumulative view of its refunds.
+fn charge_refunded(env: &Envelope, c: stripe::Charge) -> Result<Action, Unreadable> {
+    let currency = currency_of(&c.currency)?;
+    Ok(Action::MoneyBack(Box::new(MoneyBack {
+        event_id: env.id.clone(),
+        at_ms: env.created_ms,
+        charge_key: c.id,
+        payment_intent: c.payment_intent.as_ref().map(|p| p.id().to_string()),
+        invoice_id: c.invoice.as_ref().map(|i| i.id().to_string()),
+        customer_key: c.customer.as_ref().map(|i| i.id().to_string()),
+        currency: Some(currency),
+        fact: ChargeFact::Charge {
+            amount: c.amount,
+            view: ChargeView {
+                amount_refunded: c.amount_refunded,
+                at_ms: env.created_ms,
+                event_id: env.id.clone(),
+            },
+        },
+    })))
+}
+
+/// `refund.*`, `charge.refund.updated`: one refund at the status the event reports.
+fn refund(env: &Envelope, r: stripe::Refund) -> Result<Action, Unreadable> {
+    let status = RefundStatus::parse(&r.status)
+        .ok_or_else(|| Unreadable::shape(format!("refund status {:?} is not known", r.status)))?;
+    Ok(Action::MoneyBack(Box::new(MoneyBack {
+        event_id: env.id.clone(),
+        at_ms: env.created_ms,
+        charge_key: charge_key(r.charge.as_ref(), r.payment_intent.as_ref(), "refund")?,
+        payment_intent: r.payment_intent.as_ref().map(|p| p.id().to_string()),
+        invoice_id: None,
+        customer_key: None,
+        currency: Some(currency_of(&r.currency)?),
+        fact: ChargeFact::Refund(Observation {
+            id: r.id,
+            amount: r.amount,
+            status,
+            at_ms: env.created_ms,
+            event_id: env.id.clone(),
+        }),
+    })))
+}
+
+/// `charge.dispute.*`: the disputed amount at the dispute's status; an inquiry changes nothing.
+fn dispute(env: &Envelope, d: stripe::Dispute) -> Result<Action, Unreadable> {
+    let status = DisputeStatus::parse(&d.status)
+        .ok_or_else(|| Unreadable::shape(format!("dispute status {:?} is not known", d.status)))?;
+    if !status.takes_back() && d.status.starts_with("warning_") {
+        return Ok(Action::Ignore(Ignored::NothingToDo(
+            "a dispute inquiry (warning_*) changes nothing",
+        )));
     }
-    let reason = if o["object"] == "charge" {
-        format!(
-            "charge {} of invoice {}: {} of {} {currency} refunded; refunds are not applied to commissions by this release: check the partner's commission before it is paid; replay this record once refunds are applied",
-            text("id"),
-            text("invoice"),
-            amount("amount_refunded"),
-            amount("amount"),
-        )
-    } else {
-        format!(
-            "refund {} of charge {} ({} {currency}, status {}) is not applied to commissions by this release: check the partner's commission before it is paid; replay this record once refunds are applied",
-            text("id"),
-            text("charge"),
-            amount("amount"),
-            text("status"),
-        )
-    };
-    Action::NeedsAttention(Unreadable {
-        code: reason_code::REFUND_NOT_APPLIED,
-        reason,
-    })
+    Ok(Action::MoneyBack(Box::new(MoneyBack {
+        event_id: env.id.clone(),
+        at_ms: env.created_ms,
+        charge_key: charge_key(d.charge.as_ref(), d.payment_intent.as_ref(), "dispute")?,
+        payment_intent: d.payment_intent.as_ref().map(|p| p.id().to_string()),
+        invoice_id: None,
+        customer_key: None,
+        currency: Some(currency_of(&d.currency)?),
+        fact: ChargeFact::Dispute(Observation {
+            id: d.id,
+            amount: d.amount,
+            status,
+            at_ms: env.created_ms,
+            event_id: env.id.clone(),
+        }),
+    })))
 }
 
 fn non_blank(s: Option<&str>) -> Option<String> {
@@ -543,6 +590,16 @@ fn paid_invoice(env: &Envelope, inv: stripe::Invoice) -> Result<PaidInvoice, Unr
             paid_at,
             lines,
             currency,
+            payment: Some(InvoicePayment {
+                charge_key: inv
+                    .charge
+                    .as_ref()
+                    .or(inv.payment_intent.as_ref())
+                    .map(|c| c.id().to_string()),
+                payment_intent: inv.payment_intent.as_ref().map(|p| p.id().to_string()),
+                amount_paid: inv.amount_paid,
+                total: inv.total.unwrap_or(inv.amount_paid),
+            }),
         },
     })
 }
@@ -631,6 +688,9 @@ mod tests {
             subscription: None,
             billing_reason: None,
             amount_paid: 0,
+            total: None,
+            charge: None,
+            payment_intent: None,
             discount: None,
             discounts: Some(vec![
                 stripe::DiscountRef::Id("di_1".into()),

@@ -27,6 +27,6 @@ pub use handler::{handle, handle_request, process, replay, Deps, SIGNATURE_HEADE
 pub use reply::Reply;
 pub use signature::{SignatureError, SigningSecrets};
 pub use sink::{
-    BindOutcome, BindRejection, BindRequest, BindSource, PaidInvoice, PaymentFailed, SaleOutcome,
-    SaleSink, SinkError, SubscriptionEnded,
+    BindOutcome, BindRejection, BindRequest, BindSource, ChargeFact, MoneyBack, MoneyBackOutcome,
+    PaidInvoice, PaymentFailed, SaleOutcome, SaleSink, SinkError, SubscriptionEnded,
 };

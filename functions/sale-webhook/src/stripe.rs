@@ -155,6 +155,15 @@ pub struct Invoice {
     pub billing_reason: Option<String>,
     #[serde(default)]
     pub amount_paid: i64,
+    /// Minor units; `amount_paid` is less when part came from the customer's credit balance.
+    #[serde(default)]
+    pub total: Option<i64>,
+    /// The latest charge of the invoice (acacia; removed in basil): refunds and disputes of it
+    /// are this invoice's.
+    #[serde(default)]
+    pub charge: Option<Expandable>,
+    #[serde(default)]
+    pub payment_intent: Option<Expandable>,
     /// The single discount, when there is exactly one (acacia).
     #[serde(default)]
     pub discount: Option<Discount>,
@@ -248,4 +257,54 @@ pub struct Subscription {
     pub id: String,
     #[serde(default)]
     pub customer: Option<Expandable>,
+}
+
+// ---- charge.refunded, refund.*, charge.refund.updated, charge.dispute.* ----------------------
+
+/// `charge.refunded`: `amount_refunded` is cumulative; `refunds` is not included since
+/// 2022-11-15 (NOTES.md, "Charge, refunds and disputes").
+#[derive(Debug, Deserialize)]
+pub struct Charge {
+    pub id: String,
+    pub amount: i64,
+    #[serde(default)]
+    pub amount_refunded: i64,
+    pub currency: String,
+    #[serde(default)]
+    pub customer: Option<Expandable>,
+    /// The charge's invoice (acacia; removed in basil).
+    #[serde(default)]
+    pub invoice: Option<Expandable>,
+    #[serde(default)]
+    pub payment_intent: Option<Expandable>,
+}
+
+/// A Refund (`re_…`): `refund.created`, `refund.updated`, `refund.failed`,
+/// `charge.refund.updated`.
+#[derive(Debug, Deserialize)]
+pub struct Refund {
+    pub id: String,
+    pub amount: i64,
+    pub currency: String,
+    /// `pending`, `requires_action`, `succeeded`, `failed`, `canceled`.
+    pub status: String,
+    /// Nullable: refunds of some payment methods name only the payment intent.
+    #[serde(default)]
+    pub charge: Option<Expandable>,
+    #[serde(default)]
+    pub payment_intent: Option<Expandable>,
+}
+
+/// A Dispute (`dp_…`): `charge.dispute.*`.
+#[derive(Debug, Deserialize)]
+pub struct Dispute {
+    pub id: String,
+    /// The disputed amount.
+    pub amount: i64,
+    pub currency: String,
+    pub status: String,
+    #[serde(default)]
+    pub charge: Option<Expandable>,
+    #[serde(default)]
+    pub payment_intent: Option<Expandable>,
 }

@@ -144,6 +144,7 @@ async fn invoice_paid_flags_overage_and_excluded_lines() {
                     line("prod_sms", 2000, false, true),
                 ],
                 currency: Currency::USD,
+                payment: None,
             },
         })]
     );

@@ -35,6 +35,7 @@ fn invoice(event: &str, id: &str, customer: &str, at: i64) -> PaidInvoice {
                 },
             ],
             currency: Currency::USD,
+            payment: None,
         },
     }
 }

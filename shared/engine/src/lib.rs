@@ -59,6 +59,9 @@ pub enum EngineError {
     Plan(#[from] rules::plan::PlanError),
     #[error("inconsistent data: {0}")]
     Inconsistent(String),
+    /// The trigger names something that cannot be an id of ours (kept for an operator).
+    #[error("invalid input: {0}")]
+    Invalid(String),
 }
 
 impl EngineError {
@@ -68,7 +71,7 @@ impl EngineError {
             EngineError::Store(e) => {
                 e.is_retryable() || matches!(e, StoreError::ConditionFailed { .. })
             }
-            EngineError::Plan(_) | EngineError::Inconsistent(_) => false,
+            EngineError::Plan(_) | EngineError::Inconsistent(_) | EngineError::Invalid(_) => false,
         }
     }
 }

@@ -27,8 +27,9 @@ pub async fn release_due(
     Ok(out)
 }
 
-/// Release one commission: the release moves exactly the amount it read, on condition that
-/// the commission is still pending at that amount. A re-pricing that committed in between
+/// Release one commission: the release moves exactly what it read in `pending` (the amount
+/// less what refunds and disputes took back in the hold), on condition that the commission is
+/// still pending at that amount and reversal. A re-pricing that committed in between
 /// fails the condition, and the release reads the commission again (the index row it starts
 /// from may be stale); an adjustment racing the other way fails on the state it read
 /// (`customers::adjust_commission`) and re-adjusts in the bucket the money is in now. So
@@ -44,15 +45,17 @@ async fn release_one(
             return Ok(false);
         }
         let mut tx = Tx::new();
-        customers::release_commission(&mut tx, &read.partner_id, &read.commission_id, read.amount)?;
-        if read.amount > 0 {
+        customers::release_commission(&mut tx, &read)?;
+        // What is in `pending` for it: the amount less what refunds took back in the hold.
+        let moving = read.pending_net();
+        if moving > 0 {
             let entry = LedgerEntry::new(
                 format!("released:{}", read.commission_id),
                 &read.partner_id,
                 &read.program_id,
                 read.currency,
                 EntryKind::Released,
-                read.amount,
+                moving,
                 None,
                 read.available_at_ms,
                 "hold ended",

@@ -35,6 +35,22 @@ pub enum Message {
         available_at_ms: i64,
     },
     /// A partner invited a friend by email: send the invitation.
+    /// Refunds or disputes of the sale's charge took back part of a commission (or gave back
+    /// what they had taken: `amount_minor` negative).
+    CommissionReversed {
+        partner_id: String,
+        program_id: String,
+        commission_id: String,
+        /// The sale the commission belongs to.
+        invoice_id: String,
+        tier: u8,
+        /// Taken back by this change (negative: given back), minor units.
+        amount_minor: i64,
+        /// The commission net of everything taken back, after this change.
+        net_minor: i64,
+        currency: String,
+        reason: String,
+    },
     PartnerInvite {
         partner_id: String,
         program_id: String,
@@ -53,6 +69,7 @@ impl Message {
     pub fn message_kind(&self) -> Kind {
         match self {
             Message::CommissionEarned { .. } => Kind::CommissionEarned,
+            Message::CommissionReversed { .. } => Kind::CommissionReversed,
             Message::PartnerInvite { .. } => Kind::PartnerInvite,
             Message::CrmSyncPartner { .. } => Kind::CrmSyncPartner,
         }
@@ -64,14 +81,16 @@ impl Message {
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     CommissionEarned,
+    CommissionReversed,
     PartnerInvite,
     CrmSyncPartner,
 }
 
 impl Kind {
     /// Every kind (a test checks that none is missing).
-    pub const ALL: [Kind; 3] = [
+    pub const ALL: [Kind; 4] = [
         Kind::CommissionEarned,
+        Kind::CommissionReversed,
         Kind::PartnerInvite,
         Kind::CrmSyncPartner,
     ];
@@ -79,6 +98,7 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::CommissionEarned => "commission_earned",
+            Kind::CommissionReversed => "commission_reversed",
             Kind::PartnerInvite => "partner_invite",
             Kind::CrmSyncPartner => "crm_sync_partner",
         }
@@ -92,7 +112,9 @@ impl Kind {
     /// Who handles messages of this kind.
     pub fn consumer(self) -> Consumer {
         match self {
-            Kind::CommissionEarned | Kind::PartnerInvite => Consumer::Email,
+            Kind::CommissionEarned | Kind::CommissionReversed | Kind::PartnerInvite => {
+                Consumer::Email
+            }
             Kind::CrmSyncPartner => Consumer::CrmSync,
         }
     }
@@ -188,6 +210,17 @@ mod tests {
                 currency: "USD".into(),
                 available_at_ms: 2,
             },
+            Kind::CommissionReversed => Message::CommissionReversed {
+                partner_id: "alice".into(),
+                program_id: "demo".into(),
+                commission_id: "demo:in_1:t1".into(),
+                invoice_id: "in_1".into(),
+                tier: 1,
+                amount_minor: 1238,
+                net_minor: 1237,
+                currency: "USD".into(),
+                reason: "money back on charge ch_1".into(),
+            },
             Kind::PartnerInvite => Message::PartnerInvite {
                 partner_id: "alice".into(),
                 program_id: "demo".into(),
@@ -203,8 +236,9 @@ mod tests {
     fn position(k: Kind) -> usize {
         match k {
             Kind::CommissionEarned => 0,
-            Kind::PartnerInvite => 1,
-            Kind::CrmSyncPartner => 2,
+            Kind::CommissionReversed => 1,
+            Kind::PartnerInvite => 2,
+            Kind::CrmSyncPartner => 3,
         }
     }
 

@@ -107,9 +107,47 @@ pub struct InvoiceFacts {
     pub lines: Vec<SaleLine>,
     /// The invoice currency.
     pub currency: Currency,
+    /// How it was paid: the charge (refunds and disputes join through it) and what came from
+    /// the customer's credit balance. `None` on facts recorded before it was kept: paid in
+    /// full, no charge known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<InvoicePayment>,
+}
+
+/// How an invoice was paid (Stripe, pinned version: `invoice.charge`, `invoice.payment_intent`,
+/// `invoice.amount_paid`, `invoice.total`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoicePayment {
+    /// The charge that paid it (`ch_…`), or the payment intent (`pi_…`) when no charge is
+    /// named: the key refunds and disputes of the payment are kept under.
+    #[serde(default)]
+    pub charge_key: Option<String>,
+    /// `pi_…`, when known.
+    #[serde(default)]
+    pub payment_intent: Option<String>,
+    /// Minor units received with money (the rest of `total` came from the customer's credit).
+    pub amount_paid: i64,
+    /// Minor units, the invoice total.
+    pub total: i64,
 }
 
 impl InvoiceFacts {
+    /// The share of the commission base paid with money ([`crate::refund::paid_share`]): 1
+    /// when nothing came from the customer's credit balance, or when it is not known.
+    pub fn paid_share(&self) -> Decimal {
+        match &self.payment {
+            Some(p) if p.total > 0 && p.amount_paid < p.total => {
+                crate::refund::paid_share(p.amount_paid, p.total)
+            }
+            _ => Decimal::ONE,
+        }
+    }
+
+    /// The charge key refunds and disputes of this invoice's payment are kept under.
+    pub fn charge_key(&self) -> Option<&str> {
+        self.payment.as_ref().and_then(|p| p.charge_key.as_deref())
+    }
+
     /// Amount paid: the sum of all lines (excluding tax).
     pub fn amount_paid(&self) -> Result<Money, PlanError> {
         self.check_currency()?;
@@ -473,13 +511,24 @@ pub fn commission_for_invoice(
             .ok_or(PlanError::Money(MoneyError::Overflow))?;
         applied_kinds.push(applied);
     }
-    let base = Money::new(base_minor, currency);
-    let tier1 = Money::round_minor(exact, currency)?;
+    // Paid partly from the customer's credit balance: the commission follows the money
+    // received (base, tier 1 and tier 2 scaled by amount_paid ÷ total, each rounded once).
+    let share = invoice.paid_share();
+    let scaled = |d: Decimal| {
+        if share == Decimal::ONE {
+            Ok(d)
+        } else {
+            d.checked_mul(share)
+                .ok_or(PlanError::Money(MoneyError::Overflow))
+        }
+    };
+    let base = Money::round_minor(scaled(Decimal::from(base_minor))?, currency)?;
+    let tier1 = Money::round_minor(scaled(exact)?, currency)?;
 
     let tier2 = match (&program.plan.tier2, program.tiers) {
         (Some(r2), Tiers::Two) => {
             let a = apply_reward(r2, is_first_sale, None, currency);
-            Money::round_minor(a.exact(base_minor)?, currency)?
+            Money::round_minor(scaled(a.exact(base_minor)?)?, currency)?
         }
         _ => zero,
     };

@@ -151,6 +151,62 @@ pub fn latest<S: Clone>(observations: &[Observation<S>]) -> BTreeMap<String, Obs
     out
 }
 
+/// What a `charge.refunded` event said about its charge: `amount_refunded`, which is
+/// cumulative (the sum of the charge's refunds that are pending or succeeded at that moment),
+/// and when. Since 2022-11-15 the event does not list the refunds themselves.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChargeView {
+    /// Minor units, cumulative.
+    pub amount_refunded: i64,
+    /// Business time of the event (`created`, ms).
+    pub at_ms: i64,
+    /// The event that said it.
+    pub event_id: String,
+}
+
+/// The later of two charge views (by business time, then event id).
+pub fn later_view(a: Option<ChargeView>, b: Option<ChargeView>) -> Option<ChargeView> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if (b.at_ms, &b.event_id) > (a.at_ms, &a.event_id) {
+            b
+        } else {
+            a
+        }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// What the refunds of a charge take back, in minor units, from two kinds of events:
+/// per-refund events (`refund.*`, `charge.refund.updated`: each refund's latest status) and
+/// `charge.refunded` (the charge's cumulative `amount_refunded`, `view`). The refunds' sum
+/// counts those pending or succeeded; the charge's view counts what it said, less the refunds
+/// seen failing or canceled **after** it (it could not know). The larger of the two wins, so
+/// a merchant subscribed to only one kind of event, or to both, gets the same amount:
+///
+/// `refunded = max(Σ refunds pending|succeeded, view.amount_refunded − Σ refunds given up after the view)`
+pub fn refunded(
+    refunds: &BTreeMap<String, Observation<RefundStatus>>,
+    view: Option<&ChargeView>,
+) -> i64 {
+    let by_refunds: i64 = refunds
+        .values()
+        .filter(|r| r.status.takes_back())
+        .map(|r| r.amount.max(0))
+        .fold(0i64, i64::saturating_add);
+    let by_view = view.map_or(0, |v| {
+        let given_up_since: i64 = refunds
+            .values()
+            .filter(|r| !r.status.takes_back() && (r.at_ms, &r.event_id) > (v.at_ms, &v.event_id))
+            .map(|r| r.amount.max(0))
+            .fold(0i64, i64::saturating_add);
+        v.amount_refunded
+            .max(0)
+            .saturating_sub(given_up_since)
+            .max(0)
+    });
+    by_refunds.max(by_view)
+}
+
 /// What the refunds and disputes of a charge take back, in minor units, at most the charge
 /// amount (each argument: the latest observation of each, [`latest`]).
 pub fn taken_back(
@@ -158,11 +214,17 @@ pub fn taken_back(
     refunds: &BTreeMap<String, Observation<RefundStatus>>,
     disputes: &BTreeMap<String, Observation<DisputeStatus>>,
 ) -> i64 {
-    let refunded: i64 = refunds
-        .values()
-        .filter(|r| r.status.takes_back())
-        .map(|r| r.amount.max(0))
-        .fold(0i64, i64::saturating_add);
+    taken_back_with_view(charge_amount, refunds, disputes, None)
+}
+
+/// [`taken_back`] with the charge's own view of its refunds ([`refunded`]).
+pub fn taken_back_with_view(
+    charge_amount: i64,
+    refunds: &BTreeMap<String, Observation<RefundStatus>>,
+    disputes: &BTreeMap<String, Observation<DisputeStatus>>,
+    view: Option<&ChargeView>,
+) -> i64 {
+    let refunded = refunded(refunds, view);
     let disputed: i64 = disputes
         .values()
         .filter(|d| d.status.takes_back())
@@ -532,6 +594,54 @@ mod tests {
             assert_eq!(got, expected, "case {i}");
             assert_eq!(after_moves(already, &moves).total(), target, "case {i}");
         }
+    }
+
+    #[test]
+    fn the_charge_view_and_the_refund_events_agree() {
+        use RefundStatus as R;
+        let view = |amount_refunded, at_ms| ChargeView {
+            amount_refunded,
+            at_ms,
+            event_id: format!("evt_ch_{at_ms}"),
+        };
+        // (refunds: amount, status, at; charge view; refunded)
+        type Case = (Vec<(i64, R, i64)>, Option<ChargeView>, i64);
+        let cases: Vec<Case> = vec![
+            // Only charge.refunded: its cumulative amount.
+            (vec![], Some(view(5000, 10)), 5000),
+            // Only refund events.
+            (
+                vec![(3000, R::Succeeded, 10), (2000, R::Pending, 11)],
+                None,
+                5000,
+            ),
+            // Both, agreeing.
+            (vec![(5000, R::Succeeded, 10)], Some(view(5000, 10)), 5000),
+            // A refund the events did not name (not subscribed to refund.created).
+            (vec![(2000, R::Succeeded, 5)], Some(view(5000, 10)), 5000),
+            // A refund failed after the charge said so: the view is stale by it.
+            (vec![(5000, R::Failed, 20)], Some(view(5000, 10)), 0),
+            (vec![(3000, R::Failed, 20)], Some(view(5000, 10)), 2000),
+            // ... failed before the view: the view already left it out.
+            (vec![(3000, R::Failed, 5)], Some(view(2000, 10)), 2000),
+        ];
+        for (i, (refunds, v, expected)) in cases.into_iter().enumerate() {
+            let obs: Vec<_> = refunds
+                .iter()
+                .enumerate()
+                .map(|(n, (a, s, at))| refund(&format!("re_{n}"), *a, *s, *at))
+                .collect();
+            assert_eq!(refunded(&latest(&obs), v.as_ref()), expected, "case {i}");
+        }
+        assert_eq!(
+            later_view(Some(view(1, 10)), Some(view(2, 20))),
+            Some(view(2, 20))
+        );
+        assert_eq!(
+            later_view(Some(view(2, 20)), Some(view(1, 10))),
+            Some(view(2, 20))
+        );
+        assert_eq!(later_view(None, Some(view(1, 10))), Some(view(1, 10)));
     }
 
     #[test]

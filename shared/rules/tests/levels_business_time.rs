@@ -53,6 +53,7 @@ fn inv(id: &str, d: u32) -> InvoiceFacts {
         paid_at: day(d),
         lines: vec![SaleLine::new(SUB, Money::new(9_900, Currency::USD))],
         currency: Currency::USD,
+        payment: None,
     }
 }
 

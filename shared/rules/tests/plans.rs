@@ -63,6 +63,7 @@ fn invoice(id: &str, paid_at: DateTime<Utc>, lines: Vec<SaleLine>) -> InvoiceFac
         paid_at,
         lines,
         currency,
+        payment: None,
     }
 }
 /// A $`minor` subscription invoice in month `n`.
@@ -844,6 +845,7 @@ fn arb_invoices() -> impl Strategy<Value = Vec<InvoiceFacts>> {
                 paid_at: utc(2025, 1, 1, 0) + chrono::TimeDelta::days(i64::from(day) * 15),
                 lines,
                 currency: Currency::USD,
+                payment: None,
             })
             .collect()
     })

@@ -62,6 +62,7 @@ fn sub(n: u32) -> InvoiceFacts {
         paid_at: month(n),
         lines: vec![SaleLine::new(SUB, usd(9900))],
         currency: Currency::USD,
+        payment: None,
     }
 }
 /// A $99 subscription and a $200 course on one invoice in month `n`.
@@ -340,6 +341,7 @@ fn an_edit_never_books_adjustments_on_what_was_earned() {
         paid_at: month(4),
         lines: vec![SaleLine::new(COURSE, usd(20000))],
         currency: Currency::USD,
+        payment: None,
     };
     let (rows, diff) = book(&removed, &[sub_and_course(1)], course_only);
     assert_eq!(rows[1].reason, CommissionReason::NoEligibleLines);

@@ -4,6 +4,7 @@
 use chrono::Datelike;
 use rules::attribution::{AttributionMethod, BindingCause};
 use rules::plan::{InvoiceCommission, InvoiceFacts};
+use rules::refund::ReversedSoFar;
 use rules::Currency;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -152,6 +153,33 @@ pub struct CommissionRow {
     /// invite, manual), for an operator's review.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attributed_by: Option<AttributionMethod>,
+    /// Taken back by refunds and disputes of the sale's charge, out of `pending` (net of what
+    /// was given back), minor units.
+    #[serde(default)]
+    pub reversed_pending: i64,
+    /// Taken back out of `available` (clawed back), net of what was given back.
+    #[serde(default)]
+    pub reversed_available: i64,
+}
+
+impl CommissionRow {
+    /// What has been taken back so far, by bucket.
+    pub fn reversed(&self) -> ReversedSoFar {
+        ReversedSoFar {
+            from_pending: self.reversed_pending,
+            from_available: self.reversed_available,
+        }
+    }
+
+    /// The commission net of what refunds and disputes took back.
+    pub fn net(&self) -> i64 {
+        self.amount - self.reversed_pending - self.reversed_available
+    }
+
+    /// What the commission holds in `pending` while it is in the hold (what a release moves).
+    pub fn pending_net(&self) -> i64 {
+        self.amount - self.reversed_pending
+    }
 }
 
 /// A paid invoice that no binding covered yet, per program.
@@ -222,6 +250,55 @@ pub async fn sales_state(
         .get_as(&keys::sales_state(program_id, customer_key))
         .await?
         .unwrap_or_default())
+}
+
+/// One invoice row of a customer.
+pub async fn get_invoice_row(
+    table: &Table,
+    program_id: &str,
+    customer_key: &str,
+    invoice_id: &str,
+) -> Result<Option<CustomerInvoiceRow>, StoreError> {
+    table
+        .get_as(&keys::customer_invoice(
+            program_id,
+            customer_key,
+            invoice_id,
+        ))
+        .await
+}
+
+/// Several invoice rows, `(program, customer, invoice)` each, in one `BatchGetItem`; those
+/// not found are absent.
+pub async fn invoice_rows(
+    table: &Table,
+    wanted: &[(String, String, String)],
+) -> Result<Vec<CustomerInvoiceRow>, StoreError> {
+    let keys_wanted: Vec<_> = wanted
+        .iter()
+        .map(|(p, c, i)| keys::customer_invoice(p, c, i))
+        .collect();
+    table
+        .batch_get(&keys_wanted)
+        .await?
+        .into_values()
+        .map(|item| serde_dynamo::from_item(item).map_err(StoreError::from))
+        .collect()
+}
+
+/// Several commissions, `(partner, commission id)` each, in one `BatchGetItem`; those not
+/// found are absent.
+pub async fn commissions(
+    table: &Table,
+    wanted: &[(String, String)],
+) -> Result<Vec<CommissionRow>, StoreError> {
+    let keys_wanted: Vec<_> = wanted.iter().map(|(p, c)| keys::commission(p, c)).collect();
+    table
+        .batch_get(&keys_wanted)
+        .await?
+        .into_values()
+        .map(|item| serde_dynamo::from_item(item).map_err(StoreError::from))
+        .collect()
 }
 
 pub async fn customer_invoices(
@@ -641,55 +718,126 @@ pub fn put_new_commission(tx: &mut Tx, c: &CommissionRow) -> Result<(), StoreErr
 /// Change a commission's amount by `delta` (a re-pricing), with its new reason, if it is still
 /// in `read_state`, the state whose bucket the adjustment's `adjusted` entry moves; fails the
 /// transaction (`ConditionFailed{"commission adjustment"}`) if a release moved it since it was
-/// read, so the caller reads again and adjusts the bucket the money is in now.
+/// read, so the caller reads again and adjusts the bucket the money is in now. `reversal`:
+/// what refunds and disputes have taken back after this change (the re-pricing moves the
+/// reversal target with the amount), conditional on what was read.
 pub fn adjust_commission(
     tx: &mut Tx,
-    partner_id: &str,
-    commission_id: &str,
-    read_state: CommissionState,
+    read: &CommissionRow,
     delta: i64,
     reason: &str,
+    reversal: Option<ReversedSoFar>,
 ) -> Result<(), StoreError> {
+    let mut spec = UpdateSpec::new()
+        .add_n("amount", delta)
+        .set_s("reason", reason);
+    if let Some(r) = reversal {
+        spec = spec
+            .set_n("reversed_pending", r.from_pending)
+            .set_n("reversed_available", r.from_available);
+    }
+    let (expr, names, values) = read_condition(read, false);
     tx.update(
-        &keys::commission(partner_id, commission_id),
-        UpdateSpec::new()
-            .add_n("amount", delta)
-            .set_s("reason", reason)
-            .condition(
-                "#state = :read_state",
-                &[("#state", "state")],
-                vec![(":read_state", AttributeValue::S(read_state.as_str().into()))],
-            ),
+        &keys::commission(&read.partner_id, &read.commission_id),
+        spec.condition(&expr, &names, values),
         "commission adjustment",
     )
 }
 
-/// Release a pending commission of `read_amount` (the amount its `released` entry moves):
-/// state `available`, out of the release index; fails the transaction (`ConditionFailed`) if it
-/// is no longer pending or an adjustment changed its amount since it was read.
-pub fn release_commission(
+/// Set the amount of a commission (a re-attributed sale's commission of its previous partner
+/// goes to 0) and what is taken back, conditional on the state, amount and reversal read.
+pub fn set_commission(
     tx: &mut Tx,
-    partner_id: &str,
-    commission_id: &str,
-    read_amount: i64,
+    read: &CommissionRow,
+    amount: i64,
+    reason: &str,
+    reversal: ReversedSoFar,
 ) -> Result<(), StoreError> {
+    let (expr, names, values) = read_condition(read, true);
     tx.update(
-        &keys::commission(partner_id, commission_id),
+        &keys::commission(&read.partner_id, &read.commission_id),
+        UpdateSpec::new()
+            .set_n("amount", amount)
+            .set_s("reason", reason)
+            .set_n("reversed_pending", reversal.from_pending)
+            .set_n("reversed_available", reversal.from_available)
+            .condition(&expr, &names, values),
+        "commission adjustment",
+    )
+}
+
+/// Record what refunds and disputes have taken back from a commission (its `reversed`,
+/// `clawed_back` and `adjusted` entries are in the same transaction), conditional on the state,
+/// amount and reversal read: a release, re-pricing or another reversal in between fails the
+/// transaction (`ConditionFailed{"commission reversal"}`), and the caller computes again.
+pub fn set_commission_reversal(
+    tx: &mut Tx,
+    read: &CommissionRow,
+    reversal: ReversedSoFar,
+) -> Result<(), StoreError> {
+    let (expr, names, values) = read_condition(read, true);
+    tx.update(
+        &keys::commission(&read.partner_id, &read.commission_id),
+        UpdateSpec::new()
+            .set_n("reversed_pending", reversal.from_pending)
+            .set_n("reversed_available", reversal.from_available)
+            .condition(&expr, &names, values),
+        "commission reversal",
+    )
+}
+
+/// The condition "the commission is as read": its state, and with `amount_too` its amount;
+/// always its reversal (absent on rows written before reversals were kept counts as 0).
+fn read_condition(
+    read: &CommissionRow,
+    amount_too: bool,
+) -> (
+    String,
+    Vec<(&'static str, &'static str)>,
+    Vec<(&'static str, AttributeValue)>,
+) {
+    let mut expr = vec!["#state = :read_state".to_string()];
+    let mut names = vec![("#state", "state")];
+    let mut values = vec![(":read_state", AttributeValue::S(read.state.as_str().into()))];
+    if amount_too {
+        expr.push("#amount = :read_amount".into());
+        names.push(("#amount", "amount"));
+        values.push((":read_amount", AttributeValue::N(read.amount.to_string())));
+    }
+    for (name, attr, placeholder, v) in [
+        ("#rp", "reversed_pending", ":read_rp", read.reversed_pending),
+        (
+            "#ra",
+            "reversed_available",
+            ":read_ra",
+            read.reversed_available,
+        ),
+    ] {
+        names.push((name, attr));
+        values.push((placeholder, AttributeValue::N(v.to_string())));
+        expr.push(if v == 0 {
+            format!("(attribute_not_exists({name}) OR {name} = {placeholder})")
+        } else {
+            format!("{name} = {placeholder}")
+        });
+    }
+    (expr.join(" AND "), names, values)
+}
+
+/// Release a pending commission as read (its `released` entry moves [`CommissionRow::pending_net`]):
+/// state `available`, out of the release index; fails the transaction (`ConditionFailed`) if it
+/// is no longer pending, or an adjustment or reversal changed it since it was read.
+pub fn release_commission(tx: &mut Tx, read: &CommissionRow) -> Result<(), StoreError> {
+    let mut pending = read.clone();
+    pending.state = CommissionState::Pending;
+    let (expr, names, values) = read_condition(&pending, true);
+    tx.update(
+        &keys::commission(&read.partner_id, &read.commission_id),
         UpdateSpec::new()
             .set_s("state", CommissionState::Available.as_str())
             .remove(keys::GSI2PK)
             .remove(keys::GSI2SK)
-            .condition(
-                "#state = :pending AND #amount = :read_amount",
-                &[("#state", "state"), ("#amount", "amount")],
-                vec![
-                    (
-                        ":pending",
-                        AttributeValue::S(CommissionState::Pending.as_str().into()),
-                    ),
-                    (":read_amount", AttributeValue::N(read_amount.to_string())),
-                ],
-            ),
+            .condition(&expr, &names, values),
         "commission state",
     )
 }

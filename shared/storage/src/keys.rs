@@ -397,6 +397,36 @@ pub fn payable_pk(program_id: &str, shard: u32) -> String {
     format!("PAYABLE#{program_id}#{shard}")
 }
 
+// ---- money going back: refunds and disputes of a charge -------------------------------
+
+/// A charge's refunds and disputes, and the invoices booked on it (the join of money going back
+/// to commissions). `charge_key` is the charge id (`ch_…`), or the payment intent (`pi_…`) of a
+/// payment without a charge.
+pub fn charge(charge_key: &str) -> Key {
+    Key::new(format!("CHARGE#{charge_key}"), "CHARGE")
+}
+/// GSI1 of a charge whose customer is known: a customer's charges with money going back.
+pub fn customer_charges_gsi(customer_key: &str, at_ms: i64, charge_key: &str) -> (String, String) {
+    (
+        customer_charges_pk(customer_key),
+        format!("{}#{charge_key}", ts(at_ms)),
+    )
+}
+pub fn customer_charges_pk(customer_key: &str) -> String {
+    format!("CUSTCHARGES#{customer_key}")
+}
+/// GSI2 of a charge with refunds or disputes but no booked sale yet (sparse: removed once a
+/// sale is booked on it), by the month (`YYYY-MM`, business time) it was first seen.
+pub fn parked_charge_gsi(month: &str, at_ms: i64, charge_key: &str) -> (String, String) {
+    (
+        parked_charges_pk(month),
+        format!("{}#{charge_key}", ts(at_ms)),
+    )
+}
+pub fn parked_charges_pk(month: &str) -> String {
+    format!("CHARGES_PARKED#{month}")
+}
+
 // ---- payouts ---------------------------------------------------------------------------
 
 /// A payout run of a program on a payout date.

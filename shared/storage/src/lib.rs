@@ -9,6 +9,7 @@
 //! `testing` (moto configuration, fresh tables and queues) and `metrics` (the request counter).
 
 pub mod attention;
+pub mod charges;
 pub mod clock;
 pub mod customers;
 pub mod error;

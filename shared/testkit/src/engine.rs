@@ -162,6 +162,7 @@ pub fn invoice(
             paid_at: chrono::DateTime::from_timestamp_millis(at_ms).expect("business time"),
             lines,
             currency: Currency::USD,
+            payment: None,
         },
     }
 }

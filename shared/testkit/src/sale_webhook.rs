@@ -9,8 +9,8 @@ use sale_webhook::policy::EventPolicy;
 use sale_webhook::signature::sign_header;
 use sale_webhook::sink::NewAttention;
 use sale_webhook::{
-    BindOutcome, BindRequest, Deps, PaidInvoice, PaymentFailed, SaleOutcome, SaleSink,
-    SigningSecrets, SinkError, SubscriptionEnded,
+    BindOutcome, BindRequest, Deps, MoneyBack, MoneyBackOutcome, PaidInvoice, PaymentFailed,
+    SaleOutcome, SaleSink, SigningSecrets, SinkError, SubscriptionEnded,
 };
 use storage::ManualClock;
 
@@ -76,6 +76,7 @@ pub enum Call {
     InvoicePaid(PaidInvoice),
     PaymentFailed(PaymentFailed),
     SubscriptionEnded(SubscriptionEnded),
+    MoneyBack(MoneyBack),
     /// A needs-attention record: its id and reason code.
     NeedsAttention {
         id: String,
@@ -144,6 +145,12 @@ impl SaleSink for RecordingSink {
     }
     async fn subscription_ended(&self, e: SubscriptionEnded) -> Result<(), SinkError> {
         self.record(Call::SubscriptionEnded(e))
+    }
+    async fn money_back(&self, m: MoneyBack) -> Result<MoneyBackOutcome, SinkError> {
+        self.record(Call::MoneyBack(m))?;
+        Ok(MoneyBackOutcome::Applied {
+            commission_ids: vec!["demo:in_demo1:t1".into()],
+        })
     }
     /// Recorded; fails only with a retryable failure (a permanent one would be parked again).
     async fn needs_attention(&self, rec: &NewAttention<'_>) -> Result<String, SinkError> {

@@ -10,6 +10,7 @@ use rules::plan::{
 };
 use rules::schedule::available_at;
 use rules::{Bucket, EntryKind, Money, Program, ProgramVersions};
+use storage::charges::{self, ChargeBooking, ChargeRow};
 use storage::customers::{
     self, BindingRow, CommissionRow, CommissionState, CustomerInvoiceRow, SalesStateRow,
     UnattributedRow,
@@ -20,6 +21,7 @@ use storage::{keys, StoreError, Tx};
 
 use super::earned_message_id;
 use super::levels::{self, LevelEffect};
+use super::reversals::{post_reversal, reversal_for};
 use crate::{Engine, EngineError, OPTIMISTIC_ATTEMPTS};
 
 /// Actions one booking may use by default ([`Engine::tx_budget`]); the rest of a large
@@ -155,6 +157,9 @@ async fn book_customer_inner(
     let mut repeated: Vec<String> = vec![];
     let mut new = new;
     let mut preloaded = preloaded;
+    // The new sale's charge is assumed to have no refunds yet (no read); a charge item that
+    // exists fails the write, and the next attempt reads it.
+    let mut read_new_charge = false;
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -229,6 +234,7 @@ async fn book_customer_inner(
                 program,
                 customer_key,
                 state.version + 1,
+                read_new_charge,
                 &mut tx,
                 &mut envelopes,
             )
@@ -257,6 +263,9 @@ async fn book_customer_inner(
             }
             // The binding the sale was attributed with moved: the caller decides again.
             Err(e) if e.is_condition_failed_on("binding") => return Err(e.into()),
+            // The sale's charge has refunds or disputes already (or another writer of it
+            // committed): read it and apply them.
+            Err(e) if e.is_condition_failed_on("charge") => read_new_charge = true,
             // Another booking of this customer committed first: read again and decide again.
             Err(StoreError::ConditionFailed { .. }) => {}
             Err(e) => return Err(e.into()),
@@ -504,14 +513,95 @@ async fn plan_booking(
 }
 
 impl BookingPlan {
+    /// The charge items of the invoices this plan changes (refunds and disputes on them move
+    /// with their commissions), with the version read, and the invoice's booking on each. The
+    /// new invoice's charge is not read unless `read_new_charge`: it is assumed new.
+    async fn charges(
+        &self,
+        engine: &Engine,
+        program: &Program,
+        customer_key: &str,
+        read_new_charge: bool,
+    ) -> Result<BTreeMap<String, (ChargeRow, u64)>, EngineError> {
+        let rows: BTreeMap<&str, &CustomerInvoiceRow> = self
+            .rows
+            .iter()
+            .map(|r| (r.facts.invoice_id.as_str(), r))
+            .collect();
+        let mut wanted: Vec<(&CustomerInvoiceRow, String)> = vec![];
+        for (invoice_id, _) in &self.changes {
+            if let Some(row) = rows.get(invoice_id.as_str()) {
+                if let Some(k) = row.facts.charge_key().filter(|k| keys::safe_id(k)) {
+                    wanted.push((row, k.to_string()));
+                }
+            }
+        }
+        if let Some(new_id) = &self.new_invoice {
+            if let Some(row) = rows.get(new_id.as_str()) {
+                if let Some(k) = row.facts.charge_key().filter(|k| keys::safe_id(k)) {
+                    if !wanted.iter().any(|(_, w)| w == k) {
+                        wanted.push((row, k.to_string()));
+                    }
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let to_read: Vec<String> = wanted
+            .iter()
+            .filter(|(row, _)| {
+                read_new_charge
+                    || self.new_invoice.as_deref() != Some(row.facts.invoice_id.as_str())
+            })
+            .map(|(_, k)| k.clone())
+            .collect();
+        let mut found: BTreeMap<String, (ChargeRow, u64)> = if to_read.is_empty() {
+            BTreeMap::new()
+        } else {
+            charges::get_many(&engine.table, &to_read)
+                .await?
+                .into_iter()
+                .map(|c| (c.charge_key.clone(), (c.clone(), c.version)))
+                .collect()
+        };
+        for (row, k) in wanted {
+            let (charge, _) = found
+                .entry(k.clone())
+                .or_insert_with(|| (ChargeRow::new(&k, row.facts.paid_at.timestamp_millis()), 0));
+            let payment = row.facts.payment.as_ref();
+            charge.add_booking(ChargeBooking {
+                program_id: program.id.clone(),
+                customer_key: customer_key.to_string(),
+                invoice_id: row.facts.invoice_id.clone(),
+                amount_paid: payment.map_or(0, |p| p.amount_paid),
+            });
+            if charge.customer_key.is_none() && keys::safe_id(customer_key) {
+                charge.customer_key = Some(customer_key.to_string());
+            }
+            if charge.invoice_id.is_none() {
+                charge.invoice_id = Some(row.facts.invoice_id.clone());
+            }
+            if charge.payment_intent.is_none() {
+                charge.payment_intent = payment.and_then(|p| p.payment_intent.clone());
+            }
+            if charge.currency.is_none() {
+                charge.currency = Some(row.facts.currency);
+            }
+        }
+        Ok(found)
+    }
+
     /// Add this plan's writes to `tx`; returns the commission ids touched and whether the plan
     /// fitted in this transaction.
+    #[allow(clippy::too_many_arguments)]
     async fn write(
         &self,
         engine: &Engine,
         program: &Program,
         customer_key: &str,
         version: u64,
+        read_new_charge: bool,
         tx: &mut Tx,
         envelopes: &mut Vec<messages::Envelope>,
     ) -> Result<(Vec<String>, bool), EngineError> {
@@ -524,27 +614,46 @@ impl BookingPlan {
             .iter()
             .map(|r| (r.facts.invoice_id.as_str(), r))
             .collect();
+        let charges = self
+            .charges(engine, program, customer_key, read_new_charge)
+            .await?;
+        let mut charges_written: BTreeSet<String> = BTreeSet::new();
         let mut written_rows = BTreeSet::new();
         // The new invoice first: it must be in the transaction that holds its marker.
         let mut groups: Vec<&(String, Vec<CommissionChange>)> = self.changes.iter().collect();
         groups.sort_by_key(|(id, _)| Some(id) != self.new_invoice.as_ref());
         for (invoice_id, changes) in groups {
-            // An invoice needs its row and, per tier, a commission, an entry and an outbox
-            // message, plus up to two balance items not yet in the transaction.
-            let reversal = self.moved.get(invoice_id.as_str());
-            let cost = 1 + changes.len() * 3 + 2 + reversal.map_or(0, |_| 2 * 2 + 2);
-            if !written_rows.is_empty() && tx.len() + cost > budget {
-                complete = false;
-                break;
-            }
             let Some(row) = rows.get(invoice_id.as_str()) else {
                 return Err(EngineError::Inconsistent(format!(
                     "change for {invoice_id} without its row"
                 )));
             };
+            let charge = row
+                .facts
+                .charge_key()
+                .and_then(|k| charges.get(k))
+                .map(|(c, v)| (c, *v));
+            // An invoice needs its row and, per tier, a commission, an entry and an outbox
+            // message, plus up to two balance items not yet in the transaction; with a charge,
+            // the charge item and per tier up to two reversal entries and a message.
+            let reversal = self.moved.get(invoice_id.as_str());
+            let cost = 1
+                + changes.len() * 3
+                + 2
+                + reversal.map_or(0, |_| 2 * 2 + 2)
+                + charge.map_or(0, |_| 1 + changes.len() * 3);
+            if !written_rows.is_empty() && tx.len() + cost > budget {
+                complete = false;
+                break;
+            }
             if let Some(m) = reversal {
                 reverse_moved(engine, program, invoice_id, m, version, self.at_ms, tx).await?;
             }
+            let booking = charge.and_then(|(c, _)| {
+                c.bookings
+                    .iter()
+                    .find(|b| b.program_id == program.id && b.invoice_id == *invoice_id)
+            });
             for ch in changes {
                 let (partner_id, tier) = match ch.tier {
                     CommissionTier::Tier1 => (row.partner_id.clone(), 1u8),
@@ -567,7 +676,7 @@ impl BookingPlan {
                     {
                         let paid_ms = ch.paid_at.timestamp_millis();
                         let avail = available_at(ch.paid_at, program.hold_days).timestamp_millis();
-                        let c = CommissionRow {
+                        let mut c = CommissionRow {
                             commission_id: cid.clone(),
                             partner_id: partner_id.clone(),
                             program_id: program.id.clone(),
@@ -584,7 +693,16 @@ impl BookingPlan {
                             reason: reason_text(&row.booked, tier),
                             source_event: source.clone(),
                             attributed_by: row.attributed_by,
+                            reversed_pending: 0,
+                            reversed_available: 0,
                         };
+                        // Refunds or disputes of its charge that came first are applied now.
+                        let taken =
+                            charge.map(|(cr, _)| (cr, reversal_for(cr, booking, &c, c.amount)));
+                        if let Some((_, r)) = &taken {
+                            c.reversed_pending = r.after.from_pending;
+                            c.reversed_available = r.after.from_available;
+                        }
                         customers::put_new_commission(tx, &c)?;
                         let entry = LedgerEntry::new(
                             format!("earned:{cid}"),
@@ -623,6 +741,14 @@ impl BookingPlan {
                             storage::outbox::enqueue(tx, &env)?;
                             envelopes.push(env);
                         }
+                        if let (Some((cr, r)), Some((_, v))) = (&taken, charge) {
+                            let before = CommissionRow {
+                                reversed_pending: 0,
+                                reversed_available: 0,
+                                ..c.clone()
+                            };
+                            post_reversal(tx, program, cr, v + 1, &before, r, envelopes)?;
+                        }
                     }
                     (_, None) => {
                         return Err(EngineError::Inconsistent(format!(
@@ -649,18 +775,31 @@ impl BookingPlan {
                         )?
                         .for_commission(&cid);
                         ledger::post(tx, &entry)?;
+                        // The reversal target moves with the amount.
+                        let taken = charge.map(|(cr, v)| {
+                            (
+                                cr,
+                                v,
+                                reversal_for(cr, booking, &c, c.amount + ch.amount.minor),
+                            )
+                        });
                         // Conditional on the state read: a release in between retries the booking.
                         customers::adjust_commission(
                             tx,
-                            &partner_id,
-                            &cid,
-                            c.state,
+                            &c,
                             ch.amount.minor,
                             &reason,
+                            taken.as_ref().map(|(_, _, r)| r.after),
                         )?;
+                        if let Some((cr, v, r)) = &taken {
+                            post_reversal(tx, program, cr, v + 1, &c, r, envelopes)?;
+                        }
                     }
                 }
                 ids.push(cid);
+            }
+            if let Some(k) = row.facts.charge_key() {
+                charges_written.insert(k.to_string());
             }
             customers::put_invoice_row(tx, row)?;
             written_rows.insert(invoice_id.clone());
@@ -672,7 +811,19 @@ impl BookingPlan {
                     complete = false;
                     continue;
                 }
+                if is_new {
+                    if let Some(k) = row.facts.charge_key() {
+                        charges_written.insert(k.to_string());
+                    }
+                }
                 customers::put_invoice_row(tx, row)?;
+            }
+        }
+        // Each charge whose commissions this transaction moved (or whose sale it books): the
+        // item a refund of that charge writes too, so the two see each other.
+        for k in &charges_written {
+            if let Some((c, v)) = charges.get(k) {
+                charges::put(tx, c, *v)?;
             }
         }
         if let Some(l) = &self.level {
@@ -719,21 +870,24 @@ async fn reverse_moved(
             amount,
             tier_name(tier)
         );
-        let entry = LedgerEntry::new(
-            format!("reattributed:{cid}:v{version}"),
-            partner_id,
-            &program.id,
-            amount.currency,
-            EntryKind::Adjusted,
-            -c.amount,
-            Some(bucket),
-            at_ms,
-            reason.clone(),
-            c.source_event.clone(),
-        )?
-        .for_commission(&cid);
-        ledger::post(tx, &entry)?;
-        customers::adjust_commission(tx, partner_id, &cid, c.state, -c.amount, &reason)?;
+        // What the commission holds net of refunds goes; what they took back stays taken.
+        if c.net() != 0 {
+            let entry = LedgerEntry::new(
+                format!("reattributed:{cid}:v{version}"),
+                partner_id,
+                &program.id,
+                amount.currency,
+                EntryKind::Adjusted,
+                -c.net(),
+                Some(bucket),
+                at_ms,
+                reason.clone(),
+                c.source_event.clone(),
+            )?
+            .for_commission(&cid);
+            ledger::post(tx, &entry)?;
+        }
+        customers::set_commission(tx, &c, 0, &reason, Default::default())?;
     }
     Ok(())
 }

@@ -14,16 +14,21 @@
 //! * [`waiting`]: once a customer is bound, the customer's sales that were waiting for it; and
 //!   the periodic sweep that books any whose binding came without that step.
 //! * [`side_events`]: payment failed, subscription ended.
+//! * [`money_back`]: refunds and disputes of a charge take back from the commissions of the
+//!   sales booked on it, pro rata ([`reversals`], shared with the booking).
 
 pub mod booking;
 pub mod intake;
 pub mod levels;
+pub mod money_back;
+mod reversals;
 pub mod side_events;
 pub mod waiting;
 
 pub use booking::reconcile_customer;
 pub use intake::{invoice_paid, PaidInvoice, SaleOutcome};
 pub use levels::reprice_after_level_change;
+pub use money_back::{money_back, MoneyBack, MoneyBackOutcome};
 pub use side_events::{
     invoice_payment_failed, subscription_ended, PaymentFailed, SubscriptionEnded,
 };
