@@ -177,15 +177,6 @@ async fn an_untested_api_version_waits_for_an_operator() {
     ]);
     assert!(open_records(&stack).is_empty());
     assert_eq!(bob(&stack)["balances"][0]["pending"], json!(2475));
-
-    // A refund is not applied to commissions yet (issue 11): it is kept for the operator, who
-    // sees it before bob's commission is paid; the commission itself is untouched.
-    let t = stripe::next_second().await;
-    deliver_parked(&stack, &stripe::event("charge.refunded", t), t).await;
-    let open = open_records(&stack);
-    assert_eq!(open[0]["id"], "stripe:evt_demo_charge_refunded", "{open:?}");
-    assert_eq!(open[0]["reason_code"], "refund-not-applied", "{open:?}");
-    assert_eq!(bob(&stack)["balances"][0]["pending"], json!(2475));
 }
 
 fn month_now() -> String {

@@ -229,7 +229,7 @@ async fn an_outbox_message_whose_first_send_failed_is_delivered_by_the_sweep() {
     let report = run(&stack, "outbox-sweep", created + 600_000).await;
     assert_eq!(
         report["sent"],
-        json!({"commission_earned": 2, "partner_invite": 0}),
+        json!({"commission_earned": 2, "commission_reversed": 0, "partner_invite": 0}),
         "{report:#}"
     );
     assert_eq!(outbox(&stack, "commission_earned"), (0, vec![]));
@@ -288,6 +288,7 @@ async fn a_message_of_a_kind_without_a_consumer_stays_in_the_outbox() {
         kinds,
         vec![
             ("commission_earned".into(), "EMAIL_QUEUE_URL".into(), 2),
+            ("commission_reversed".into(), "EMAIL_QUEUE_URL".into(), 0),
             ("partner_invite".into(), "EMAIL_QUEUE_URL".into(), 0),
             ("crm_sync_partner".into(), "CRM_SYNC_QUEUE_URL".into(), 0),
         ]

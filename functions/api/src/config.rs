@@ -88,8 +88,8 @@ mod tests {
         ])
         .expect("config");
         assert_eq!(c.keys.all().count(), 3);
-        // The e-mail consumer's kinds (commission_earned, partner_invite).
-        assert_eq!(c.outbox_routes.routed_kinds().len(), 2);
+        // The e-mail consumer's kinds (commission_earned, commission_reversed, partner_invite).
+        assert_eq!(c.outbox_routes.routed_kinds().len(), 3);
         assert!(load(&[(TRACKING_KEY_ENV, K), ("EMAIL_QUEUE_URL", " ")])
             .expect("config")
             .outbox_routes

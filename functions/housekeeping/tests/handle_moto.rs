@@ -259,6 +259,7 @@ async fn the_outbox_sweep_delivers_what_the_immediate_send_failed_to() {
             at_ms: T0 + 600_000,
             sent: [
                 ("commission_earned".to_string(), 1),
+                ("commission_reversed".to_string(), 0),
                 ("partner_invite".to_string(), 0)
             ]
             .into_iter()

@@ -4,12 +4,13 @@
 use base64::Engine as _;
 use lambda_http::http::StatusCode;
 use lambda_http::Body;
-use rules::plan::{InvoiceFacts, SaleLine};
+use rules::plan::{InvoiceFacts, InvoicePayment, SaleLine};
+use rules::refund::{ChargeView, DisputeStatus, RefundStatus};
 use rules::{Currency, Money};
 use sale_webhook::signature::{sign_header, sign_hex};
 use sale_webhook::{
-    handle, BindOutcome, BindRejection, BindRequest, BindSource, PaidInvoice, PaymentFailed,
-    SaleOutcome, SinkError, SubscriptionEnded,
+    handle, BindOutcome, BindRejection, BindRequest, BindSource, ChargeFact, MoneyBack,
+    PaidInvoice, PaymentFailed, SaleOutcome, SinkError, SubscriptionEnded,
 };
 use testkit::sale_webhook::*;
 
@@ -144,7 +145,12 @@ async fn invoice_paid_flags_overage_and_excluded_lines() {
                     line("prod_sms", 2000, false, true),
                 ],
                 currency: Currency::USD,
-                payment: None,
+                payment: Some(InvoicePayment {
+                    charge_key: Some("ch_demo1".into()),
+                    payment_intent: Some("pi_demo1".into()),
+                    amount_paid: 13_400,
+                    total: 13_400,
+                }),
             },
         })]
     );
@@ -368,32 +374,68 @@ async fn subscription_deleted_reaches_the_engine() {
 }
 
 #[tokio::test]
-async fn refunds_and_disputes_are_kept_for_an_operator_until_they_are_applied() {
-    for (name, code, id) in [
-        (
-            "charge.refunded",
-            "refund-not-applied",
-            "stripe:evt_demo_charge_refunded",
-        ),
-        (
-            "charge.dispute.created",
-            "dispute-not-applied",
-            "stripe:evt_demo_dispute_created",
-        ),
-        (
-            "charge.dispute.closed",
-            "dispute-not-applied",
-            "stripe:evt_demo_dispute_closed",
-        ),
+async fn refunds_and_disputes_reach_the_engine_keyed_by_charge() {
+    let (a, calls) = deliver("charge.refunded").await;
+    assert_received(&a, "money_back_applied");
+    assert_eq!(
+        calls,
+        vec![Call::MoneyBack(MoneyBack {
+            event_id: "evt_demo_charge_refunded".into(),
+            at_ms: 1_741_564_800_000,
+            charge_key: "ch_demo1".into(),
+            payment_intent: Some("pi_demo1".into()),
+            invoice_id: Some("in_demo1".into()),
+            customer_key: Some("cus_demo1".into()),
+            currency: Some(rules::Currency::USD),
+            fact: ChargeFact::Charge {
+                amount: 13_400,
+                view: ChargeView {
+                    amount_refunded: 5_000,
+                    at_ms: 1_741_564_800_000,
+                    event_id: "evt_demo_charge_refunded".into(),
+                },
+            },
+        })]
+    );
+    for (name, status) in [
+        ("charge.dispute.created", DisputeStatus::NeedsResponse),
+        ("charge.dispute.closed", DisputeStatus::Lost),
     ] {
         let (a, calls) = deliver(name).await;
-        assert_received(&a, "needs_attention");
-        let detail = a.json["detail"].as_str().unwrap_or_default();
-        assert!(detail.contains("not applied to commissions"), "{detail}");
-        let expected = vec![(id.to_string(), code.to_string())];
-        assert_eq!(parked(&calls), expected, "{name}");
-        assert_eq!(calls.len(), 1, "{name}: nothing else reaches the engine");
+        assert_received(&a, "money_back_applied");
+        let [Call::MoneyBack(m)] = calls.as_slice() else {
+            panic!("{name}: {calls:?}");
+        };
+        assert_eq!(m.charge_key, "ch_demo2", "{name}");
+        let ChargeFact::Dispute(d) = &m.fact else {
+            panic!("{name}: {m:?}");
+        };
+        assert_eq!(
+            (d.id.as_str(), d.amount, d.status),
+            ("dp_demo1", 9_900, status)
+        );
     }
+    // A refund object: its charge, its status; an unknown status is not guessed.
+    let ev = event_json("charge.dispute.created");
+    let mut stripe = stripe_of(&ev);
+    stripe["type"] = "refund.updated".into();
+    stripe["data"]["object"] = serde_json::json!({
+        "id": "re_1", "object": "refund", "amount": 3300, "currency": "usd",
+        "status": "failed", "charge": "ch_demo1", "payment_intent": "pi_demo1"
+    });
+    let (a, calls) = deliver_body(&stripe.to_string()).await;
+    assert_received(&a, "money_back_applied");
+    let [Call::MoneyBack(m)] = calls.as_slice() else {
+        panic!("{calls:?}");
+    };
+    assert_eq!(m.charge_key, "ch_demo1");
+    assert!(
+        matches!(&m.fact, ChargeFact::Refund(r) if r.status == RefundStatus::Failed && r.amount == 3300)
+    );
+    stripe["data"]["object"]["status"] = "reversed_by_magic".into();
+    let (a, calls) = deliver_body(&stripe.to_string()).await;
+    assert_received(&a, "needs_attention");
+    assert_eq!(parked(&calls)[0].1, "unreadable");
     // An inquiry changes nothing.
     let ev = event_json("charge.dispute.created");
     let mut stripe = stripe_of(&ev);

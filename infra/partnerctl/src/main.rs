@@ -38,7 +38,8 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// A customer's binding in a program: partner, cause, history, sales waiting for attribution.
+    /// A customer's binding in a program: partner, cause, history, sales waiting for attribution,
+    /// and the customer's refunds and disputes (parked or applied).
     Customer {
         #[arg(long)]
         program: String,
@@ -95,7 +96,7 @@ enum Command {
     },
     /// Unsent outbox messages, with counts per kind (kinds without a consumer queue stay here).
     Outbox {
-        /// Only this kind (commission_earned, partner_invite, crm_sync_partner).
+        /// Only this kind (commission_earned, commission_reversed, partner_invite, crm_sync_partner).
         #[arg(long)]
         kind: Option<String>,
     },

@@ -109,7 +109,9 @@ mod tests {
         );
         let err = kinds_of(Some("payout")).unwrap_err().to_string();
         assert!(
-            err.contains("commission_earned, partner_invite, crm_sync_partner"),
+            err.contains(
+                "commission_earned, commission_reversed, partner_invite, crm_sync_partner"
+            ),
             "{err}"
         );
     }

@@ -1,7 +1,9 @@
 //! Read-only views for operators: a customer's binding and history, flagged self-referrals, a
-//! partner's commissions, ledger and balances, and sales waiting for attribution.
+//! partner's commissions (with what refunds and disputes took back), ledger and balances, a
+//! customer's refunds and disputes (parked or applied), and sales waiting for attribution.
 
 use serde::Serialize;
+use storage::charges::{self, ChargeRow};
 use storage::customers::{
     self, BindingHistoryRow, BindingRow, CommissionRow, FlagRow, UnattributedRow,
 };
@@ -71,6 +73,36 @@ pub struct CustomerView {
     pub binding: Option<BindingRow>,
     pub history: Vec<BindingHistoryRow>,
     pub waiting_sales: Vec<UnattributedRow>,
+    /// The customer's charges with refunds or disputes (or a sale booked on them), parked
+    /// (no sale booked yet) or applied.
+    pub money_back: Vec<MoneyBackView>,
+}
+
+/// A charge's refunds and disputes as the operator sees them.
+#[derive(Serialize)]
+pub struct MoneyBackView {
+    pub charge: ChargeRow,
+    /// `parked` (no sale booked on the charge yet) or `applied`.
+    pub state: &'static str,
+    /// What they take back from the charge, minor units (when the charge amount is known).
+    pub taken_back: Option<i64>,
+    pub charge_amount: Option<i64>,
+}
+
+impl MoneyBackView {
+    pub fn of(charge: ChargeRow) -> Self {
+        let charge_amount = charge.charge_amount(None);
+        MoneyBackView {
+            state: if charge.is_parked() {
+                "parked"
+            } else {
+                "applied"
+            },
+            taken_back: charge_amount.map(|a| charge.taken_back(a)),
+            charge_amount,
+            charge,
+        }
+    }
 }
 
 pub async fn customer(
@@ -86,6 +118,13 @@ pub async fn customer(
             .await?
             .into_iter()
             .filter(|u| u.program_id == program)
+            .collect(),
+        money_back: charges::of_customer(table, customer_key)
+            .await?
+            .into_iter()
+            .filter(|c| c.is_parked() || c.bookings.iter().any(|b| b.program_id == program))
+            .filter(|c| !c.refunds.is_empty() || !c.disputes.is_empty() || c.view.is_some())
+            .map(MoneyBackView::of)
             .collect(),
     };
     if format == Format::Json {
@@ -135,6 +174,49 @@ pub async fn customer(
                     .amount_paid()
                     .map(|m| m.to_string())
                     .unwrap_or_default(),
+            ]
+        },
+    ));
+    out.push_str(&render(
+        format,
+        "\nrefunds and disputes",
+        &[
+            "first seen",
+            "charge",
+            "invoice",
+            "state",
+            "taken back",
+            "refunds",
+            "disputes",
+        ],
+        &view.money_back,
+        |m| {
+            let c = &m.charge;
+            let cur = c.currency.unwrap_or(rules::Currency::USD);
+            vec![
+                time(c.first_seen_ms),
+                c.charge_key.clone(),
+                c.invoice_id.clone().unwrap_or_default(),
+                m.state.to_string(),
+                match (m.taken_back, m.charge_amount) {
+                    (Some(t), Some(a)) => format!("{} of {}", money(t, cur), money(a, cur)),
+                    _ => "-".into(),
+                },
+                c.refunds
+                    .iter()
+                    .map(|r| format!("{} {} {:?}", r.id, money(r.amount, cur), r.status))
+                    .chain(
+                        c.view.iter().map(|v| {
+                            format!("charge says {} refunded", money(v.amount_refunded, cur))
+                        }),
+                    )
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                c.disputes
+                    .iter()
+                    .map(|d| format!("{} {} {:?}", d.id, money(d.amount, cur), d.status))
+                    .collect::<Vec<_>>()
+                    .join("; "),
             ]
         },
     ));
@@ -224,6 +306,8 @@ pub async fn partner(table: &Table, format: Format, partner_id: &str) -> Result<
             "commission",
             "customer",
             "amount",
+            "taken back",
+            "net",
             "state",
             "available at",
             "attributed by",
@@ -236,6 +320,8 @@ pub async fn partner(table: &Table, format: Format, partner_id: &str) -> Result<
                 c.commission_id.clone(),
                 c.customer_key.clone(),
                 money(c.amount, c.currency),
+                money(c.reversed_pending + c.reversed_available, c.currency),
+                money(c.net(), c.currency),
                 format!("{:?}", c.state).to_lowercase(),
                 time(c.available_at_ms),
                 c.attributed_by.map_or("-", |m| m.as_str()).to_string(),
@@ -246,7 +332,15 @@ pub async fn partner(table: &Table, format: Format, partner_id: &str) -> Result<
     out.push_str(&render(
         format,
         "\nledger",
-        &["at", "kind", "amount", "program", "reason", "source"],
+        &[
+            "at",
+            "kind",
+            "amount",
+            "program",
+            "commission",
+            "reason",
+            "source",
+        ],
         &view.entries,
         |e| {
             vec![
@@ -254,6 +348,7 @@ pub async fn partner(table: &Table, format: Format, partner_id: &str) -> Result<
                 e.kind.as_str().to_string(),
                 money(e.amount, e.currency),
                 e.program_id.clone(),
+                e.commission_id.clone().unwrap_or_default(),
                 e.reason.clone(),
                 e.source_event.clone(),
             ]

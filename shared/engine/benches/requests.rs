@@ -1,14 +1,17 @@
-//! Requests per `invoice.paid` and per run of each scheduled job (DynamoDB and SQS), counted
-//! by an SDK interceptor against moto.
+//! Requests per `invoice.paid`, per refund or dispute event and per run of each scheduled job
+//! (DynamoDB and SQS), counted by an SDK interceptor against moto.
 //! Run: `make bench-requests` (starts moto). Prints a markdown table for docs/performance.md.
 
 use engine::attribution::{BindRequest, BindSource};
-use engine::sales::{invoice_paid, PaidInvoice};
+use engine::sales::{invoice_paid, money_back, MoneyBack, PaidInvoice};
 use engine::Engine;
+use rules::plan::InvoicePayment;
 use rules::plan::{InvoiceFacts, SaleLine};
+use rules::refund::{Observation, RefundStatus};
 use rules::{
     Currency, Membership, PartnerStatus, PayoutMethod, Program, ProgramProduct, TaxInfoState,
 };
+use storage::charges::ChargeFact;
 use storage::links::{Link, LinkStatus};
 use storage::metrics::RequestCounter;
 use storage::partners::Partner;
@@ -35,8 +38,33 @@ fn invoice(event: &str, id: &str, customer: &str, at: i64) -> PaidInvoice {
                 },
             ],
             currency: Currency::USD,
-            payment: None,
+            payment: Some(InvoicePayment {
+                charge_key: Some(format!("ch_{id}")),
+                payment_intent: Some(format!("pi_{id}")),
+                amount_paid: 11_400,
+                total: 11_400,
+            }),
         },
+    }
+}
+
+/// A `refund.*` event of the charge of invoice `invoice`.
+fn refund(event: &str, refund_id: &str, invoice: &str, amount: i64, at: i64) -> MoneyBack {
+    MoneyBack {
+        event_id: event.into(),
+        at_ms: at,
+        charge_key: format!("ch_{invoice}"),
+        payment_intent: Some(format!("pi_{invoice}")),
+        invoice_id: None,
+        customer_key: None,
+        currency: Some(Currency::USD),
+        fact: ChargeFact::Refund(Observation {
+            id: refund_id.into(),
+            amount,
+            status: RefundStatus::Succeeded,
+            at_ms: at,
+            event_id: event.into(),
+        }),
     }
 }
 
@@ -174,6 +202,46 @@ async fn main() {
         .await
         .expect("paid");
     measure("customer not bound (kept as unattributed)", &counter);
+
+    // Money going back (refund.created / charge.refunded / charge.dispute.*: one path).
+    money_back(
+        &engine,
+        refund("evt_r1", "re_1", "in_1", 5_000, T0 + 3 * DAY),
+    )
+    .await
+    .expect("refund");
+    measure(
+        "refund of a 2-tier sale (2 commissions reversed, 2 outbox messages)",
+        &counter,
+    );
+    money_back(
+        &engine,
+        refund("evt_r1", "re_1", "in_1", 5_000, T0 + 3 * DAY),
+    )
+    .await
+    .expect("refund");
+    measure("duplicate delivery of the same refund event", &counter);
+    money_back(
+        &engine,
+        refund("evt_r2", "re_2", "in_1", 1_000, T0 + 4 * DAY),
+    )
+    .await
+    .expect("refund");
+    measure("a second refund of the same charge", &counter);
+    money_back(
+        &engine,
+        refund("evt_r4", "re_4", "in_4", 2_000, T0 + 2 * DAY),
+    )
+    .await
+    .expect("refund");
+    measure("refund before its sale (parked on the charge)", &counter);
+    invoice_paid(&engine, invoice("evt_4", "in_4", "cus_2", T0 + 40 * DAY))
+        .await
+        .expect("paid");
+    measure(
+        "renewal whose charge was refunded first (booked, refund applied)",
+        &counter,
+    );
 
     // The scheduled jobs (functions/housekeeping), as each run calls them.
     engine::release::release_due(&engine, T0 + 2 * DAY, "bench")

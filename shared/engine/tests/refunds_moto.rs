@@ -500,7 +500,7 @@ async fn concurrent_deliveries_converge() {
     for round in 0..3 {
         let case = format!("conc{round}");
         bind(&w, &case, "alice").await;
-        let deliveries = vec![
+        let deliveries = [
             sale(&case, 9900),
             refund(&case, "re_1", 3300, RefundStatus::Succeeded, 2),
             refund(&case, "re_2", 1650, RefundStatus::Succeeded, 3),

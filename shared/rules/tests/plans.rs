@@ -945,3 +945,35 @@ fn fixture_months() {
     assert_eq!((month(1).year(), month(1).month()), (2025, 1));
     assert_eq!((month(13).year(), month(13).month()), (2026, 1));
 }
+
+/// An invoice paid partly from the customer's credit balance earns on the money received:
+/// base, tier 1 and tier 2 scaled by `amount_paid ÷ total`, each rounded once.
+#[test]
+fn an_invoice_paid_partly_from_credit_earns_on_amount_paid_over_total() {
+    let mut p = program(pct(dec!(0.25)), Duration::Lifetime);
+    p.tiers = Tiers::Two;
+    p.plan.tier2 = Some(pct(dec!(0.05)));
+    // (amount_paid, total, base, tier 1, tier 2)
+    let cases = [
+        (9900, 9900, 9900, 2475, 495),
+        (4950, 9900, 4950, 1238, 248), // 1237.5 → 1238, 247.5 → 248
+        (3300, 9900, 3300, 825, 165),  // a third
+        (0, 9900, 0, 0, 0),            // all from credit: nothing received, nothing earned
+        (9900, 0, 9900, 2475, 495),    // no total known: paid in full
+    ];
+    for (paid, total, base, t1, t2) in cases {
+        let mut inv = sub_invoice("in_01", 1, 9900);
+        inv.payment = Some(rules::plan::InvoicePayment {
+            charge_key: Some("ch_1".into()),
+            payment_intent: None,
+            amount_paid: paid,
+            total,
+        });
+        let rows = eval(&p, &products(&[SUB]), &[inv]);
+        assert_eq!(
+            (rows[0].base, rows[0].tier1, rows[0].tier2),
+            (usd(base), usd(t1), usd(t2)),
+            "{paid} of {total}"
+        );
+    }
+}

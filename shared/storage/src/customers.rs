@@ -786,16 +786,16 @@ pub fn set_commission_reversal(
     )
 }
 
-/// The condition "the commission is as read": its state, and with `amount_too` its amount;
-/// always its reversal (absent on rows written before reversals were kept counts as 0).
-fn read_condition(
-    read: &CommissionRow,
-    amount_too: bool,
-) -> (
+/// A condition expression with its attribute names and values.
+type Condition = (
     String,
     Vec<(&'static str, &'static str)>,
     Vec<(&'static str, AttributeValue)>,
-) {
+);
+
+/// The condition "the commission is as read": its state, and with `amount_too` its amount;
+/// always its reversal (absent on rows written before reversals were kept counts as 0).
+fn read_condition(read: &CommissionRow, amount_too: bool) -> Condition {
     let mut expr = vec!["#state = :read_state".to_string()];
     let mut names = vec![("#state", "state")];
     let mut values = vec![(":read_state", AttributeValue::S(read.state.as_str().into()))];

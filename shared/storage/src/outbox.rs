@@ -326,7 +326,11 @@ mod tests {
         assert_eq!(r.queue_of(Kind::CrmSyncPartner), None);
         assert_eq!(
             r.routed_kinds(),
-            vec![Kind::CommissionEarned, Kind::PartnerInvite]
+            vec![
+                Kind::CommissionEarned,
+                Kind::CommissionReversed,
+                Kind::PartnerInvite
+            ]
         );
         let blank =
             Routes::from_lookup(env(&[("EMAIL_QUEUE_URL", " "), ("CRM_SYNC_QUEUE_URL", "")]));

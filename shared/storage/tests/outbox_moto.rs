@@ -165,14 +165,18 @@ async fn the_sweep_delivers_only_routed_kinds_and_reads_nothing_without_routes()
     let report = outbox::sweep(&t, &sqs, &routes).await.expect("sweep");
     assert_eq!(
         report.into_iter().collect::<Vec<_>>(),
-        vec![(Kind::CommissionEarned, 12), (Kind::PartnerInvite, 0)]
+        vec![
+            (Kind::CommissionEarned, 12),
+            (Kind::CommissionReversed, 0),
+            (Kind::PartnerInvite, 0)
+        ]
     );
     let queries = counter
         .snapshot()
         .get("DynamoDB.Query")
         .copied()
         .unwrap_or(0);
-    assert_eq!(queries, 2 * u64::from(keys::DUE_SHARDS));
+    assert_eq!(queries, 3 * u64::from(keys::DUE_SHARDS));
     let mut want: Vec<String> = (0..12).map(|i| earned(i).id).collect();
     want.sort();
     assert_eq!(drain(&sqs, &email).await, want);
