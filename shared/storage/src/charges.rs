@@ -196,10 +196,7 @@ pub async fn get(table: &Table, charge_key: &str) -> Result<Option<ChargeRow>, S
 /// Several charges in one `BatchGetItem`.
 pub async fn get_many(table: &Table, charge_keys: &[String]) -> Result<Vec<ChargeRow>, StoreError> {
     let wanted: Vec<_> = charge_keys.iter().map(|k| keys::charge(k)).collect();
-    let mut out = vec![];
-    for (_, item) in table.batch_get(&wanted).await? {
-        out.push(serde_dynamo::from_item::<_, ChargeRow>(item)?);
-    }
+    let mut out: Vec<ChargeRow> = table.batch_get_as(&wanted).await?;
     out.sort_by(|a, b| a.charge_key.cmp(&b.charge_key));
     Ok(out)
 }

@@ -278,12 +278,7 @@ pub async fn invoice_rows(
         .iter()
         .map(|(p, c, i)| keys::customer_invoice(p, c, i))
         .collect();
-    table
-        .batch_get(&keys_wanted)
-        .await?
-        .into_values()
-        .map(|item| serde_dynamo::from_item(item).map_err(StoreError::from))
-        .collect()
+    table.batch_get_as(&keys_wanted).await
 }
 
 /// Several commissions, `(partner, commission id)` each, in one `BatchGetItem`; those not
@@ -293,12 +288,7 @@ pub async fn commissions(
     wanted: &[(String, String)],
 ) -> Result<Vec<CommissionRow>, StoreError> {
     let keys_wanted: Vec<_> = wanted.iter().map(|(p, c)| keys::commission(p, c)).collect();
-    table
-        .batch_get(&keys_wanted)
-        .await?
-        .into_values()
-        .map(|item| serde_dynamo::from_item(item).map_err(StoreError::from))
-        .collect()
+    table.batch_get_as(&keys_wanted).await
 }
 
 pub async fn customer_invoices(

@@ -232,6 +232,18 @@ impl Table {
         Ok(out)
     }
 
+    /// [`Table::batch_get`] deserialised: the items found, in no particular order.
+    pub async fn batch_get_as<T: DeserializeOwned>(
+        &self,
+        keys_wanted: &[Key],
+    ) -> Result<Vec<T>, StoreError> {
+        self.batch_get(keys_wanted)
+            .await?
+            .into_values()
+            .map(|item| serde_dynamo::from_item(item).map_err(StoreError::from))
+            .collect()
+    }
+
     /// Put several items, unconditionally, with `BatchWriteItem` (25 per request; unprocessed
     /// items are retried with backoff). For overwrites that need no condition.
     pub async fn batch_put(&self, items: Vec<Item>) -> Result<(), StoreError> {
