@@ -102,6 +102,7 @@ fn deps(t: i64) -> Deps<NoopSink> {
         clock: Arc::new(ManualClock::at(t * 1000)),
         policy: EventPolicy::test_mode(),
         lines: None,
+        feed: sale_webhook::FeedSources::none(),
     }
 }
 

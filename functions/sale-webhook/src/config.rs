@@ -7,6 +7,8 @@
 //! | `TRACKING_KEY_PARAM` | SSM parameter (SecureString) holding the tracking key, optionally followed by previous keys, comma-separated (AWS); the engine verifies click ids with it |
 //! | `TRACKING_KEY`, `TRACKING_KEYS_PREVIOUS` | the same directly, as the redirect function reads them (local) |
 //! | `EMAIL_QUEUE_URL`, `CRM_SYNC_QUEUE_URL` | optional, one per message consumer (`storage::outbox::Routes::from_env`): deliver its kinds' outbox messages right after a booking (a kind without one stays unsent in the outbox; a failed send waits for the outbox sweep) |
+//! | `SALE_FEED_SECRETS_PATH` | SSM path (`/partner-engine/sale-feed/`) of the sale feed's sources: each SecureString under it is one source, named by its last segment, holding its signing secret(s), comma-separated while rotating (AWS) |
+//! | `SALE_FEED_SECRETS` | the same directly, `name=secret[,secret…];name=…` (local development, tests); ignored when the path is set. Neither: the feed refuses every request |
 //! | `TABLE_NAME` | the table (read by `storage::Table::from_env`) |
 //!
 //! SSM parameters are read at init, with decryption: Lambda environment variables cannot hold
@@ -16,6 +18,7 @@ use thiserror::Error;
 
 use tracking::KeyRing;
 
+use crate::feed::{FeedSources, SourcesError};
 use crate::signature::SigningSecrets;
 
 pub const SECRET_ENV: &str = "STRIPE_SIGNING_SECRET";
@@ -23,6 +26,8 @@ pub const SECRET_PARAM_ENV: &str = "STRIPE_SIGNING_SECRET_PARAM";
 pub const TRACKING_KEY_ENV: &str = "TRACKING_KEY";
 pub const TRACKING_KEYS_PREVIOUS_ENV: &str = "TRACKING_KEYS_PREVIOUS";
 pub const TRACKING_KEY_PARAM_ENV: &str = "TRACKING_KEY_PARAM";
+pub const FEED_SECRETS_PATH_ENV: &str = "SALE_FEED_SECRETS_PATH";
+pub const FEED_SECRETS_ENV: &str = "SALE_FEED_SECRETS";
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -38,6 +43,8 @@ pub enum ConfigError {
     StripeApi(String),
     #[error("the signing secret from {0} is empty")]
     Empty(String),
+    #[error("sale feed sources from {origin}: {reason}")]
+    BadFeedSources { origin: String, reason: String },
     #[error("reading SSM parameter {name} failed: {source}")]
     Ssm {
         name: String,
@@ -181,6 +188,57 @@ pub async fn load_tracking_keys(
             let value = read_parameter(aws, name).await?;
             key_ring_from_list(&value, name)
         }
+    }
+}
+
+/// The sale feed's sources: every SecureString under `SALE_FEED_SECRETS_PATH` (one
+/// `GetParametersByPath` walk, with decryption), else `SALE_FEED_SECRETS`, else none.
+pub async fn load_feed_sources(
+    lookup: impl Fn(&str) -> Option<String>,
+    aws: &aws_config::SdkConfig,
+) -> Result<FeedSources, ConfigError> {
+    let set = |name: &str| {
+        lookup(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let bad = |origin: &str, e: SourcesError| ConfigError::BadFeedSources {
+        origin: origin.to_string(),
+        reason: e.to_string(),
+    };
+    if let Some(path) = set(FEED_SECRETS_PATH_ENV) {
+        let path = if path.ends_with('/') {
+            path
+        } else {
+            format!("{path}/")
+        };
+        let client = aws_sdk_ssm::Client::new(aws);
+        let mut sources = FeedSources::none();
+        let mut pages = client
+            .get_parameters_by_path()
+            .path(path.trim_end_matches('/'))
+            .recursive(false)
+            .with_decryption(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| ConfigError::Ssm {
+                name: path.clone(),
+                source: Box::new(e),
+            })?;
+            for p in page.parameters.unwrap_or_default() {
+                let (Some(name), Some(value)) = (p.name, p.value) else {
+                    continue;
+                };
+                let source = name.rsplit('/').next().unwrap_or_default();
+                sources.add(source, &value).map_err(|e| bad(&name, e))?;
+            }
+        }
+        return Ok(sources);
+    }
+    match set(FEED_SECRETS_ENV) {
+        Some(spec) => FeedSources::from_spec(&spec).map_err(|e| bad(FEED_SECRETS_ENV, e)),
+        None => Ok(FeedSources::none()),
     }
 }
 

@@ -15,6 +15,7 @@ use lambda_http::{Body, Request, Response};
 use storage::SharedClock;
 use tracing::{debug, error, info, warn, Instrument};
 
+use crate::feed::{self, FeedAction, FeedEvent, FeedSources};
 use crate::interpret::{
     self, interpret, reason_code, Action, Envelope, Ignored, Interpretation, Unreadable,
 };
@@ -40,7 +41,13 @@ pub struct Deps<S> {
     /// Stripe's API for the lines an event leaves out; `None` without a configured key (such
     /// invoices are parked).
     pub lines: Option<Arc<dyn InvoiceLines>>,
+    /// The sale feed's sources and their signing secrets (`POST /webhooks/sale`); none
+    /// configured refuses every feed request.
+    pub feed: FeedSources,
 }
+
+/// The sale feed's route (the Stripe webhook is every other path of this function).
+pub const FEED_PATH: &str = "/webhooks/sale";
 
 /// The Lambda entry point. Never returns `Err`: every outcome is an HTTP answer.
 pub async fn handle<S: SaleSink>(
@@ -59,21 +66,35 @@ pub async fn handle<S: SaleSink>(
 
 /// [`handle`] without the conversion to a response.
 pub async fn handle_request<S: SaleSink>(deps: &Deps<S>, req: &Request) -> Reply {
+    let is_feed = req.uri().path().trim_end_matches('/').ends_with(FEED_PATH);
     if req.method() != Method::POST {
         return Reply::problem(
             405,
             problem_type::METHOD_NOT_ALLOWED,
             "Method not allowed",
-            "Stripe webhooks are delivered with POST",
+            if is_feed {
+                "sale events are delivered with POST"
+            } else {
+                "Stripe webhooks are delivered with POST"
+            },
         );
     }
-    let header = match req.headers().get(SIGNATURE_HEADER).map(HeaderValue::to_str) {
+    let header = |name: &str| match req.headers().get(name).map(HeaderValue::to_str) {
         None => None,
         Some(Ok(v)) => Some(v),
-        // Not visible ASCII: cannot be a Stripe signature.
+        // Not visible ASCII: cannot be a signature or a source name.
         Some(Err(_)) => Some("\u{0}"),
     };
-    process(deps, header, req.body().as_ref()).await
+    if is_feed {
+        return process_feed(
+            deps,
+            header(feed::SOURCE_HEADER),
+            header(feed::SIGNATURE_HEADER),
+            req.body().as_ref(),
+        )
+        .await;
+    }
+    process(deps, header(SIGNATURE_HEADER), req.body().as_ref()).await
 }
 
 /// Verify and act on a raw body with its `Stripe-Signature` value.
@@ -137,7 +158,13 @@ async fn park<S: SaleSink>(
         api_version: env.and_then(|e| e.api_version.as_deref()),
         payload: body,
     };
-    match deps.sink.needs_attention(&rec).await {
+    keep(deps, &rec, why).await
+}
+
+/// Write the needs-attention record: 200 `needs_attention`, or 500 if it cannot be written.
+async fn keep<S: SaleSink>(deps: &Deps<S>, rec: &NewAttention<'_>, why: &Unreadable) -> Reply {
+    let event_id = rec.event_id;
+    match deps.sink.needs_attention(rec).await {
         Ok(id) => {
             warn!(attention = %id, code = why.code, reason = %why.reason, "needs attention");
             if let Some(ns) = &deps.policy.metric_namespace {
@@ -148,14 +175,14 @@ async fn park<S: SaleSink>(
                 );
             }
             Reply::received(
-                env.map(|e| e.id.as_str()),
+                event_id,
                 "needs_attention",
                 Some(&format!("{}: {} (record {id})", why.code, why.reason)),
             )
         }
         Err(e) => {
-            error!(error = %e, code = why.code, "needs-attention record not written; Stripe will retry");
-            temporary_failure(env.map(|e| e.id.as_str()).unwrap_or("(no id)"))
+            error!(error = %e, code = why.code, "needs-attention record not written; the sender will retry");
+            temporary_failure(event_id.unwrap_or("(no id)"))
         }
     }
 }
@@ -246,20 +273,7 @@ async fn dispatch<S: SaleSink>(
                 .await
                 .map(|()| ("subscription_ended", sub))
         }
-        Action::MoneyBack(m) => {
-            let charge = m.charge_key.clone();
-            sink.money_back(*m).await.map(|o| match o {
-                MoneyBackOutcome::Applied { commission_ids } => (
-                    "money_back_applied",
-                    format!("{charge}: {} commission(s) moved", commission_ids.len()),
-                ),
-                MoneyBackOutcome::Parked => (
-                    "money_back_parked",
-                    format!("{charge}: no sale booked on it yet; applied when one is"),
-                ),
-                MoneyBackOutcome::AlreadyApplied => ("already_processed", charge),
-            })
-        }
+        Action::MoneyBack(m) => money_back(sink, *m).await,
     };
     match result {
         Ok((outcome, detail)) => {
@@ -347,6 +361,162 @@ async fn invoice_paid<S: SaleSink>(
             ("not_commissionable", format!("{invoice}: {reason}"))
         }
     })
+}
+
+async fn money_back<S: SaleSink>(
+    sink: &S,
+    m: crate::sink::MoneyBack,
+) -> Result<(&'static str, String), SinkError> {
+    let charge = m.charge_key.clone();
+    sink.money_back(m).await.map(|o| match o {
+        MoneyBackOutcome::Applied { commission_ids } => (
+            "money_back_applied",
+            format!("{charge}: {} commission(s) moved", commission_ids.len()),
+        ),
+        MoneyBackOutcome::Parked => (
+            "money_back_parked",
+            format!("{charge}: no sale booked on it yet; applied when one is"),
+        ),
+        MoneyBackOutcome::AlreadyApplied => ("already_processed", charge),
+    })
+}
+
+/// Verify and act on a sale feed request: `Sale-Source` names the source, whose secrets must
+/// verify `Sale-Signature` over the raw body. Nothing is read or written before both pass.
+pub async fn process_feed<S: SaleSink>(
+    deps: &Deps<S>,
+    source: Option<&str>,
+    signature: Option<&str>,
+    body: &[u8],
+) -> Reply {
+    let Some(name) = source.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Reply::problem_at(
+            400,
+            problem_type::UNKNOWN_SALE_SOURCE,
+            "Unknown sale source",
+            "the Sale-Source header is missing: it names the source whose secret signed the event",
+            Some("Sale-Source"),
+        );
+    };
+    let Some(secrets) = deps.feed.secrets(name) else {
+        warn!(
+            source = name.chars().take(40).collect::<String>(),
+            "sale feed: unknown source"
+        );
+        return Reply::problem_at(
+            400,
+            problem_type::UNKNOWN_SALE_SOURCE,
+            "Unknown sale source",
+            "Sale-Source names no configured source (one SSM parameter per source under the feed's path)",
+            Some("Sale-Source"),
+        );
+    };
+    let now_ms = deps.clock.now_ms();
+    if let Err(e) = signature::verify(signature, body, secrets, now_ms) {
+        warn!(error = %e, source = name, body_bytes = body.len(), "sale event refused: bad signature");
+        return Reply::problem_at(
+            400,
+            problem_type::SALE_SIGNATURE_INVALID,
+            "Invalid sale signature",
+            &e.to_string(),
+            Some("Sale-Signature"),
+        );
+    }
+    replay_feed(deps, name, body).await
+}
+
+/// Process a feed body that was verified when it arrived (a delivery, or an operator's replay
+/// of its needs-attention record). A body with a wrong field is answered 400 or 422 naming it,
+/// and nothing is written: the sender holds the event and fixes it.
+pub async fn replay_feed<S: SaleSink>(deps: &Deps<S>, source: &str, verified_body: &[u8]) -> Reply {
+    let event = match feed::read(source, verified_body) {
+        Ok(e) => e,
+        Err(e) => {
+            info!(source, field = %e.field, detail = %e.detail, "sale event refused");
+            return if e.malformed {
+                Reply::problem_at(
+                    400,
+                    problem_type::MALFORMED_SALE_EVENT,
+                    "Malformed sale event",
+                    &format!("the body is not JSON: {}", e.detail),
+                    Some(&e.field),
+                )
+            } else {
+                Reply::problem_at(
+                    422,
+                    problem_type::INVALID_SALE_EVENT,
+                    "Invalid sale event",
+                    &format!("{}: {}", e.field, e.detail),
+                    Some(&e.field),
+                )
+            };
+        }
+    };
+    let span =
+        tracing::info_span!("sale_event", source, event_id = %event.id, event_type = event.kind);
+    dispatch_feed(deps, source, &event, verified_body)
+        .instrument(span)
+        .await
+}
+
+async fn dispatch_feed<S: SaleSink>(
+    deps: &Deps<S>,
+    source: &str,
+    event: &FeedEvent,
+    body: &[u8],
+) -> Reply {
+    let sink = &deps.sink;
+    let result = match event.action.clone() {
+        FeedAction::Sale { bind, invoice } => {
+            // The click id binds first (at the sale's own time), so the sale books at once; a
+            // rejected click leaves the sale to the customer's other bindings (e-mail, lead).
+            let bound = match bind {
+                Some(req) => bind_first(sink, vec![req]).await.map(Some),
+                None => Ok(None),
+            };
+            match bound {
+                Err(e) => Err(e),
+                Ok(bound) => invoice_paid(sink, *invoice).await.map(|(outcome, detail)| {
+                    let detail = match bound {
+                        Some((b, why)) => format!("{detail}; click id: {b} {why}"),
+                        None => detail,
+                    };
+                    (outcome, detail)
+                }),
+            }
+        }
+        FeedAction::MoneyBack(m) => money_back(sink, *m).await,
+    };
+    match result {
+        Ok((outcome, detail)) => {
+            info!(outcome, %detail, "sale event processed");
+            Reply::received(Some(&event.id), outcome, Some(&detail))
+        }
+        Err(e) if e.is_retryable() => {
+            error!(error = %e, "sale event not processed; the sender should retry");
+            temporary_failure(&event.id)
+        }
+        Err(e) => {
+            error!(error = %e, "sale event not processed (permanent failure)");
+            let why = Unreadable {
+                code: reason_code::PERMANENT_FAILURE,
+                reason: e.to_string(),
+            };
+            let engine_source = feed::engine_source(source);
+            let rec = NewAttention {
+                source: &engine_source,
+                event_id: Some(&event.id),
+                event_type: Some(event.kind),
+                reason_code: why.code,
+                reason: &why.reason,
+                business_at_ms: Some(event.at_ms),
+                livemode: None,
+                api_version: None,
+                payload: body,
+            };
+            keep(deps, &rec, &why).await
+        }
+    }
 }
 
 /// Try the bindings in order; stop at the first that binds or finds the customer bound.

@@ -282,6 +282,7 @@ fn charge_refunded(env: &Envelope, c: stripe::Charge) -> Result<Action, Unreadab
     let currency = currency_of(&c.currency)?;
     Ok(Action::MoneyBack(Box::new(MoneyBack {
         event_id: env.id.clone(),
+        source: "stripe".into(),
         at_ms: env.created_ms,
         charge_key: c.id,
         payment_intent: c.payment_intent.as_ref().map(|p| p.id().to_string()),
@@ -305,6 +306,7 @@ fn refund(env: &Envelope, r: stripe::Refund) -> Result<Action, Unreadable> {
         .ok_or_else(|| Unreadable::shape(format!("refund status {:?} is not known", r.status)))?;
     Ok(Action::MoneyBack(Box::new(MoneyBack {
         event_id: env.id.clone(),
+        source: "stripe".into(),
         at_ms: env.created_ms,
         charge_key: charge_key(r.charge.as_ref(), r.payment_intent.as_ref(), "refund")?,
         payment_intent: r.payment_intent.as_ref().map(|p| p.id().to_string()),
@@ -332,6 +334,7 @@ fn dispute(env: &Envelope, d: stripe::Dispute) -> Result<Action, Unreadable> {
     }
     Ok(Action::MoneyBack(Box::new(MoneyBack {
         event_id: env.id.clone(),
+        source: "stripe".into(),
         at_ms: env.created_ms,
         charge_key: charge_key(d.charge.as_ref(), d.payment_intent.as_ref(), "dispute")?,
         payment_intent: d.payment_intent.as_ref().map(|p| p.id().to_string()),
@@ -581,6 +584,7 @@ fn paid_invoice(env: &Envelope, inv: stripe::Invoice) -> Result<PaidInvoice, Unr
         .ok_or_else(|| Unreadable::shape(format!("created {} is out of range", env.created_ms)))?;
     Ok(PaidInvoice {
         event_id: env.id.clone(),
+        source: "stripe".into(),
         customer_key: customer,
         customer_email: non_blank(inv.customer_email.as_deref()),
         subscription_id: inv.subscription.as_ref().map(|s| s.id().to_string()),

@@ -1,4 +1,6 @@
-//! `POST /webhooks/stripe`: Stripe's signed events in, bindings and sales out.
+//! `POST /webhooks/stripe`: Stripe's signed events in, bindings and sales out; and
+//! `POST /webhooks/sale`, the signed sale feed of any other billing system ([`feed`]), through
+//! the same engine operations.
 //!
 //! - [`signature`] verifies `Stripe-Signature` over the raw body (any `v1`, any configured
 //!   secret, constant-time, ±300 s on the technical clock).
@@ -14,6 +16,7 @@
 
 pub mod config;
 pub mod engine_adapter;
+pub mod feed;
 pub mod handler;
 pub mod interpret;
 pub mod policy;
@@ -23,7 +26,11 @@ pub mod sink;
 pub mod stripe;
 pub mod stripe_api;
 
-pub use handler::{handle, handle_request, process, replay, Deps, SIGNATURE_HEADER};
+pub use feed::FeedSources;
+pub use handler::{
+    handle, handle_request, process, process_feed, replay, replay_feed, Deps, FEED_PATH,
+    SIGNATURE_HEADER,
+};
 pub use reply::Reply;
 pub use signature::{SignatureError, SigningSecrets};
 pub use sink::{

@@ -1,4 +1,5 @@
-//! Lambda bootstrap: build clients, secrets and the engine once, then serve Stripe's webhooks.
+//! Lambda bootstrap: build clients, secrets and the engine once, then serve Stripe's webhooks
+//! and the sale feed.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -35,13 +36,14 @@ async fn main() -> Result<(), Error> {
         }
     };
     let policy = EventPolicy::from_env()?;
-    let (secrets, keys, lines, ()) = tokio::join!(
+    let (secrets, keys, lines, feed, ()) = tokio::join!(
         config::load_secrets(&secret_source, &aws),
         config::load_tracking_keys(&key_source, &aws),
         config::load_stripe_api(|k| std::env::var(k).ok(), &aws),
+        config::load_feed_sources(|k| std::env::var(k).ok(), &aws),
         warm_up
     );
-    let (secrets, keys, lines) = (secrets?, keys?, lines?);
+    let (secrets, keys, lines, feed) = (secrets?, keys?, lines?, feed?);
 
     // Each message kind to its consumer's queue (EMAIL_QUEUE_URL, CRM_SYNC_QUEUE_URL).
     let engine = engine::Engine::new(table, keys)
@@ -56,12 +58,14 @@ async fn main() -> Result<(), Error> {
         clock,
         policy,
         lines,
+        feed,
     };
     tracing::info!(
         init_ms = started.elapsed().as_millis() as u64,
         signing_secrets = deps.secrets.len(),
         stripe_mode = ?deps.policy.mode,
         stripe_api = deps.lines.is_some(),
+        sale_feed_sources = ?deps.feed.names().collect::<Vec<_>>(),
         "sale-webhook initialised"
     );
 

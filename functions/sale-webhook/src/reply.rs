@@ -12,6 +12,14 @@ pub mod problem_type {
     pub const INVALID_SIGNATURE: &str = "urn:partner-engine:problem:stripe-signature-invalid";
     pub const METHOD_NOT_ALLOWED: &str = "urn:partner-engine:problem:method-not-allowed";
     pub const TEMPORARY_FAILURE: &str = "urn:partner-engine:problem:temporary-failure";
+    /// `POST /webhooks/sale`: no `Sale-Source`, or not a configured source.
+    pub const UNKNOWN_SALE_SOURCE: &str = "urn:partner-engine:problem:unknown-sale-source";
+    /// `POST /webhooks/sale`: `Sale-Signature` missing, malformed, wrong or too old.
+    pub const SALE_SIGNATURE_INVALID: &str = "urn:partner-engine:problem:sale-signature-invalid";
+    /// `POST /webhooks/sale`: the body is not JSON (400).
+    pub const MALFORMED_SALE_EVENT: &str = "urn:partner-engine:problem:malformed-sale-event";
+    /// `POST /webhooks/sale`: JSON, but a field is missing or wrong (422; `field` names it).
+    pub const INVALID_SALE_EVENT: &str = "urn:partner-engine:problem:invalid-sale-event";
 }
 
 /// An answer, independent of the HTTP library (tests and the benchmark read it directly).
@@ -29,6 +37,9 @@ struct Problem<'a> {
     title: &'a str,
     status: u16,
     detail: &'a str,
+    /// The field of the request that is wrong (JSON path, or a header's name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -43,11 +54,23 @@ struct Receipt<'a> {
 
 impl Reply {
     pub fn problem(status: u16, kind: &str, title: &str, detail: &str) -> Reply {
+        Self::problem_at(status, kind, title, detail, None)
+    }
+
+    /// A problem naming the request's `field` that is wrong.
+    pub fn problem_at(
+        status: u16,
+        kind: &str,
+        title: &str,
+        detail: &str,
+        field: Option<&str>,
+    ) -> Reply {
         let body = serde_json::to_string(&Problem {
             kind,
             title,
             status,
             detail,
+            field,
         })
         .unwrap_or_else(|_| format!("{{\"status\":{status}}}"));
         Reply {

@@ -9,6 +9,9 @@
 //! comparison is constant-time (`hmac`'s `verify_slice`), and `|now − t| ≤ 300 s` on the
 //! technical clock. The signature is checked before the timestamp, so a forged request never
 //! learns anything about our clock.
+//!
+//! The sale feed (`POST /webhooks/sale`, [`crate::feed`]) signs the same way in its
+//! `Sale-Signature` header, with the secret of the source it names.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -26,13 +29,13 @@ const MAX_SIGNATURES: usize = 8;
 /// what is wrong with the header, never anything about the secrets.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SignatureError {
-    #[error("the Stripe-Signature header is missing")]
+    #[error("the signature header is missing")]
     Missing,
-    #[error("the Stripe-Signature header is malformed: {0}")]
+    #[error("the signature header is malformed: {0}")]
     Malformed(&'static str),
-    #[error("the Stripe-Signature header has no v1 signature")]
+    #[error("the signature header has no v1 signature")]
     NoV1,
-    #[error("no v1 signature matches the body with the endpoint's signing secret")]
+    #[error("no v1 signature matches the body with the signing secret")]
     NoMatch,
     #[error(
         "the signature's timestamp is {age_secs} s away from now, more than the tolerated {TOLERANCE_SECS} s"

@@ -27,6 +27,7 @@ async fn engine_deps() -> Deps<EngineSink> {
         clock: Arc::new(ManualClock::at(0)),
         policy: EventPolicy::test_mode(),
         lines: None,
+        feed: sale_webhook::FeedSources::none(),
     }
 }
 
@@ -97,6 +98,7 @@ async fn deliver(
         clock: Arc::new(clock),
         policy: EventPolicy::test_mode(),
         lines: deps.lines.clone(),
+        feed: deps.feed.clone(),
     };
     let resp = handle(&deps, signed(ev, SECRET, t))
         .await

@@ -132,6 +132,7 @@ async fn invoice_paid_flags_overage_and_excluded_lines() {
         calls,
         vec![Call::InvoicePaid(PaidInvoice {
             event_id: "evt_demo_invoice_paid".into(),
+            source: "stripe".into(),
             customer_key: "cus_demo1".into(),
             customer_email: Some("carol@example.com".into()),
             subscription_id: Some("sub_demo1".into()),
@@ -381,6 +382,7 @@ async fn refunds_and_disputes_reach_the_engine_keyed_by_charge() {
         calls,
         vec![Call::MoneyBack(MoneyBack {
             event_id: "evt_demo_charge_refunded".into(),
+            source: "stripe".into(),
             at_ms: 1_741_564_800_000,
             charge_key: "ch_demo1".into(),
             payment_intent: Some("pi_demo1".into()),

@@ -169,6 +169,8 @@ async fn webhook_deps(table: Table) -> Result<Deps<EngineSink>, CliError> {
         clock,
         policy,
         lines,
+        // Not used either: a replayed feed event was verified when it arrived.
+        feed: sale_webhook::FeedSources::none(),
     })
 }
 

@@ -23,6 +23,7 @@ const DAY: i64 = 86_400_000;
 fn invoice(event: &str, id: &str, customer: &str, at: i64) -> PaidInvoice {
     PaidInvoice {
         event_id: event.into(),
+        source: "stripe".into(),
         customer_key: customer.into(),
         customer_email: Some(format!("{customer}@customers.test")),
         subscription_id: Some("sub_1".into()),
@@ -52,6 +53,7 @@ fn invoice(event: &str, id: &str, customer: &str, at: i64) -> PaidInvoice {
 fn refund(event: &str, refund_id: &str, invoice: &str, amount: i64, at: i64) -> MoneyBack {
     MoneyBack {
         event_id: event.into(),
+        source: "stripe".into(),
         at_ms: at,
         charge_key: format!("ch_{invoice}"),
         payment_intent: Some(format!("pi_{invoice}")),

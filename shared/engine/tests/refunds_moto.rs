@@ -63,6 +63,7 @@ fn sale(case: &str, total: i64) -> Delivery {
 fn money(case: &str, event: &str, at_ms: i64, fact: ChargeFact) -> Delivery {
     Delivery::MoneyBack(MoneyBack {
         event_id: format!("evt_{event}_{case}"),
+        source: "stripe".into(),
         at_ms,
         charge_key: format!("ch_{case}"),
         payment_intent: Some(format!("pi_{case}")),

@@ -65,6 +65,10 @@ pub struct ChargeRow {
     /// The invoices booked on this charge.
     #[serde(default)]
     pub bookings: Vec<ChargeBooking>,
+    /// What delivers this charge's events (`stripe`, `feed:{name}`); `None` on items written
+    /// before sources were recorded, which are Stripe's.
+    #[serde(default)]
+    pub source: Option<String>,
     /// Business time of the first event about this charge.
     #[serde(default)]
     pub first_seen_ms: i64,
@@ -98,8 +102,14 @@ impl ChargeRow {
             view: None,
             events: vec![],
             bookings: vec![],
+            source: None,
             first_seen_ms,
         }
+    }
+
+    /// What delivers this charge's events (`stripe` unless recorded otherwise).
+    pub fn source(&self) -> &str {
+        self.source.as_deref().unwrap_or("stripe")
     }
 
     /// Whether the event was applied already.

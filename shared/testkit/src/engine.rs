@@ -153,6 +153,7 @@ pub fn invoice(
 ) -> PaidInvoice {
     PaidInvoice {
         event_id: event.into(),
+        source: "stripe".into(),
         customer_key: customer.into(),
         customer_email: Some(format!("{customer}@customers.test")),
         subscription_id: Some(format!("sub_{customer}")),

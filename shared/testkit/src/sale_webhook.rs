@@ -184,6 +184,36 @@ pub fn deps(secrets: &str, now_s: i64) -> (Deps<RecordingSink>, RecordingSink, M
         clock: Arc::new(clock.clone()),
         policy: EventPolicy::test_mode(),
         lines: None,
+        feed: sale_webhook::FeedSources::none(),
     };
     (deps, sink, clock)
+}
+
+/// The sale feed source of the tests and its secrets (current, previous).
+pub const FEED_SOURCE: &str = "billing";
+pub const FEED_SECRET: &str = "whsec_test_sale_feed_current";
+pub const OLD_FEED_SECRET: &str = "whsec_test_sale_feed_previous";
+
+/// The feed sources of the tests: `billing` with [`FEED_SECRET`] and [`OLD_FEED_SECRET`].
+pub fn feed_sources() -> sale_webhook::FeedSources {
+    sale_webhook::FeedSources::from_spec(&format!("{FEED_SOURCE}={FEED_SECRET},{OLD_FEED_SECRET}"))
+        .expect("feed sources")
+}
+
+/// `events/sale-feed/{name}.json` as JSON (tests edit it).
+pub fn feed_body(name: &str) -> serde_json::Value {
+    events::sample(&format!("sale-feed/{name}.json"))
+}
+
+/// `events/sale-webhook/feed.{name}.json` with `body`, its `sale-signature` set to
+/// `signature` (None removes it), as lambda_http's request.
+pub fn feed_request(name: &str, body: &str, signature: Option<String>) -> Request {
+    let mut event = event_json(&format!("feed.{name}"));
+    event["body"] = body.into();
+    let headers = event["headers"].as_object_mut().expect("headers");
+    headers.remove("sale-signature");
+    if let Some(sig) = signature {
+        headers.insert("sale-signature".into(), sig.into());
+    }
+    events::http_request(&event)
 }

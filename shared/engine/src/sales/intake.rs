@@ -14,15 +14,17 @@ use storage::events::{self, ProcessedEvent};
 use storage::{keys, partners, StoreError, Tx};
 
 use super::booking::{book_customer, Booked, NewSale, Preloaded};
-use super::STRIPE_SOURCE;
 use crate::binding::{refuse_self_referral, write_binding, Resolved};
 use crate::{utc, Engine, EngineError, OPTIMISTIC_ATTEMPTS};
 
 /// A paid invoice: the sale, as the payment provider reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaidInvoice {
-    /// The provider's event id (`evt_…`): processed once.
+    /// The provider's event id (`evt_…`): processed once per source.
     pub event_id: String,
+    /// What delivered it: [`super::STRIPE_SOURCE`], or `feed:{name}` for the sale feed. Its processed
+    /// marker and the ledger's labels (`{source}:{event_id}`) are kept under it.
+    pub source: String,
     pub customer_key: String,
     pub customer_email: Option<String>,
     pub subscription_id: Option<String>,
@@ -56,6 +58,7 @@ pub async fn invoice_paid(engine: &Engine, inv: PaidInvoice) -> Result<SaleOutco
     if !keys::safe_id(&inv.facts.invoice_id)
         || !keys::safe_id(&inv.customer_key)
         || !keys::safe_id(&inv.event_id)
+        || !keys::safe_id(&inv.source)
     {
         return Ok(SaleOutcome::NotCommissionable {
             reason: "invoice, customer or event id is not a valid id".into(),
@@ -65,13 +68,13 @@ pub async fn invoice_paid(engine: &Engine, inv: PaidInvoice) -> Result<SaleOutco
     let subscription = inv.subscription_id.as_deref().filter(|s| keys::safe_id(s));
     // One read decides a repeat (and its unsent messages) and an ended subscription.
     let (marker, ended) =
-        events::event_and_subscription(t, STRIPE_SOURCE, &inv.event_id, subscription).await?;
+        events::event_and_subscription(t, &inv.source, &inv.event_id, subscription).await?;
     if let Some(m) = marker {
         engine.deliver_outbox(&m.outbox_ids).await;
         return Ok(SaleOutcome::AlreadyProcessed);
     }
     let mut processed = ProcessedEvent {
-        source: STRIPE_SOURCE.into(),
+        source: inv.source.clone(),
         event_id: inv.event_id.clone(),
         at_ms: paid_at_ms,
         outbox_ids: vec![],
@@ -95,7 +98,7 @@ pub async fn invoice_paid(engine: &Engine, inv: PaidInvoice) -> Result<SaleOutco
         .as_deref()
         .and_then(|e| normalize_email(e).ok())
         .map(|e| e.to_string());
-    let source_event = format!("{STRIPE_SOURCE}:{}", inv.event_id);
+    let source_event = format!("{}:{}", inv.source, inv.event_id);
     let mut booked = vec![];
     let mut commission_ids = vec![];
     let mut unattributed = vec![];

@@ -25,6 +25,8 @@ use crate::{Engine, EngineError, OPTIMISTIC_ATTEMPTS};
 pub struct MoneyBack {
     /// `evt_…`: applied once.
     pub event_id: String,
+    /// What delivered it: [`super::STRIPE_SOURCE`] or `feed:{name}` (the ledger's labels).
+    pub source: String,
     /// Business time: the event's `created`.
     pub at_ms: i64,
     /// The charge (`ch_…`), or the payment intent (`pi_…`) when the object names no charge.
@@ -110,6 +112,9 @@ fn fill_in(row: &mut ChargeRow, mb: &MoneyBack) {
     }
     if row.currency.is_none() {
         row.currency = mb.currency;
+    }
+    if row.source.is_none() {
+        row.source = Some(mb.source.clone());
     }
 }
 

@@ -71,7 +71,7 @@ pub(crate) fn post_reversal(
     let source = charge
         .events
         .last()
-        .map(|e| format!("{}:{e}", super::STRIPE_SOURCE))
+        .map(|e| format!("{}:{e}", charge.source()))
         .unwrap_or_else(|| c.source_event.clone());
     let reason = format!(
         "money back on charge {}: {} of {} refunded or disputed",
