@@ -38,6 +38,8 @@ fi
 export PORT="${PORT:-9000}"
 export TABLE_NAME="${TABLE_NAME:-partner-engine-local}"
 export STRIPE_SIGNING_SECRET="${STRIPE_SIGNING_SECRET:-whsec_local_demo}"
+# The sale feed's local source `billing` (/partner-engine/sale-feed/billing in moto's SSM).
+export SALE_FEED_SECRET="${SALE_FEED_SECRET:-whsec_local_sale_feed}"
 export TRACKING_KEY="${TRACKING_KEY:-local-tracking-key}"
 # Stripe CLI and the sample events are test mode; a deployment defaults to live (template.yaml).
 export STRIPE_MODE="${STRIPE_MODE:-test}"
@@ -79,7 +81,7 @@ export DEVGW_URL="http://127.0.0.1:$PORT"
 {
   echo "# written by infra/dev.sh; valid while make dev runs"
   for v in DEVGW_URL PORT AWS_ENDPOINT_URL AWS_REGION AWS_DEFAULT_REGION AWS_ACCESS_KEY_ID \
-    AWS_SECRET_ACCESS_KEY TABLE_NAME STRIPE_SIGNING_SECRET TRACKING_KEY STRIPE_MODE; do
+    AWS_SECRET_ACCESS_KEY TABLE_NAME STRIPE_SIGNING_SECRET SALE_FEED_SECRET TRACKING_KEY STRIPE_MODE; do
     printf 'export %s=%q\n' "$v" "${!v}"
   done
   sed -n 's/^\([A-Z][A-Z0-9_]*\)=\(.*\)$/export \1=\2/p' "$dev_dir/queues.env"
@@ -141,6 +143,9 @@ for f in fns:
         method, path = rk.split(" ", 1)
         flag = {"GET": "", "HEAD": "-I "}.get(method, f"-X {method} ")
         if method == "HEAD":
+            continue
+        if name == "sale-webhook" and method == "POST" and path.endswith("/sale"):
+            lines.append(f"      infra/dev/sale-event.sh events/sale-feed/sale.json   # source billing, signed with $SALE_FEED_SECRET (docs/integration.md)")
             continue
         if name == "sale-webhook" and method == "POST":
             lines.append(f"      infra/dev/stripe-event.sh events/stripe/invoice.paid.json   # signed with $STRIPE_SIGNING_SECRET, sent to $DEVGW_URL")

@@ -9,7 +9,7 @@
 # else the default:
 #   DEVGW_URL              the gateway (default http://127.0.0.1:$PORT, PORT default 9000)
 #   STRIPE_SIGNING_SECRET  default whsec_local_demo, as make dev sets it
-#   STRIPE_WEBHOOK_PATH    default: the POST route of the sale-webhook function, else /webhooks/stripe
+#   STRIPE_WEBHOOK_PATH    default: the sale-webhook function's POST route with "stripe" in it, else /webhooks/stripe
 # It prints where it sent the event.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -39,7 +39,8 @@ if not path:
         fns = json.load(urllib.request.urlopen(f"{base}/dev/functions", timeout=5))["functions"]
         for f in fns:
             if f["name"] == "sale-webhook":
-                posts = [r.split(" ", 1)[1] for r in f["routes"] if r.startswith("POST ")]
+                posts = [r.split(" ", 1)[1] for r in f["routes"]
+                         if r.startswith("POST ") and "stripe" in r]
                 if posts:
                     path = posts[0]
     except OSError:

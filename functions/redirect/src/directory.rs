@@ -78,6 +78,15 @@ pub trait LinkDirectory: Send + Sync {
         &self,
         code: &str,
     ) -> impl Future<Output = Result<Option<Arc<LinkWithProgram>>, BackendError>> + Send;
+
+    /// A program's redirect settings by id (`GET /t.js?program=`). Directories that only know
+    /// links find none.
+    fn program(
+        &self,
+        _program_id: &str,
+    ) -> impl Future<Output = Result<Option<Arc<RedirectProgram>>, BackendError>> + Send {
+        async { Ok(None) }
+    }
 }
 
 /// DynamoDB adapter: `GetItem` of the link, then `GetItem` of its program. Counts its reads.
@@ -132,12 +141,23 @@ impl LinkDirectory for TableDirectory {
             link,
         })))
     }
+
+    async fn program(&self, program_id: &str) -> Result<Option<Arc<RedirectProgram>>, BackendError> {
+        if !storage::keys::safe_id(program_id) || program_id.len() > 64 {
+            return Ok(None);
+        }
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        Ok(storage::programs::get_program(&self.table, program_id)
+            .await?
+            .map(|p| Arc::new(RedirectProgram::from(&p))))
+    }
 }
 
 /// Most entries kept; when full, expired entries are dropped, then everything.
 pub const CACHE_MAX_ENTRIES: usize = 10_000;
 
 type Entry = (i64, Option<Arc<LinkWithProgram>>);
+type ProgramEntry = (i64, Option<Arc<RedirectProgram>>);
 
 /// In-memory cache in front of a directory, on the injected technical clock. Found links live
 /// `ttl`, unknown codes `negative_ttl`; errors are never cached. A Lambda execution environment
@@ -148,6 +168,8 @@ pub struct CachedDirectory<D> {
     ttl_ms: i64,
     negative_ttl_ms: i64,
     entries: Mutex<HashMap<String, Entry>>,
+    /// Programs by id, for `GET /t.js` (same TTLs).
+    programs: Mutex<HashMap<String, ProgramEntry>>,
 }
 
 impl<D> CachedDirectory<D> {
@@ -158,6 +180,7 @@ impl<D> CachedDirectory<D> {
             ttl_ms: ttl.as_millis() as i64,
             negative_ttl_ms: negative_ttl.as_millis() as i64,
             entries: Mutex::new(HashMap::new()),
+            programs: Mutex::new(HashMap::new()),
         }
     }
 
@@ -202,6 +225,32 @@ impl<D: LinkDirectory> LinkDirectory for CachedDirectory<D> {
         }
         let found = self.inner.link(code).await?;
         self.store(code, self.clock.now_ms(), found.clone());
+        Ok(found)
+    }
+
+    async fn program(&self, program_id: &str) -> Result<Option<Arc<RedirectProgram>>, BackendError> {
+        let now = self.clock.now_ms();
+        if let Ok(programs) = self.programs.lock() {
+            if let Some((expires, v)) = programs.get(program_id) {
+                if now < *expires {
+                    return Ok(v.clone());
+                }
+            }
+        }
+        let found = self.inner.program(program_id).await?;
+        let ttl = if found.is_some() {
+            self.ttl_ms
+        } else {
+            self.negative_ttl_ms
+        };
+        if ttl > 0 {
+            if let Ok(mut programs) = self.programs.lock() {
+                if programs.len() >= CACHE_MAX_ENTRIES {
+                    programs.clear();
+                }
+                programs.insert(program_id.to_string(), (self.clock.now_ms() + ttl, found.clone()));
+            }
+        }
         Ok(found)
     }
 }

@@ -74,6 +74,11 @@ pub async fn handle<D: LinkDirectory, R: ClickRecorder>(
     deps: &Deps<D, R>,
     req: Request,
 ) -> Result<Response<Body>, lambda_http::Error> {
+    if crate::script::is_script_request(&req) {
+        let resp = crate::script::serve(&deps.directory, &deps.config, &req).await;
+        tracing::info!(status = resp.status().as_u16(), "t.js");
+        return Ok(resp);
+    }
     let click = ClickRequest::from_http(&req);
     let (resp, outcome) = redirect(deps, &click).await;
     tracing::info!(

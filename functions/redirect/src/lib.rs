@@ -1,5 +1,7 @@
 //! The redirect function: `GET /r/{code}` and `GET /r/{code}/{sub_id}` count a partner link's
-//! click and send the visitor to the merchant with a signed click id (see [`handler`]).
+//! click and send the visitor to the merchant with a signed click id (see [`handler`]);
+//! `GET /t.js?program=` serves the merchant's landing-page script that carries that id into
+//! checkout ([`script`]).
 //!
 //! `main.rs` builds [`Deps`] once per execution environment ([`production_deps`]) and lends it
 //! to [`handler::handle`], which only sees the narrow ports [`LinkDirectory`] and
@@ -11,6 +13,7 @@ pub mod handler;
 pub mod recorder;
 pub mod request;
 pub mod response;
+pub mod script;
 
 pub use config::{Config, ConfigError};
 pub use directory::{

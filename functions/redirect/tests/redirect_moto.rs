@@ -368,3 +368,51 @@ async fn a_link_destination_is_used_only_when_allowed() {
     let id = click_param(&r).unwrap();
     assert_eq!(location(&r), format!("{DEFAULT_DEST}?ref_click={id}"));
 }
+
+/// The body of a text response.
+fn text(r: lambda_http::Response<lambda_http::Body>) -> String {
+    match r.into_body() {
+        lambda_http::Body::Text(t) => t,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn t_js_carries_the_programs_cookie_days_and_is_cached() {
+    let (deps, _t, clock) = table_deps().await;
+    let program = storage::programs::get_program(&_t, "demo")
+        .await
+        .unwrap()
+        .expect("demo");
+    let r = handle(&deps, request(&event("script.json"))).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()[CONTENT_TYPE], "text/javascript; charset=utf-8");
+    assert_eq!(r.headers()[CACHE_CONTROL], "public, max-age=300");
+    assert!(set_cookies(&r).is_empty(), "the script request sets nothing");
+    let js = text(r);
+    assert!(
+        js.contains(&format!("var DAYS = {};", program.cookie_days)),
+        "{js}"
+    );
+    assert!(js.contains("var PARAM = \"ref_click\";"));
+    let reads = deps.directory.inner().reads();
+    // Within the cache TTL the program is not read again; after it, it is.
+    handle(&deps, request(&event("script.json"))).await.unwrap();
+    assert_eq!(deps.directory.inner().reads(), reads);
+    clock.advance(Duration::from_secs(120));
+    handle(&deps, request(&event("script.json"))).await.unwrap();
+    assert_eq!(deps.directory.inner().reads(), reads + 1);
+
+    // No program, an unknown one: a script that only warns, not cached.
+    let r = handle(&deps, request(&with_query(event("script.json"), &[("program", "nope")])))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()[CACHE_CONTROL], "no-store");
+    assert!(text(r).contains("console.warn"));
+    let mut ev = event("script.json");
+    ev["rawQueryString"] = "".into();
+    ev.as_object_mut().unwrap().remove("queryStringParameters");
+    let r = handle(&deps, request(&ev)).await.unwrap();
+    assert_eq!(r.status(), 400);
+}

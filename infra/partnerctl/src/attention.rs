@@ -201,7 +201,7 @@ pub async fn replay(
     }
     let Some(payload) = r.payload.clone() else {
         return Err(CliError::Usage(format!(
-            "{id}: the payload was not kept ({}); resend the event from Stripe's dashboard instead",
+            "{id}: the payload was not kept ({}); resend the event from its sender (Stripe's dashboard, the billing system) instead",
             r.payload_ref.as_deref().unwrap_or("")
         )));
     };
@@ -209,7 +209,11 @@ pub async fn replay(
         return Err(CliError::Usage(format!("{id} is no longer open")));
     }
     let deps = webhook_deps(table.clone()).await?;
-    let reply = sale_webhook::replay(&deps, payload.as_bytes()).await;
+    // A Stripe event, or an event of a sale feed source (`feed:{name}`), each the way it came.
+    let reply = match sale_webhook::feed::source_of_engine_source(&r.source) {
+        Some(feed_source) => sale_webhook::replay_feed(&deps, feed_source, payload.as_bytes()).await,
+        None => sale_webhook::replay(&deps, payload.as_bytes()).await,
+    };
     interpret_reply(table, id, operator, &reply).await
 }
 
