@@ -7,14 +7,17 @@ VENV := .venv
 
 help:
 	@echo "make dev    - run the whole system locally (moto + every function on loopback)"
-	@echo "make test   - run every test (starts and stops a local moto server)"
+	@echo "make test   - run every test (starts and stops a local moto server; installs moto and chromium when missing)"
 	@echo "make lint   - cargo fmt --check, clippy -D warnings, cfn-lint template.yaml"
 	@echo "make bench  - benchmarks (release builds); figures go to docs/performance.md"
 
 # The system tests run the functions' binaries: cargo test builds a package's binaries only
 # when the package has integration tests, so every function crate has some (a separate
 # `cargo build --bins` would compile the dependencies a second time, with other features).
+# The browser tests need Debian's chromium and chromium-driver (infra/browser.sh installs them
+# when missing, as infra/moto.sh installs moto).
 test:
+	infra/browser.sh install
 	infra/moto.sh run -- $(CARGO) test --workspace --all-targets
 
 test-rules:

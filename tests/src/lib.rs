@@ -25,8 +25,10 @@
 //! A file in `tests/tests/` (one test binary each) whose tests start with
 //! `let stack = Stack::start().await;` and talk to it through [`Stack`]'s methods only: its
 //! HTTP routes ([`Stack::get`], [`Stack::post`]), the Invoke API ([`Stack::invoke`]), Stripe
-//! deliveries ([`stripe`]) and commands ([`Stack::shell`], [`Stack::partnerctl`]).
+//! deliveries ([`stripe`]), sale feed deliveries ([`Stack::deliver_sale`]), a headless browser
+//! ([`browser`]) and commands ([`Stack::shell`], [`Stack::partnerctl`]).
 
+pub mod browser;
 pub mod dynamo_faults;
 pub mod http;
 mod stack;

@@ -154,6 +154,26 @@ impl Stack {
         .await
     }
 
+    /// The merchant's billing system sends `body` to `POST /webhooks/sale` as source `billing`
+    /// (make dev's), signed now with the stack's `SALE_FEED_SECRET`.
+    pub async fn deliver_sale(&self, body: &[u8]) -> Reply {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default();
+        let signature = crate::stripe::signature(self.setting("SALE_FEED_SECRET"), t, body);
+        self.post(
+            "/webhooks/sale",
+            &[
+                ("content-type", "application/json"),
+                ("sale-source", "billing"),
+                ("sale-signature", signature.as_str()),
+            ],
+            body.to_vec(),
+        )
+        .await
+    }
+
     /// The Lambda Invoke API (`aws lambda invoke --endpoint-url`): the function's raw answer.
     pub async fn invoke(&self, function: &str, event: &impl serde::Serialize) -> Reply {
         let payload = serde_json::to_vec(event).expect("event JSON");

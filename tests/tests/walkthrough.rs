@@ -106,4 +106,33 @@ async fn click_lead_paid_invoice_and_balances_as_in_the_readme() {
             "{view:#}"
         );
     }
+
+    // 5. the sale feed: the README's lines, run as written in the second shell, with $click
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README");
+    let start = readme
+        .find("# 5. a merchant")
+        .expect("step 5 in the README");
+    let end = start + readme[start..].find("# 6.").expect("step 6 in the README");
+    let sent = stack
+        .shell("/bin/bash")
+        .arg("-c")
+        .arg(&readme[start..end])
+        .env("click", &click_id)
+        .output()
+        .expect("run step 5");
+    let printed = String::from_utf8_lossy(&sent.stdout);
+    assert!(
+        sent.status.success() && printed.contains(r#""outcome":"booked""#),
+        "{}: {printed}{}",
+        sent.status,
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let bob = stack.partnerctl_json(&["partner", "bob"]);
+    assert_eq!(bob["balances"][0]["pending"], json!(2475 + 2475), "{bob:#}");
+
+    // 6. the landing-page script
+    let js = stack.get("/t.js?program=demo").await;
+    assert_eq!(js.status, 200, "{}", js.text());
+    assert!(js.text().contains("partnerEngine"));
 }

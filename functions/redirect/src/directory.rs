@@ -142,7 +142,10 @@ impl LinkDirectory for TableDirectory {
         })))
     }
 
-    async fn program(&self, program_id: &str) -> Result<Option<Arc<RedirectProgram>>, BackendError> {
+    async fn program(
+        &self,
+        program_id: &str,
+    ) -> Result<Option<Arc<RedirectProgram>>, BackendError> {
         if !storage::keys::safe_id(program_id) || program_id.len() > 64 {
             return Ok(None);
         }
@@ -228,7 +231,10 @@ impl<D: LinkDirectory> LinkDirectory for CachedDirectory<D> {
         Ok(found)
     }
 
-    async fn program(&self, program_id: &str) -> Result<Option<Arc<RedirectProgram>>, BackendError> {
+    async fn program(
+        &self,
+        program_id: &str,
+    ) -> Result<Option<Arc<RedirectProgram>>, BackendError> {
         let now = self.clock.now_ms();
         if let Ok(programs) = self.programs.lock() {
             if let Some((expires, v)) = programs.get(program_id) {
@@ -248,7 +254,10 @@ impl<D: LinkDirectory> LinkDirectory for CachedDirectory<D> {
                 if programs.len() >= CACHE_MAX_ENTRIES {
                     programs.clear();
                 }
-                programs.insert(program_id.to_string(), (self.clock.now_ms() + ttl, found.clone()));
+                programs.insert(
+                    program_id.to_string(),
+                    (self.clock.now_ms() + ttl, found.clone()),
+                );
             }
         }
         Ok(found)

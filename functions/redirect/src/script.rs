@@ -55,13 +55,19 @@ fn answer(status: StatusCode, body: String, cache: &str) -> Response<Body> {
 fn refusal(status: StatusCode, why: &str) -> Response<Body> {
     answer(
         status,
-        format!("/* partner-engine t.js: {why} */\nconsole.warn(\"partner-engine t.js: {why}\");\n"),
+        format!(
+            "/* partner-engine t.js: {why} */\nconsole.warn(\"partner-engine t.js: {why}\");\n"
+        ),
         "no-store",
     )
 }
 
 /// Serve the script of `?program=`.
-pub async fn serve<D: LinkDirectory>(directory: &D, config: &Config, req: &Request) -> Response<Body> {
+pub async fn serve<D: LinkDirectory>(
+    directory: &D,
+    config: &Config,
+    req: &Request,
+) -> Response<Body> {
     let program_id = req.uri().query().and_then(|q| {
         url::form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| k == "program")

@@ -388,7 +388,10 @@ async fn t_js_carries_the_programs_cookie_days_and_is_cached() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()[CONTENT_TYPE], "text/javascript; charset=utf-8");
     assert_eq!(r.headers()[CACHE_CONTROL], "public, max-age=300");
-    assert!(set_cookies(&r).is_empty(), "the script request sets nothing");
+    assert!(
+        set_cookies(&r).is_empty(),
+        "the script request sets nothing"
+    );
     let js = text(r);
     assert!(
         js.contains(&format!("var DAYS = {};", program.cookie_days)),
@@ -404,9 +407,12 @@ async fn t_js_carries_the_programs_cookie_days_and_is_cached() {
     assert_eq!(deps.directory.inner().reads(), reads + 1);
 
     // No program, an unknown one: a script that only warns, not cached.
-    let r = handle(&deps, request(&with_query(event("script.json"), &[("program", "nope")])))
-        .await
-        .unwrap();
+    let r = handle(
+        &deps,
+        request(&with_query(event("script.json"), &[("program", "nope")])),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 404);
     assert_eq!(r.headers()[CACHE_CONTROL], "no-store");
     assert!(text(r).contains("console.warn"));

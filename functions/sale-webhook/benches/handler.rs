@@ -148,6 +148,48 @@ fn bench_handler(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    // The sale feed: a sale with its click id (bind, then book) and a refund, verified and read.
+    for name in ["sale", "refund"] {
+        let path = format!(
+            "{}/../../events/sale-feed/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let body = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let body = if name == "sale" {
+            body.replacen(
+                "\"order_id\"",
+                "\"click_id\": \"AAZVbr8IAFAkDAQIDk3ZLqz1pYLritR9alice\",\n  \"order_id\"",
+                1,
+            )
+        } else {
+            body
+        };
+        let t = 1_800_000_000;
+        let header = sign_header(SECRET, t, body.as_bytes());
+        let mut feed_deps = self::deps(t);
+        feed_deps.feed =
+            sale_webhook::FeedSources::from_spec(&format!("billing={SECRET}")).expect("feed");
+        g.bench_function(format!("feed {name}"), |b| {
+            b.iter_batched(
+                || {
+                    let mut req = Request::new(Body::Text(body.clone()));
+                    *req.method_mut() = Method::POST;
+                    *req.uri_mut() = "/webhooks/sale".parse().expect("uri");
+                    req.headers_mut()
+                        .insert("sale-source", "billing".parse().expect("h"));
+                    req.headers_mut()
+                        .insert("sale-signature", header.parse().expect("h"));
+                    req
+                },
+                |req| {
+                    let resp = rt.block_on(handle(&feed_deps, req)).expect("response");
+                    assert_eq!(resp.status(), 200);
+                    resp
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
     g.finish();
 
     let secrets = SigningSecrets::from_list(SECRET).expect("secret");

@@ -100,12 +100,18 @@ fn feed_life(click: &str) -> Vec<Value> {
 
 /// What the partners have: balances (pending, available, paid) of bob and alice.
 async fn balances(w: &World) -> Vec<(i64, i64, i64)> {
-    vec![w.balance("bob", "demo").await, w.balance("alice", "demo").await]
+    vec![
+        w.balance("bob", "demo").await,
+        w.balance("alice", "demo").await,
+    ]
 }
 
 /// Every ledger entry of bob and alice: (kind, amount), in order.
 async fn entries(w: &World) -> Vec<Vec<(String, i64)>> {
-    vec![w.entries("bob", "demo").await, w.entries("alice", "demo").await]
+    vec![
+        w.entries("bob", "demo").await,
+        w.entries("alice", "demo").await,
+    ]
 }
 
 #[tokio::test]
@@ -128,7 +134,10 @@ async fn the_feed_leaves_the_same_ledger_as_the_stripe_events() {
     // 50.00 of 134.00 refunded: round(2475 × 5000 ÷ 13400) = 9.24 and round(495 × …) = 1.85.
     assert_eq!(stripe(&sd, &s[2]).await["outcome"], "money_back_applied");
     assert_eq!(feed(&fd, &f[1]).await["outcome"], "money_back_applied");
-    assert_eq!(balances(&fw).await, vec![(2475 - 924, 0, 0), (495 - 185, 0, 0)]);
+    assert_eq!(
+        balances(&fw).await,
+        vec![(2475 - 924, 0, 0), (495 - 185, 0, 0)]
+    );
     assert_eq!(balances(&fw).await, balances(&sw).await);
 
     // The chargeback of the other 84.00 takes the rest; winning it gives it back.
@@ -138,7 +147,10 @@ async fn the_feed_leaves_the_same_ledger_as_the_stripe_events() {
     assert_eq!(balances(&fw).await, balances(&sw).await);
     assert_eq!(stripe(&sd, &s[4]).await["outcome"], "money_back_applied");
     assert_eq!(feed(&fd, &f[3]).await["outcome"], "money_back_applied");
-    assert_eq!(balances(&fw).await, vec![(2475 - 924, 0, 0), (495 - 185, 0, 0)]);
+    assert_eq!(
+        balances(&fw).await,
+        vec![(2475 - 924, 0, 0), (495 - 185, 0, 0)]
+    );
 
     // Entry for entry, the same ledger.
     assert_eq!(entries(&fw).await, entries(&sw).await);
@@ -149,7 +161,9 @@ async fn the_feed_leaves_the_same_ledger_as_the_stripe_events() {
         .map(|e| e.source_event)
         .collect();
     assert!(
-        labels.iter().all(|l| l.starts_with("feed:billing:evt_feed_1001_")),
+        labels
+            .iter()
+            .all(|l| l.starts_with("feed:billing:evt_feed_1001_")),
         "{labels:?}"
     );
 

@@ -211,7 +211,9 @@ pub async fn replay(
     let deps = webhook_deps(table.clone()).await?;
     // A Stripe event, or an event of a sale feed source (`feed:{name}`), each the way it came.
     let reply = match sale_webhook::feed::source_of_engine_source(&r.source) {
-        Some(feed_source) => sale_webhook::replay_feed(&deps, feed_source, payload.as_bytes()).await,
+        Some(feed_source) => {
+            sale_webhook::replay_feed(&deps, feed_source, payload.as_bytes()).await
+        }
         None => sale_webhook::replay(&deps, payload.as_bytes()).await,
     };
     interpret_reply(table, id, operator, &reply).await
