@@ -46,16 +46,6 @@ async fn page_state(b: &Browser) -> Value {
     panic!("t.js did not run on the page");
 }
 
-fn sale_body(edit: impl FnOnce(&mut Value)) -> Vec<u8> {
-    let path = format!(
-        "{}/../events/sale-feed/sale.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let mut v: Value = serde_json::from_slice(&std::fs::read(path).expect("sample")).expect("json");
-    edit(&mut v);
-    serde_json::to_vec(&v).expect("json")
-}
-
 fn feed_body(name: &str, edit: impl FnOnce(&mut Value)) -> Vec<u8> {
     let path = format!(
         "{}/../events/sale-feed/{name}.json",
@@ -156,7 +146,7 @@ async fn the_click_id_reaches_checkout_and_the_sale_feed_books_it() {
     // The merchant's own billing reports the sale with the id it got from checkout: 99.00 of
     // eligible lines at 25 % = 24.75 for alice.
     let sold = now_rfc3339(0);
-    let sale = sale_body(|v| {
+    let sale = feed_body("sale", |v| {
         v["occurred_at"] = sold.clone().into();
         v["click_id"] = click_id.clone().into();
         v["customer"] = json!({"key": "cust_feed_1", "email": "erin@example.com"});
@@ -184,10 +174,18 @@ async fn the_click_id_reaches_checkout_and_the_sale_feed_books_it() {
         json!(2475 - 924),
         "{alice}"
     );
-    let chargeback = feed_body("chargeback", |v| v["occurred_at"] = now_rfc3339(120).into());
-    assert_eq!(
-        stack.deliver_sale(&chargeback).await.json()["outcome"],
-        "money_back_applied"
+    //    (the chargeback sent as the integration guide's local sender sends it)
+    let sent = stack
+        .shell("infra/dev/sale-event.sh")
+        .arg("events/sale-feed/chargeback.json")
+        .output()
+        .expect("run infra/dev/sale-event.sh");
+    let printed = String::from_utf8_lossy(&sent.stdout);
+    assert!(
+        sent.status.success() && printed.contains(r#""outcome":"money_back_applied""#),
+        "{}: {printed}{}",
+        sent.status,
+        String::from_utf8_lossy(&sent.stderr)
     );
     let alice = stack.partnerctl_json(&["partner", "alice"]);
     assert_eq!(alice["balances"][0]["pending"], json!(0), "{alice}");
@@ -195,7 +193,7 @@ async fn the_click_id_reaches_checkout_and_the_sale_feed_books_it() {
     assert!(text.contains("billing:1001"), "{text}");
 
     // What the sender gets wrong is named, and changes nothing.
-    let bad = sale_body(|v| {
+    let bad = feed_body("sale", |v| {
         v["id"] = "evt_feed_bad".into();
         v["lines"][0]["amount"] = "99.00".into();
     });

@@ -417,17 +417,14 @@ fn map(source: &str, w: WireEvent) -> Result<FeedEvent, FieldError> {
             }
             let paid_at = chrono::DateTime::from_timestamp_millis(at_ms)
                 .ok_or_else(|| FieldError::new("occurred_at", "out of range"))?;
-            let bind = match optional_text(w.click_id.as_deref()) {
-                Some(click) => Some(BindRequest {
-                    program_id: None,
-                    customer_key: customer_key.clone(),
-                    email: email.clone(),
-                    source: BindSource::ClickId(click),
-                    at_ms,
-                    source_event: format!("{engine_source}:{id}"),
-                }),
-                None => None,
-            };
+            let bind = optional_text(w.click_id.as_deref()).map(|click| BindRequest {
+                program_id: None,
+                customer_key: customer_key.clone(),
+                email: email.clone(),
+                source: BindSource::ClickId(click),
+                at_ms,
+                source_event: format!("{engine_source}:{id}"),
+            });
             FeedAction::Sale {
                 bind,
                 invoice: Box::new(PaidInvoice {

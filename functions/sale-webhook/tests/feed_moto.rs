@@ -175,27 +175,11 @@ async fn the_feed_leaves_the_same_ledger_as_the_stripe_events() {
     assert_eq!(entries(&fw).await, entries(&sw).await);
 }
 
-/// Every order of a permutation of `0..n`.
-fn permutations(n: usize) -> Vec<Vec<usize>> {
-    if n == 0 {
-        return vec![vec![]];
-    }
-    let mut out = vec![];
-    for p in permutations(n - 1) {
-        for i in 0..=p.len() {
-            let mut q = p.clone();
-            q.insert(i, n - 1);
-            out.push(q);
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn every_arrival_order_with_repeats_converges() {
     // In order: 24.75 − 9.24 − 15.51 = 0 for bob (the refund and the chargeback take it all).
     let expected = vec![(0, 0, 0), (0, 0, 0)];
-    for order in permutations(3) {
+    for order in testkit::permutations(3) {
         let (w, d) = world().await;
         let click = w.click("bob", "visitor-1", CLICK_MS).await;
         let life = feed_life(&click);

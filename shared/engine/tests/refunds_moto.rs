@@ -195,28 +195,13 @@ async fn assert_books_balance(w: &World, partner: &str, currency: Currency) {
     );
 }
 
-fn permutations(n: usize) -> Vec<Vec<usize>> {
-    if n == 0 {
-        return vec![vec![]];
-    }
-    let mut out = vec![];
-    for p in permutations(n - 1) {
-        for i in 0..=p.len() {
-            let mut q = p.clone();
-            q.insert(i, n - 1);
-            out.push(q);
-        }
-    }
-    out
-}
-
 /// $99.00 at 25 % = 24.75. Refunds of 33.00 (succeeded) and 16.50 (pending) take back
 /// round(2475 × 4950 ÷ 9900) = 12.38, in all 24 orders of the sale, the two refunds and the
 /// charge's own `charge.refunded` view, each delivered twice.
 #[tokio::test]
 async fn partial_refunds_in_every_order_and_twice_take_back_the_same() {
     let w = seeded().await;
-    for (n, order) in permutations(4).into_iter().enumerate() {
+    for (n, order) in testkit::permutations(4).into_iter().enumerate() {
         let case = format!("p{n}");
         bind(&w, &case, "alice").await;
         let deliveries = [
@@ -287,7 +272,7 @@ async fn disputes_won_and_lost_in_every_order() {
     use DisputeStatus::*;
     let w = seeded().await;
     for (end, net) in [(Won, 2475), (Lost, 0)] {
-        for (n, order) in permutations(4).into_iter().enumerate() {
+        for (n, order) in testkit::permutations(4).into_iter().enumerate() {
             let case = format!("d{end:?}{n}");
             bind(&w, &case, "alice").await;
             let d = [

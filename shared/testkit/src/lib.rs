@@ -27,3 +27,19 @@ pub mod moto;
 pub mod redirect;
 #[cfg(feature = "sale-webhook")]
 pub mod sale_webhook;
+
+/// Every order of `0..n` (n! of them): for tests that deliver the same events in every order.
+pub fn permutations(n: usize) -> Vec<Vec<usize>> {
+    if n == 0 {
+        return vec![vec![]];
+    }
+    let mut out = vec![];
+    for p in permutations(n - 1) {
+        for i in 0..=p.len() {
+            let mut q = p.clone();
+            q.insert(i, n - 1);
+            out.push(q);
+        }
+    }
+    out
+}
