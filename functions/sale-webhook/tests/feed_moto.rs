@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use engine::attribution::BindSource;
 use rules::program::Duration;
 use sale_webhook::engine_adapter::EngineSink;
 use sale_webhook::policy::EventPolicy;
@@ -237,4 +238,32 @@ async fn a_refund_of_an_unknown_order_waits_on_its_charge() {
         .expect("kept");
     assert_eq!(charge.source(), "feed:billing");
     assert!(charge.is_parked());
+}
+
+#[tokio::test]
+async fn a_sale_without_a_click_id_books_by_customer_key_or_by_email() {
+    let (w, d) = world().await;
+    // The lead of the sign-up form: cus_demo1 bound to bob by his code.
+    w.bind("cus_demo1", None, BindSource::Code("bob".into()), CLICK_MS)
+        .await;
+    let r = feed(&d, &feed_body("sale")).await;
+    assert_eq!(r["outcome"], "booked", "{r}");
+    assert_eq!(balances(&w).await, vec![(2475, 0, 0), (495, 0, 0)]);
+
+    // Another order, by a customer key the lead never saw, with the e-mail of a lead bound to
+    // carol: the e-mail binding covers it.
+    w.bind(
+        "lead_erin",
+        Some("erin@example.com"),
+        BindSource::Code("carol".into()),
+        CLICK_MS,
+    )
+    .await;
+    let mut sale = feed_body("sale");
+    sale["id"] = "evt_feed_1002_sale".into();
+    sale["order_id"] = "1002".into();
+    sale["customer"] = serde_json::json!({"key": "cust_erin", "email": "erin@example.com"});
+    let r = feed(&d, &sale).await;
+    assert_eq!(r["outcome"], "booked", "{r}");
+    assert_eq!(w.balance("carol", "demo").await, (2475, 0, 0));
 }

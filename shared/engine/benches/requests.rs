@@ -204,6 +204,31 @@ async fn main() {
         .await
         .expect("paid");
     measure("customer not bound (kept as unattributed)", &counter);
+    // The sale feed's sale with a click id: the binding (at the sale's time), then the booking.
+    let click = engine
+        .keys
+        .new_click_id("bob", T0, [9, 9, 9, 9, 9, 9])
+        .expect("click id");
+    engine::attribution::bind(
+        &engine,
+        BindRequest {
+            source: BindSource::ClickId(click),
+            at_ms: T0 + DAY,
+            ..bind("cus_feed")
+        },
+    )
+    .await
+    .expect("bind");
+    invoice_paid(
+        &engine,
+        invoice("evt_f", "billing:1001", "cus_feed", T0 + DAY),
+    )
+    .await
+    .expect("paid");
+    measure(
+        "sale feed: a first sale carrying its click id (bind, then book; warm)",
+        &counter,
+    );
 
     // Money going back (refund.created / charge.refunded / charge.dispute.*: one path).
     money_back(
