@@ -179,18 +179,19 @@ async fn assert_books_balance(w: &World, partner: &str, currency: Currency) {
     let entries = ledger::entries(w.t(), partner, "demo", currency)
         .await
         .expect("entries");
-    let (mut p, mut a, mut d) = (0, 0, 0);
+    let (mut p, mut a, mut f, mut d) = (0, 0, 0, 0);
     for e in &entries {
         p += e.delta.pending;
         a += e.delta.available;
+        f += e.delta.in_payout;
         d += e.delta.paid;
     }
     let b = ledger::balance(w.t(), partner, "demo", currency)
         .await
         .expect("balance");
     assert_eq!(
-        (b.pending, b.available, b.paid),
-        (p, a, d),
+        (b.pending, b.available, b.in_payout, b.paid),
+        (p, a, f, d),
         "{partner} {currency}: balance is the sum of the entries"
     );
 }
@@ -375,7 +376,23 @@ async fn a_refund_after_the_release_claws_back_and_the_next_commission_nets_it()
         .await
         .expect("release");
     assert_eq!(w.balance("alice", "demo").await, (0, 2475, 0));
-    // Paid out (as the payout run will post it).
+    // Paid out, as the payout run posts it: reserved in an item, then confirmed by the rail.
+    let mut tx = storage::Tx::new();
+    let reserved = LedgerEntry::new(
+        "payout_reserved:test",
+        "alice",
+        "demo",
+        Currency::USD,
+        EntryKind::PayoutReserved,
+        2475,
+        None,
+        AFTER_HOLD,
+        "payout",
+        "schedule:payout",
+    )
+    .expect("entry");
+    ledger::post(&mut tx, &reserved).expect("post");
+    tx.commit(w.t()).await.expect("reserved");
     let mut tx = storage::Tx::new();
     let paid = LedgerEntry::new(
         "paid:test",
@@ -385,7 +402,7 @@ async fn a_refund_after_the_release_claws_back_and_the_next_commission_nets_it()
         EntryKind::Paid,
         2475,
         None,
-        AFTER_HOLD,
+        AFTER_HOLD + 1,
         "payout",
         "schedule:payout",
     )
@@ -409,7 +426,10 @@ async fn a_refund_after_the_release_claws_back_and_the_next_commission_nets_it()
         .into_iter()
         .map(|(k, _)| k)
         .collect();
-    assert_eq!(kinds, vec!["earned", "released", "paid", "clawed_back"]);
+    assert_eq!(
+        kinds,
+        vec!["earned", "released", "payout_reserved", "paid", "clawed_back"]
+    );
     // The next sale (198.00 → 49.50) is released and nets the clawback.
     bind(&w, "cb2", "alice").await;
     deliver(&w, &sale("cb2", 19800)).await;

@@ -1,11 +1,16 @@
 //! The ledger's vocabulary: append-only entry kinds and the balance move each one makes.
 //!
-//! Balances are kept per (partner, program, currency) in three buckets: `pending` (in hold),
-//! `available` (released, waiting for a payout) and `paid`. Every entry moves money between
-//! buckets, or into / out of them, by a fixed rule below; storage writes the entry and its move
-//! in one transaction, so the books always balance:
+//! Balances are kept per (partner, program, currency) in four buckets: `pending` (in hold),
+//! `available` (released, waiting for a payout), `in_payout` (reserved by a payout item, money
+//! in flight to the partner) and `paid`. Every entry moves money between buckets, or into / out
+//! of them, by a fixed rule below; storage writes the entry and its move in one transaction, so
+//! the books always balance:
 //!
-//! `pending + available + paid == Σ earned − Σ reversed − Σ clawed_back − Σ forfeited + Σ adjusted`
+//! `pending + available + in_payout + paid == Σ earned − Σ reversed − Σ clawed_back − Σ forfeited + Σ adjusted`
+//!
+//! and the payout kinds only move money between buckets:
+//! `in_payout == Σ payout_reserved − Σ paid − Σ payout_released` and
+//! `paid == Σ paid − Σ payout_returned`.
 //!
 //! A negative `available` balance (a clawback after the money was paid) is carried and never paid.
 
@@ -13,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::money::{Currency, Money};
 
-/// One of the three balance buckets of a (partner, program, currency).
+/// One of the four balance buckets of a (partner, program, currency).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Bucket {
@@ -21,6 +26,8 @@ pub enum Bucket {
     Pending,
     /// Released, waiting for a payout.
     Available,
+    /// Reserved by a payout item: on its way to the partner.
+    InPayout,
     /// Sent to the partner.
     Paid,
 }
@@ -39,9 +46,13 @@ pub enum EntryKind {
     ClawedBack,
     /// Money given up under the program's accrual policy or by an operator: out of a bucket.
     Forfeited,
-    /// Sent to the partner: `available` → `paid`.
+    /// A payout item was created for the money: `available` → `in_payout`.
+    PayoutReserved,
+    /// The rail confirmed the payout: `in_payout` → `paid`.
     Paid,
-    /// The payout rail gave the money back (returned, unclaimed, failed): `paid` → `available`.
+    /// The payout item failed or was cancelled before money left: `in_payout` → `available`.
+    PayoutReleased,
+    /// Money that came back after it was sent (returned, unclaimed, reversed): `paid` → `available`.
     PayoutReturned,
     /// A correction, positive or negative, to `pending` or `available`.
     Adjusted,
@@ -56,7 +67,9 @@ impl EntryKind {
             EntryKind::Reversed => "reversed",
             EntryKind::ClawedBack => "clawed_back",
             EntryKind::Forfeited => "forfeited",
+            EntryKind::PayoutReserved => "payout_reserved",
             EntryKind::Paid => "paid",
+            EntryKind::PayoutReleased => "payout_released",
             EntryKind::PayoutReturned => "payout_returned",
             EntryKind::Adjusted => "adjusted",
         }
@@ -105,6 +118,9 @@ pub struct BalanceDelta {
     pub pending: i64,
     /// Move of `available`.
     pub available: i64,
+    /// Move of `in_payout`.
+    #[serde(default)]
+    pub in_payout: i64,
     /// Move of `paid`.
     pub paid: i64,
 }
@@ -112,11 +128,11 @@ pub struct BalanceDelta {
 impl BalanceDelta {
     /// True when nothing moves.
     pub fn is_zero(&self) -> bool {
-        self.pending == 0 && self.available == 0 && self.paid == 0
+        self.pending == 0 && self.available == 0 && self.in_payout == 0 && self.paid == 0
     }
     /// Net change of the partner's total (what the books say they have earned, net).
     pub fn total(&self) -> i64 {
-        self.pending + self.available + self.paid
+        self.pending + self.available + self.in_payout + self.paid
     }
     /// Sum of two moves.
     pub fn checked_add(&self, o: &BalanceDelta) -> Result<BalanceDelta, LedgerError> {
@@ -128,6 +144,10 @@ impl BalanceDelta {
             available: self
                 .available
                 .checked_add(o.available)
+                .ok_or(LedgerError::Overflow)?,
+            in_payout: self
+                .in_payout
+                .checked_add(o.in_payout)
                 .ok_or(LedgerError::Overflow)?,
             paid: self.paid.checked_add(o.paid).ok_or(LedgerError::Overflow)?,
         })
@@ -164,9 +184,19 @@ pub fn entry_delta(
             available: -amount,
             ..d
         },
-        EntryKind::Paid => BalanceDelta {
+        EntryKind::PayoutReserved => BalanceDelta {
             available: -amount,
+            in_payout: amount,
+            ..d
+        },
+        EntryKind::Paid => BalanceDelta {
+            in_payout: -amount,
             paid: amount,
+            ..d
+        },
+        EntryKind::PayoutReleased => BalanceDelta {
+            in_payout: -amount,
+            available: amount,
             ..d
         },
         EntryKind::PayoutReturned => BalanceDelta {
@@ -183,7 +213,9 @@ pub fn entry_delta(
                 available: -amount,
                 ..d
             },
-            b @ Bucket::Paid => return Err(LedgerError::WrongBucket { kind, bucket: b }),
+            b @ (Bucket::InPayout | Bucket::Paid) => {
+                return Err(LedgerError::WrongBucket { kind, bucket: b })
+            }
         },
         EntryKind::Adjusted => {
             if amount == 0 {
@@ -198,7 +230,9 @@ pub fn entry_delta(
                     available: amount,
                     ..d
                 },
-                b @ Bucket::Paid => return Err(LedgerError::WrongBucket { kind, bucket: b }),
+                b @ (Bucket::InPayout | Bucket::Paid) => {
+                    return Err(LedgerError::WrongBucket { kind, bucket: b })
+                }
             }
         }
     })
@@ -213,6 +247,9 @@ pub struct Balance {
     pub pending: i64,
     /// Released and unpaid, minor units; negative after a clawback of paid money.
     pub available: i64,
+    /// Reserved by payout items not yet confirmed or released, minor units.
+    #[serde(default)]
+    pub in_payout: i64,
     /// Paid out (net of returned payouts), minor units.
     pub paid: i64,
 }
@@ -224,8 +261,13 @@ impl Balance {
             currency,
             pending: 0,
             available: 0,
+            in_payout: 0,
             paid: 0,
         }
+    }
+    /// Sum of the four buckets: what the books say the partner has earned, net.
+    pub fn total(&self) -> i64 {
+        self.pending + self.available + self.in_payout + self.paid
     }
     /// Applies a move (checked for overflow).
     pub fn apply(&mut self, d: &BalanceDelta) -> Result<(), LedgerError> {
@@ -236,6 +278,10 @@ impl Balance {
         self.available = self
             .available
             .checked_add(d.available)
+            .ok_or(LedgerError::Overflow)?;
+        self.in_payout = self
+            .in_payout
+            .checked_add(d.in_payout)
             .ok_or(LedgerError::Overflow)?;
         self.paid = self.paid.checked_add(d.paid).ok_or(LedgerError::Overflow)?;
         Ok(())
@@ -258,23 +304,37 @@ mod tests {
     #[test]
     fn every_kind_moves_as_documented() {
         use EntryKind::*;
-        type Case = (EntryKind, i64, Option<Bucket>, (i64, i64, i64));
+        // (kind, amount, bucket, (pending, available, in_payout, paid))
+        type Case = (EntryKind, i64, Option<Bucket>, (i64, i64, i64, i64));
         let cases: &[Case] = &[
-            (Earned, 2475, None, (2475, 0, 0)),
-            (Released, 2475, None, (-2475, 2475, 0)),
-            (Reversed, 2475, None, (-2475, 0, 0)),
-            (ClawedBack, 2475, None, (0, -2475, 0)),
-            (Paid, 10000, None, (0, -10000, 10000)),
-            (PayoutReturned, 10000, None, (0, 10000, -10000)),
-            (Forfeited, 500, Some(Bucket::Available), (0, -500, 0)),
-            (Forfeited, 500, Some(Bucket::Pending), (-500, 0, 0)),
-            (Adjusted, -300, Some(Bucket::Pending), (-300, 0, 0)),
-            (Adjusted, 300, Some(Bucket::Available), (0, 300, 0)),
+            (Earned, 2475, None, (2475, 0, 0, 0)),
+            (Released, 2475, None, (-2475, 2475, 0, 0)),
+            (Reversed, 2475, None, (-2475, 0, 0, 0)),
+            (ClawedBack, 2475, None, (0, -2475, 0, 0)),
+            (PayoutReserved, 10000, None, (0, -10000, 10000, 0)),
+            (Paid, 10000, None, (0, 0, -10000, 10000)),
+            (PayoutReleased, 10000, None, (0, 10000, -10000, 0)),
+            (PayoutReturned, 10000, None, (0, 10000, 0, -10000)),
+            (Forfeited, 500, Some(Bucket::Available), (0, -500, 0, 0)),
+            (Forfeited, 500, Some(Bucket::Pending), (-500, 0, 0, 0)),
+            (Adjusted, -300, Some(Bucket::Pending), (-300, 0, 0, 0)),
+            (Adjusted, 300, Some(Bucket::Available), (0, 300, 0, 0)),
         ];
-        for (k, amt, b, (p, a, pd)) in cases {
+        for (k, amt, b, (p, a, ip, pd)) in cases {
             let d = entry_delta(*k, *amt, *b).unwrap();
-            assert_eq!((d.pending, d.available, d.paid), (*p, *a, *pd), "{k:?}");
+            assert_eq!(
+                (d.pending, d.available, d.in_payout, d.paid),
+                (*p, *a, *ip, *pd),
+                "{k:?}"
+            );
         }
+        // Only earning, reversing, clawing back, forfeiting and adjusting change the total;
+        // the payout kinds move money between buckets.
+        for k in [Released, PayoutReserved, Paid, PayoutReleased, PayoutReturned] {
+            assert_eq!(entry_delta(k, 700, None).unwrap().total(), 0, "{k:?}");
+        }
+        assert!(entry_delta(Forfeited, 5, Some(Bucket::InPayout)).is_err());
+        assert!(entry_delta(Adjusted, 5, Some(Bucket::InPayout)).is_err());
         assert!(entry_delta(Earned, 0, None).is_err());
         assert!(entry_delta(Paid, -5, None).is_err());
         assert!(entry_delta(Adjusted, 0, None).is_err());

@@ -66,8 +66,8 @@ pub use levels::{
 pub use money::{Currency, Money, MoneyError, COMMISSION_ROUNDING};
 pub use partner::{balance_frozen, can_bind, payable, sale_treatment, SaleTreatment};
 pub use payout::{
-    balance_payout_blockers, payout_amount, payout_blockers, PayoutBlocker, PayoutMethod,
-    TaxInfoState,
+    balance_payout_blockers, payout_amount, payout_blockers, payout_decision, payout_run_date,
+    PayoutBlocker, PayoutItemState, PayoutMethod, TaxInfoState, PAYOUT_CATCH_UP_DAYS,
 };
 pub use plan::{
     commission_base, commission_for_invoice, diff_booked, evaluate_customer,

@@ -107,7 +107,7 @@ mod tests {
             email: "alice@example.com".into(),
         };
         for status in [Active, Pending, Suspended, Banned] {
-            let blocked = payout_blockers(status, &method, TaxInfoState::Approved)
+            let blocked = payout_blockers(status, &method, TaxInfoState::Approved, true)
                 .contains(&PayoutBlocker::PartnerNotActive { status });
             assert_eq!(payable(status), !blocked, "{status:?}");
         }

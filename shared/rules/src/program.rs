@@ -266,6 +266,9 @@ pub struct Program {
     /// When payouts run (default weekly on Friday).
     #[serde(default)]
     pub payout_schedule: PayoutSchedule,
+    /// Pay only partners whose tax information is approved (default true).
+    #[serde(default = "default_true")]
+    pub require_tax_info: bool,
     /// Send the partner an e-mail for each commission (default true).
     #[serde(default = "default_true")]
     pub notify_on_commission: bool,
@@ -430,6 +433,7 @@ impl Program {
             payout_minimum: default_payout_minimum(),
             accrual: AccrualPolicy::Indefinite,
             payout_schedule: PayoutSchedule::default(),
+            require_tax_info: true,
             notify_on_commission: true,
             levels: Vec::new(),
             lock_rate_at_first_sale: false,

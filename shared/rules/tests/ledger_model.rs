@@ -5,8 +5,9 @@
 //! payouts, and derives the buckets from them:
 //!
 //! * pending   = Σ amount of commissions still in hold;
-//! * paid      = Σ payouts not returned;
-//! * available = Σ amount of released commissions − paid − forfeited
+//! * in_payout = Σ payouts reserved and not yet settled;
+//! * paid      = Σ payouts sent and not returned;
+//! * available = Σ amount of released commissions − in_payout − paid − forfeited
 //!   (a clawed-back commission no longer counts, which is what makes `available` negative
 //!   when the money was already paid).
 
@@ -37,9 +38,11 @@ enum Op {
     Refund { key: usize, pick: usize },
     /// A re-run of the fold corrected one live commission by `delta`.
     Adjust { key: usize, pick: usize, delta: i64 },
-    /// A payout run.
+    /// A payout run reserves the available balance in a payout item.
     Payout { key: usize },
-    /// The rail returned one payout.
+    /// The rail settled one item in flight: sent (`paid`) or failed (`payout_released`).
+    Settle { key: usize, pick: usize, sent: bool },
+    /// The rail returned one sent payout.
     ReturnPayout { key: usize, pick: usize },
     /// The accrual period ran out: a positive balance under the minimum is forfeited.
     Forfeit { key: usize },
@@ -54,6 +57,8 @@ fn arb_op() -> impl Strategy<Value = Op> {
         1 => (key.clone(), any::<usize>(), -20_000i64..20_000)
             .prop_map(|(key, pick, delta)| Op::Adjust { key, pick, delta }),
         3 => key.clone().prop_map(|key| Op::Payout { key }),
+        3 => (key.clone(), any::<usize>(), any::<bool>())
+            .prop_map(|(key, pick, sent)| Op::Settle { key, pick, sent }),
         1 => (key.clone(), any::<usize>()).prop_map(|(key, pick)| Op::ReturnPayout { key, pick }),
         1 => key.prop_map(|key| Op::Forfeit { key }),
     ]
@@ -76,7 +81,15 @@ struct Commission {
 #[derive(Debug, Clone)]
 struct Payout {
     amount: i64,
-    returned: bool,
+    state: PayoutState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PayoutState {
+    InFlight,
+    Sent,
+    Released,
+    Returned,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -97,15 +110,28 @@ impl Model {
     fn pending(&self) -> i64 {
         self.sum(State::Pending)
     }
-    fn paid(&self) -> i64 {
+    fn payouts_in(&self, state: PayoutState) -> i64 {
         self.payouts
             .iter()
-            .filter(|p| !p.returned)
+            .filter(|p| p.state == state)
             .map(|p| p.amount)
             .sum()
     }
+    fn in_payout(&self) -> i64 {
+        self.payouts_in(PayoutState::InFlight)
+    }
+    fn paid(&self) -> i64 {
+        self.payouts_in(PayoutState::Sent)
+    }
     fn available(&self) -> i64 {
-        self.sum(State::Released) - self.paid() - self.forfeited
+        self.sum(State::Released) - self.in_payout() - self.paid() - self.forfeited
+    }
+    /// Index of the `pick`-th payout (mod count) in `state`.
+    fn choose_payout(&self, pick: usize, state: PayoutState) -> Option<usize> {
+        let idx: Vec<usize> = (0..self.payouts.len())
+            .filter(|i| self.payouts[*i].state == state)
+            .collect();
+        (!idx.is_empty()).then(|| idx[pick % idx.len()])
     }
     /// Index of the `pick`-th commission (mod count) in one of `states`.
     fn choose(&self, pick: usize, states: &[State]) -> Option<usize> {
@@ -228,19 +254,28 @@ proptest! {
                         prop_assert!(amount > 0, "never a zero or negative payout");
                         prop_assert!(amount <= before.available, "never more than available");
                         prop_assert!(before.available > 0, "a negative balance is never paid");
-                        models[key].payouts.push(Payout { amount, returned: false });
-                        books[key].post(EntryKind::Paid, amount, None);
+                        models[key].payouts.push(Payout { amount, state: PayoutState::InFlight });
+                        books[key].post(EntryKind::PayoutReserved, amount, None);
                     } else if before.available <= 0 {
                         prop_assert_eq!(before.payable(0), None);
                     }
                 }
+                Op::Settle { key, pick, sent } => {
+                    if let Some(i) = models[key].choose_payout(pick, PayoutState::InFlight) {
+                        let p = &mut models[key].payouts[i];
+                        let (state, kind) = if sent {
+                            (PayoutState::Sent, EntryKind::Paid)
+                        } else {
+                            (PayoutState::Released, EntryKind::PayoutReleased)
+                        };
+                        p.state = state;
+                        let amount = p.amount;
+                        books[key].post(kind, amount, None);
+                    }
+                }
                 Op::ReturnPayout { key, pick } => {
-                    let live: Vec<usize> = (0..models[key].payouts.len())
-                        .filter(|i| !models[key].payouts[*i].returned)
-                        .collect();
-                    if !live.is_empty() {
-                        let i = live[pick % live.len()];
-                        models[key].payouts[i].returned = true;
+                    if let Some(i) = models[key].choose_payout(pick, PayoutState::Sent) {
+                        models[key].payouts[i].state = PayoutState::Returned;
                         let amount = models[key].payouts[i].amount;
                         books[key].post(EntryKind::PayoutReturned, amount, None);
                     }
@@ -261,18 +296,26 @@ proptest! {
                 let bal = b.balance;
                 // Balances equal the model to the cent.
                 prop_assert_eq!(
-                    (bal.pending, bal.available, bal.paid),
-                    (m.pending(), m.available(), m.paid()),
+                    (bal.pending, bal.available, bal.in_payout, bal.paid),
+                    (m.pending(), m.available(), m.in_payout(), m.paid()),
                     "key {:?}", KEYS[k]
                 );
-                prop_assert!(bal.pending >= 0 && bal.paid >= 0);
+                prop_assert!(bal.pending >= 0 && bal.in_payout >= 0 && bal.paid >= 0);
                 // The books balance.
                 let identity = b.total_of(EntryKind::Earned)
                     - b.total_of(EntryKind::Reversed)
                     - b.total_of(EntryKind::ClawedBack)
                     - b.total_of(EntryKind::Forfeited)
                     + b.total_of(EntryKind::Adjusted);
-                prop_assert_eq!(bal.pending + bal.available + bal.paid, identity);
+                prop_assert_eq!(bal.pending + bal.available + bal.in_payout + bal.paid, identity);
+                prop_assert_eq!(bal.total(), identity);
+                // Σ reserved − Σ sent − Σ released is what `in_payout` holds.
+                prop_assert_eq!(
+                    b.total_of(EntryKind::PayoutReserved)
+                        - b.total_of(EntryKind::Paid)
+                        - b.total_of(EntryKind::PayoutReleased),
+                    bal.in_payout
+                );
                 // Σ payouts sent − Σ returned is what `paid` holds.
                 prop_assert_eq!(
                     b.total_of(EntryKind::Paid) - b.total_of(EntryKind::PayoutReturned),
@@ -298,6 +341,8 @@ fn worked_example() {
     b.post(EntryKind::Earned, 2_475, None);
     b.post(EntryKind::Released, 2_475, None);
     assert_eq!(payout_amount(&p, &b.balance), Some(10_475));
+    b.post(EntryKind::PayoutReserved, 10_475, None);
+    assert_eq!((b.balance.available, b.balance.in_payout), (0, 10_475));
     b.post(EntryKind::Paid, 10_475, None);
     b.post(EntryKind::ClawedBack, 2_475, None);
     assert_eq!(b.balance.available, -2_475);

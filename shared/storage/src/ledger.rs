@@ -100,6 +100,9 @@ pub struct BalanceRow {
     pub pending: i64,
     #[serde(default)]
     pub available: i64,
+    /// Reserved by payout items not yet settled.
+    #[serde(default)]
+    pub in_payout: i64,
     #[serde(default)]
     pub paid: i64,
 }
@@ -110,6 +113,7 @@ impl BalanceRow {
             currency: self.currency,
             pending: self.pending,
             available: self.available,
+            in_payout: self.in_payout,
             paid: self.paid,
         }
     }

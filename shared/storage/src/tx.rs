@@ -37,6 +37,9 @@ struct BalanceMove {
     program_id: String,
     currency: Currency,
     delta: BalanceDelta,
+    /// The `available` amount the writer read (optimistic check), when its decision depends on
+    /// it (a payout reserves exactly what it read).
+    read_available: Option<i64>,
 }
 
 /// Update expression, condition, attribute names and values of an [`UpdateSpec`].
@@ -349,6 +352,7 @@ impl Tx {
             program_id: program_id.to_string(),
             currency,
             delta: BalanceDelta::default(),
+            read_available: None,
         });
         m.delta = m
             .delta
@@ -357,9 +361,29 @@ impl Tx {
         Ok(())
     }
 
+    /// Like [`Tx::move_balance`], and the commit fails with `ConditionFailed{"balance"}` unless
+    /// the balance's `available` is still `read_available` (what the writer read and decided
+    /// on). When the move leaves nothing available (zero or less), the balance leaves the
+    /// sparse payable index.
+    pub fn move_balance_from(
+        &mut self,
+        partner_id: &str,
+        program_id: &str,
+        currency: Currency,
+        delta: BalanceDelta,
+        read_available: i64,
+    ) -> Result<(), StoreError> {
+        self.move_balance(partner_id, program_id, currency, delta)?;
+        let key = keys::balance(partner_id, program_id, currency);
+        if let Some(m) = self.balances.get_mut(&key) {
+            m.read_available = Some(read_available);
+        }
+        Ok(())
+    }
+
     fn materialise(mut self, table: &Table) -> Result<Vec<Action>, StoreError> {
         for (key, m) in std::mem::take(&mut self.balances) {
-            if m.delta.is_zero() {
+            if m.delta.is_zero() && m.read_available.is_none() {
                 continue;
             }
             let mut spec = UpdateSpec::new()
@@ -368,11 +392,24 @@ impl Tx {
                 .set_s("currency", m.currency.code())
                 .add_n("pending", m.delta.pending)
                 .add_n("available", m.delta.available)
+                .add_n("in_payout", m.delta.in_payout)
                 .add_n("paid", m.delta.paid);
             if m.delta.available > 0 {
                 // Money became available: the balance joins the sparse "payable" index.
                 let (pk, sk) = keys::payable_gsi(&m.program_id, &m.partner_id, m.currency);
                 spec = spec.set_s(keys::GSI2PK, pk).set_s(keys::GSI2SK, sk);
+            }
+            if let Some(read) = m.read_available {
+                if m.delta.available < 0 && read + m.delta.available <= 0 {
+                    // Nothing left available: the balance leaves the payable index (the
+                    // condition below makes `read` the amount it really held).
+                    spec = spec.remove(keys::GSI2PK).remove(keys::GSI2SK);
+                }
+                spec = spec.condition(
+                    "#read_available = :read_available",
+                    &[("#read_available", "available")],
+                    vec![(":read_available", AttributeValue::N(read.to_string()))],
+                );
             }
             self.update(&key, spec, "balance")?;
         }
