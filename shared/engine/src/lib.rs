@@ -6,11 +6,13 @@
 //! Modules, lowest first (each uses only those before it): [`catalog`] (programs through a
 //! short cache), [`binding`] (write a binding, flag a self-referral: what attribution and sales
 //! share), [`sales`] (intake, booking, waiting sales, side events), [`attribution`] (the public
-//! bind operations, which book waiting sales), [`release`].
+//! bind operations, which book waiting sales), [`release`], [`payout`] (the payout run, which
+//! releases first).
 
 pub mod attribution;
 pub mod binding;
 pub mod catalog;
+pub mod payout;
 pub mod release;
 pub mod sales;
 
@@ -62,6 +64,11 @@ pub enum EngineError {
     /// The trigger names something that cannot be an id of ours (kept for an operator).
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// A queue refused or failed a send (worth retrying).
+    #[error("queue: {0}")]
+    Queue(String),
+    #[error(transparent)]
+    Rail(#[from] payout::rail::RailError),
 }
 
 impl EngineError {
@@ -71,6 +78,8 @@ impl EngineError {
             EngineError::Store(e) => {
                 e.is_retryable() || matches!(e, StoreError::ConditionFailed { .. })
             }
+            EngineError::Queue(_) => true,
+            EngineError::Rail(e) => matches!(e, payout::rail::RailError::Unavailable(_)),
             EngineError::Plan(_) | EngineError::Inconsistent(_) | EngineError::Invalid(_) => false,
         }
     }

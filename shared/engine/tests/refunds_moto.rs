@@ -428,7 +428,13 @@ async fn a_refund_after_the_release_claws_back_and_the_next_commission_nets_it()
         .collect();
     assert_eq!(
         kinds,
-        vec!["earned", "released", "payout_reserved", "paid", "clawed_back"]
+        vec![
+            "earned",
+            "released",
+            "payout_reserved",
+            "paid",
+            "clawed_back"
+        ]
     );
     // The next sale (198.00 → 49.50) is released and nets the clawback.
     bind(&w, "cb2", "alice").await;

@@ -330,7 +330,13 @@ mod tests {
         }
         // Only earning, reversing, clawing back, forfeiting and adjusting change the total;
         // the payout kinds move money between buckets.
-        for k in [Released, PayoutReserved, Paid, PayoutReleased, PayoutReturned] {
+        for k in [
+            Released,
+            PayoutReserved,
+            Paid,
+            PayoutReleased,
+            PayoutReturned,
+        ] {
             assert_eq!(entry_delta(k, 700, None).unwrap().total(), 0, "{k:?}");
         }
         assert!(entry_delta(Forfeited, 5, Some(Bucket::InPayout)).is_err());

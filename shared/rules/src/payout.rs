@@ -232,9 +232,7 @@ impl PayoutItemState {
         use crate::ledger::EntryKind;
         match self {
             PayoutItemState::Sent => Some(EntryKind::Paid),
-            PayoutItemState::Failed | PayoutItemState::Cancelled => {
-                Some(EntryKind::PayoutReleased)
-            }
+            PayoutItemState::Failed | PayoutItemState::Cancelled => Some(EntryKind::PayoutReleased),
             PayoutItemState::Returned => Some(EntryKind::PayoutReturned),
             _ => None,
         }
@@ -384,17 +382,53 @@ mod tests {
         };
         use PartnerStatus::*;
         use TaxInfoState::*;
-        type Case = (PartnerStatus, bool, TaxInfoState, i64, Result<i64, Vec<&'static str>>);
+        type Case = (
+            PartnerStatus,
+            bool,
+            TaxInfoState,
+            i64,
+            Result<i64, Vec<&'static str>>,
+        );
         let cases: Vec<Case> = vec![
             (Active, true, Approved, 10_000, Ok(10_000)),
             (Active, true, Approved, 12_345, Ok(12_345)),
             (Active, true, Approved, 9_999, Err(vec!["below_minimum"])),
             (Active, true, Approved, 0, Err(vec!["nothing_available"])),
-            (Active, true, Approved, -2_500, Err(vec!["nothing_available"])),
-            (Active, false, Approved, 50_000, Err(vec!["no_payout_method"])),
-            (Active, true, Submitted, 50_000, Err(vec!["tax_info_not_approved"])),
-            (Suspended, true, Approved, 50_000, Err(vec!["partner_not_active"])),
-            (Banned, true, Approved, 50_000, Err(vec!["partner_not_active"])),
+            (
+                Active,
+                true,
+                Approved,
+                -2_500,
+                Err(vec!["nothing_available"]),
+            ),
+            (
+                Active,
+                false,
+                Approved,
+                50_000,
+                Err(vec!["no_payout_method"]),
+            ),
+            (
+                Active,
+                true,
+                Submitted,
+                50_000,
+                Err(vec!["tax_info_not_approved"]),
+            ),
+            (
+                Suspended,
+                true,
+                Approved,
+                50_000,
+                Err(vec!["partner_not_active"]),
+            ),
+            (
+                Banned,
+                true,
+                Approved,
+                50_000,
+                Err(vec!["partner_not_active"]),
+            ),
             (
                 Pending,
                 false,

@@ -443,6 +443,47 @@ pub fn payout_item(program_id: &str, date: &str, partner_id: &str, currency: Cur
     )
 }
 pub const PAYOUT_ITEM_PREFIX: &str = "ITEM#";
+/// The id of a payout item: the rail's idempotency key derives from it (never from a batch).
+pub fn payout_item_id(
+    program_id: &str,
+    date: &str,
+    partner_id: &str,
+    currency: Currency,
+) -> String {
+    format!("{program_id}:{date}:{partner_id}:{currency}")
+}
+/// GSI1 of a payout run: a program's runs by date.
+pub fn payout_runs_gsi(program_id: &str, date: &str) -> (String, String) {
+    (payout_runs_pk(program_id), date.to_string())
+}
+pub fn payout_runs_pk(program_id: &str) -> String {
+    format!("PAYOUTRUNS#{program_id}")
+}
+/// GSI1 of a payout item: a partner's payout items, newest date last.
+pub fn partner_payouts_gsi(
+    partner_id: &str,
+    date: &str,
+    program_id: &str,
+    currency: Currency,
+) -> (String, String) {
+    (
+        partner_payouts_pk(partner_id),
+        format!("{date}#{program_id}#{currency}"),
+    )
+}
+pub fn partner_payouts_pk(partner_id: &str) -> String {
+    format!("PARTNERPAYOUTS#{partner_id}")
+}
+/// What one worker did with one chunk of a run's fan-out (generation `generation`).
+pub fn payout_chunk(program_id: &str, date: &str, generation: u32, chunk: u32) -> Key {
+    Key::new(
+        payout_run_pk(program_id, date),
+        format!("{}{chunk:05}", payout_chunk_prefix(generation)),
+    )
+}
+pub fn payout_chunk_prefix(generation: u32) -> String {
+    format!("CHUNK#{generation:04}#")
+}
 
 // ---- outbox ----------------------------------------------------------------------------
 

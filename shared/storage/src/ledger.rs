@@ -91,6 +91,19 @@ pub fn post(tx: &mut Tx, entry: &LedgerEntry) -> Result<(), StoreError> {
     )
 }
 
+/// [`post`], on condition that the balance still holds `read_available` (the amount the writer
+/// read and decided on); a balance left with nothing available leaves the payable index.
+pub fn post_from(tx: &mut Tx, entry: &LedgerEntry, read_available: i64) -> Result<(), StoreError> {
+    tx.put_new(to_item(entry, &entry.key())?, "ledger entry")?;
+    tx.move_balance_from(
+        &entry.partner_id,
+        &entry.program_id,
+        entry.currency,
+        entry.delta,
+        read_available,
+    )
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BalanceRow {
     pub partner_id: String,
@@ -154,6 +167,25 @@ pub async fn entries(
         .query_as(
             Query::table(keys::ledger_pk(partner_id, program_id, currency))
                 .begins_with(keys::LEDGER_ENTRY_PREFIX),
+        )
+        .await
+}
+
+/// Entries of one ledger with a business time after `after_ms`, in order (what came after a
+/// payout run's time: holds that ended later).
+pub async fn entries_after(
+    table: &Table,
+    partner_id: &str,
+    program_id: &str,
+    currency: Currency,
+    after_ms: i64,
+) -> Result<Vec<LedgerEntry>, StoreError> {
+    table
+        .query_as(
+            Query::table(keys::ledger_pk(partner_id, program_id, currency)).between(
+                format!("{}{}", keys::LEDGER_ENTRY_PREFIX, keys::ts(after_ms + 1)),
+                format!("{}~", keys::LEDGER_ENTRY_PREFIX),
+            ),
         )
         .await
 }

@@ -21,6 +21,7 @@ pub mod links;
 pub mod metrics;
 pub mod outbox;
 pub mod partners;
+pub mod payouts;
 pub mod programs;
 pub mod schema;
 pub mod table;

@@ -575,8 +575,7 @@ mod tests {
         let mut tx = Tx::new();
         let d = BalanceDelta {
             pending: 100,
-            available: 0,
-            paid: 0,
+            ..BalanceDelta::default()
         };
         tx.move_balance("p", "prog", Currency::USD, d).unwrap();
         tx.move_balance("p", "prog", Currency::USD, d).unwrap();

@@ -1,0 +1,184 @@
+//! Paying partners: the scheduled payout run.
+//!
+//! * [`run`]: the daily schedule decides which programs are due on their local date, takes each
+//!   run with a lease, releases the holds that ended by the run's time, reads the payable index
+//!   and fans the balances out in chunks through the payout queue.
+//! * [`worker`]: one chunk at a time, decides (rules) who is paid what, writes each payout
+//!   item with its `payout_reserved` entry in one transaction, moves items forward, and
+//!   records the chunk so the run knows when it is finished.
+//! * [`rail`]: how money leaves ([`rail::Rail`]); this rail is manual.
+//! * [`export`]: the manual rail's PayPal Payouts Web file and the operator's settlement.
+//!
+//! Exactly once, by construction: an item is keyed by (run, partner, program, currency) and
+//! written once, with its reservation, on condition that the balance still holds what was
+//! read; every later step is a conditional state change ([`rules::PayoutItemState`]) in the
+//! transaction of its ledger entry; `submitted` is written before any rail call, and an item
+//! found submitted asks the rail before anything else.
+
+pub mod export;
+pub mod rail;
+pub mod run;
+pub mod worker;
+
+use rules::{Currency, EntryKind, PayoutItemState};
+use serde::{Deserialize, Serialize};
+use storage::ledger::{self, LedgerEntry};
+use storage::payouts::{self, PayoutItem};
+use storage::{StoreError, Tx};
+
+use crate::{Engine, EngineError};
+
+/// Balances per chunk of a run's fan-out (one SQS message; a worker reads their partners,
+/// balances and items in three `BatchGetItem` requests).
+pub const CHUNK_SIZE: usize = 100;
+
+/// One chunk of a run's fan-out: the message the payout queue carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkMessage {
+    pub program_id: String,
+    pub date: String,
+    pub generation: u32,
+    pub chunk: u32,
+    /// The run's business time.
+    pub business_time_ms: i64,
+    pub balances: Vec<BalanceRef>,
+}
+
+/// A (partner, currency) balance of the run's program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalanceRef {
+    pub partner_id: String,
+    pub currency: Currency,
+}
+
+/// Where chunks go: the payout queue (SQS) in production, a recorder in tests.
+#[async_trait::async_trait]
+pub trait ChunkQueue: Send + Sync {
+    async fn send(&self, chunks: &[ChunkMessage]) -> Result<(), EngineError>;
+}
+
+/// The payout queue: `SendMessageBatch`, ten messages per request.
+#[derive(Debug, Clone)]
+pub struct SqsChunkQueue {
+    pub sqs: aws_sdk_sqs::Client,
+    pub queue_url: String,
+}
+
+#[async_trait::async_trait]
+impl ChunkQueue for SqsChunkQueue {
+    async fn send(&self, chunks: &[ChunkMessage]) -> Result<(), EngineError> {
+        use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+        for group in chunks.chunks(10) {
+            let mut entries = vec![];
+            for c in group {
+                let body = serde_json::to_string(c)
+                    .map_err(|e| EngineError::Inconsistent(format!("chunk message: {e}")))?;
+                entries.push(
+                    SendMessageBatchRequestEntry::builder()
+                        .id(format!("c{}", c.chunk))
+                        .message_body(body)
+                        .build()
+                        .map_err(|e| EngineError::Inconsistent(format!("chunk message: {e}")))?,
+                );
+            }
+            let out = self
+                .sqs
+                .send_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| {
+                    EngineError::Queue(aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
+                })?;
+            if !out.failed.is_empty() {
+                return Err(EngineError::Queue(format!(
+                    "{} chunk messages were not accepted: {:?}",
+                    out.failed.len(),
+                    out.failed
+                        .iter()
+                        .map(|f| f.code.clone())
+                        .collect::<Vec<_>>()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The id of the ledger entry a move of `item` into `state` books.
+fn entry_id(kind: EntryKind, item: &PayoutItem) -> String {
+    format!("{}:{}", kind.as_str(), item.item_id)
+}
+
+/// Move `item` from `from` to `to` (technical time `now_ms`), booking the state's ledger entry
+/// ([`PayoutItemState::entry_kind`]) at business time `at_ms` in the same transaction. A
+/// state change someone else already made is `Ok(false)` (the item is read again by the
+/// caller when it needs to know where it is).
+pub async fn move_item(
+    engine: &Engine,
+    item: &PayoutItem,
+    from: PayoutItemState,
+    to: PayoutItemState,
+    at_ms: i64,
+    extra: &[(&str, &str)],
+) -> Result<bool, EngineError> {
+    let now = engine.table.clock.now_ms();
+    let mut tx = Tx::new();
+    payouts::transition(&mut tx, item, from, to, now, extra)?;
+    if let Some(kind) = to.entry_kind() {
+        let entry = LedgerEntry::new(
+            entry_id(kind, item),
+            &item.partner_id,
+            &item.program_id,
+            item.currency,
+            kind,
+            item.amount,
+            None,
+            at_ms,
+            format!("payout {}", to.as_str()),
+            format!("payout:{}", item.item_id),
+        )?;
+        ledger::post(&mut tx, &entry)?;
+    }
+    match tx.commit(&engine.table).await {
+        Ok(()) => Ok(true),
+        Err(StoreError::ConditionFailed { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// An item as it is now.
+pub async fn reload(engine: &Engine, item: &PayoutItem) -> Result<PayoutItem, EngineError> {
+    payouts::get_item(&engine.table, &item.key())
+        .await?
+        .ok_or_else(|| EngineError::Inconsistent(format!("payout item {} vanished", item.item_id)))
+}
+
+/// Settle a submitted item with what the rail said: `sent` books `paid`, `failed` books
+/// `payout_released` (the money is available again). Returns the item as it is after.
+pub async fn settle(
+    engine: &Engine,
+    item: &PayoutItem,
+    outcome: &rail::RailOutcome,
+) -> Result<PayoutItem, EngineError> {
+    let (to, at_ms, note) = match outcome {
+        rail::RailOutcome::Sent { at_ms, reference } => {
+            (PayoutItemState::Sent, *at_ms, reference.as_str())
+        }
+        rail::RailOutcome::Failed { at_ms, reason } => {
+            (PayoutItemState::Failed, *at_ms, reason.as_str())
+        }
+        rail::RailOutcome::Unknown | rail::RailOutcome::Pending => return Ok(item.clone()),
+    };
+    move_item(
+        engine,
+        item,
+        PayoutItemState::Submitted,
+        to,
+        at_ms,
+        &[("rail_note", note)],
+    )
+    .await?;
+    reload(engine, item).await
+}

@@ -1,0 +1,375 @@
+//! The worker side of a payout run: one chunk of balances at a time.
+
+use std::collections::BTreeMap;
+
+use rules::{payout_decision, Balance, EntryKind, PayoutBlocker, PayoutItemState, Program};
+use storage::keys;
+use storage::ledger::{self, BalanceRow, LedgerEntry};
+use storage::partners::Partner;
+use storage::payouts::{self, PayoutChunk, PayoutItem, RunState, RunSummary, WaitingBalance};
+use storage::{StoreError, Tx};
+
+use super::rail::{Rail, RailOutcome};
+use super::{move_item, reload, settle, ChunkMessage};
+use crate::{utc, Engine, EngineError, OPTIMISTIC_ATTEMPTS};
+
+/// The program as it stood at the run's business time (its minimum, its tax rule).
+async fn program_at(engine: &Engine, program_id: &str, at_ms: i64) -> Result<Program, EngineError> {
+    match engine.catalog.versions(&engine.table, program_id).await? {
+        Some(v) => Ok(v.in_force_at(utc(at_ms)).program.clone()),
+        None => Err(EngineError::Invalid(format!(
+            "unknown program {program_id}"
+        ))),
+    }
+}
+
+/// Work one chunk: for each balance, find or write its payout item (with its reservation),
+/// move the items forward as far as the rail allows, record the chunk, and finish the run
+/// when it was the last one. Safe to repeat: a redelivered chunk finds its items and goes on
+/// from where they are.
+pub async fn work_chunk(
+    engine: &Engine,
+    rail: &dyn Rail,
+    msg: &ChunkMessage,
+) -> Result<PayoutChunk, EngineError> {
+    let t = msg.business_time_ms;
+    let program = program_at(engine, &msg.program_id, t).await?;
+    let mut wanted = vec![];
+    for b in &msg.balances {
+        wanted.push(keys::partner(&b.partner_id));
+        wanted.push(keys::balance(&b.partner_id, &msg.program_id, b.currency));
+        wanted.push(keys::payout_item(
+            &msg.program_id,
+            &msg.date,
+            &b.partner_id,
+            b.currency,
+        ));
+    }
+    let found = engine.table.batch_get(&wanted).await?;
+    fn decode<T: serde::de::DeserializeOwned>(
+        found: &std::collections::HashMap<keys::Key, storage::Item>,
+        k: &keys::Key,
+    ) -> Result<Option<T>, StoreError> {
+        found
+            .get(k)
+            .map(|i| serde_dynamo::from_item(i.clone()).map_err(StoreError::from))
+            .transpose()
+    }
+    let mut summary = RunSummary {
+        balances: msg.balances.len() as u64,
+        ..RunSummary::default()
+    };
+    let mut waiting = vec![];
+    let mut items = vec![];
+    for b in &msg.balances {
+        let item_key = keys::payout_item(&msg.program_id, &msg.date, &b.partner_id, b.currency);
+        if let Some(item) = decode::<PayoutItem>(&found, &item_key)? {
+            items.push(item);
+            continue;
+        }
+        let Some(row) = decode::<BalanceRow>(
+            &found,
+            &keys::balance(&b.partner_id, &msg.program_id, b.currency),
+        )?
+        else {
+            continue;
+        };
+        let partner: Option<Partner> = decode(&found, &keys::partner(&b.partner_id))?;
+        match reserve(engine, &program, msg, partner.as_ref(), row).await? {
+            Reserved::Item(item) => items.push(item),
+            Reserved::Waiting(w) => {
+                for reason in &w.reasons {
+                    let total = summary.waiting.entry(reason.clone()).or_default();
+                    total.balances += 1;
+                    *total.amounts.entry(w.currency).or_default() += w.available;
+                }
+                waiting.push(w);
+            }
+        }
+    }
+    let items = drive(engine, rail, items).await?;
+    for item in &items {
+        summary.items += 1;
+        *summary.item_amounts.entry(item.currency).or_default() += item.amount;
+        match item.state {
+            PayoutItemState::Sent => {
+                summary.sent += 1;
+                *summary.sent_amounts.entry(item.currency).or_default() += item.amount;
+            }
+            PayoutItemState::Failed => summary.failed += 1,
+            _ => {}
+        }
+    }
+    let chunk = PayoutChunk {
+        program_id: msg.program_id.clone(),
+        date: msg.date.clone(),
+        generation: msg.generation,
+        chunk: msg.chunk,
+        summary,
+        waiting,
+    };
+    payouts::put_chunk(&engine.table, &chunk).await?;
+    maybe_finish(engine, &msg.program_id, &msg.date).await?;
+    Ok(chunk)
+}
+
+enum Reserved {
+    Item(PayoutItem),
+    Waiting(WaitingBalance),
+}
+
+fn waiting_of(row: &BalanceRow, available: i64, blockers: &[PayoutBlocker]) -> WaitingBalance {
+    WaitingBalance {
+        partner_id: row.partner_id.clone(),
+        currency: row.currency,
+        available,
+        reasons: blockers.iter().map(|b| b.reason().to_string()).collect(),
+    }
+}
+
+/// Decide one balance and, when it is paid, write its item and `payout_reserved` entry in one
+/// transaction, on condition that the balance still holds what was read (a refund or release
+/// committed in between is read again). The amount is what was released by the run's time.
+async fn reserve(
+    engine: &Engine,
+    program: &Program,
+    msg: &ChunkMessage,
+    partner: Option<&Partner>,
+    mut row: BalanceRow,
+) -> Result<Reserved, EngineError> {
+    let t = msg.business_time_ms;
+    let Some(partner) = partner else {
+        return Ok(Reserved::Waiting(WaitingBalance {
+            partner_id: row.partner_id.clone(),
+            currency: row.currency,
+            available: row.available,
+            reasons: vec!["unknown_partner".into()],
+        }));
+    };
+    for _ in 0..OPTIMISTIC_ATTEMPTS {
+        let bal = row.balance();
+        let decide = |b: &Balance| {
+            payout_decision(
+                program,
+                partner.status,
+                &partner.payout_method,
+                partner.tax_info,
+                b,
+            )
+        };
+        if let Err(blockers) = decide(&bal) {
+            if bal.available <= 0 {
+                // Nothing to pay (a clawback took it): the balance leaves the payable index
+                // until money is released again.
+                payouts::unlist_empty_balance(
+                    &engine.table,
+                    &row.partner_id,
+                    &row.program_id,
+                    row.currency,
+                )
+                .await?;
+            }
+            return Ok(Reserved::Waiting(waiting_of(
+                &row,
+                bal.available,
+                &blockers,
+            )));
+        }
+        // Holds that ended after the run's time (released by a later job) wait for the next run.
+        let later: i64 = ledger::entries_after(
+            &engine.table,
+            &row.partner_id,
+            &row.program_id,
+            row.currency,
+            t,
+        )
+        .await?
+        .iter()
+        .filter(|e| e.kind == EntryKind::Released)
+        .map(|e| e.amount)
+        .sum();
+        let as_of = Balance {
+            available: bal.available - later,
+            ..bal
+        };
+        let amount = match decide(&as_of) {
+            Ok(a) => a,
+            Err(blockers) => {
+                return Ok(Reserved::Waiting(waiting_of(
+                    &row,
+                    as_of.available,
+                    &blockers,
+                )))
+            }
+        };
+        let item_id =
+            keys::payout_item_id(&msg.program_id, &msg.date, &row.partner_id, row.currency);
+        let item = PayoutItem {
+            reference: payouts::item_reference(&item_id),
+            item_id,
+            program_id: msg.program_id.clone(),
+            date: msg.date.clone(),
+            partner_id: row.partner_id.clone(),
+            currency: row.currency,
+            amount,
+            released_through_ms: t,
+            state: PayoutItemState::Created,
+            method: partner.payout_method.clone(),
+            export_id: None,
+            rail_note: None,
+            updated_at_ms: engine.table.clock.now_ms(),
+        };
+        let mut tx = Tx::new();
+        payouts::put_new_item(&mut tx, &item)?;
+        let entry = LedgerEntry::new(
+            format!("{}:{}", EntryKind::PayoutReserved.as_str(), item.item_id),
+            &item.partner_id,
+            &item.program_id,
+            item.currency,
+            EntryKind::PayoutReserved,
+            amount,
+            None,
+            t,
+            "payout item created",
+            format!("payout:{}:{}", msg.program_id, msg.date),
+        )?;
+        ledger::post_from(&mut tx, &entry, bal.available)?;
+        match tx.commit(&engine.table).await {
+            Ok(()) => return Ok(Reserved::Item(item)),
+            Err(e) if e.is_condition_failed_on("payout item") => {
+                // Another worker wrote it (an overlapping delivery of the chunk).
+                return Ok(Reserved::Item(reload(engine, &item).await?));
+            }
+            Err(StoreError::ConditionFailed { .. }) => {
+                // The balance moved since it was read: read it again and decide again.
+                match engine
+                    .table
+                    .get_as::<BalanceRow>(&keys::balance(
+                        &row.partner_id,
+                        &row.program_id,
+                        row.currency,
+                    ))
+                    .await?
+                {
+                    Some(fresh) => row = fresh,
+                    None => {
+                        return Err(EngineError::Inconsistent(format!(
+                            "balance of {} vanished",
+                            item.item_id
+                        )))
+                    }
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StoreError::Contention {
+        attempts: OPTIMISTIC_ATTEMPTS,
+    }
+    .into())
+}
+
+/// Move items as far as they go now: created items are approved (programs without manual
+/// review approve at once), and with an automatic rail approved items are marked submitted
+/// *before* the rail is called, submitted ones ask the rail what happened first, and the
+/// rail's answers are settled. Returns the items as they are after.
+pub async fn drive(
+    engine: &Engine,
+    rail: &dyn Rail,
+    items: Vec<PayoutItem>,
+) -> Result<Vec<PayoutItem>, EngineError> {
+    let mut done = vec![];
+    let mut to_submit = vec![];
+    for mut item in items {
+        // At most a few steps per item; the bound guards against a state that never settles.
+        for _ in 0..4 {
+            match item.state {
+                PayoutItemState::Created => {
+                    move_item(
+                        engine,
+                        &item,
+                        PayoutItemState::Created,
+                        PayoutItemState::Approved,
+                        item.released_through_ms,
+                        &[],
+                    )
+                    .await?;
+                    item = reload(engine, &item).await?;
+                }
+                PayoutItemState::Approved if rail.automatic() => {
+                    move_item(
+                        engine,
+                        &item,
+                        PayoutItemState::Approved,
+                        PayoutItemState::Submitted,
+                        item.released_through_ms,
+                        &[("rail", rail.name())],
+                    )
+                    .await?;
+                    item = reload(engine, &item).await?;
+                    if item.state == PayoutItemState::Submitted {
+                        to_submit.push(item.clone());
+                        break;
+                    }
+                }
+                PayoutItemState::Submitted if rail.automatic() => {
+                    match rail.status(&item).await? {
+                        RailOutcome::Unknown => to_submit.push(item.clone()),
+                        RailOutcome::Pending => {}
+                        outcome => item = settle(engine, &item, &outcome).await?,
+                    }
+                    break;
+                }
+                _ => break,
+            }
+        }
+        if !to_submit.iter().any(|s| s.item_id == item.item_id) {
+            done.push(item);
+        }
+    }
+    if !to_submit.is_empty() {
+        let outcomes = rail.submit(&to_submit).await?;
+        if outcomes.len() != to_submit.len() {
+            return Err(EngineError::Inconsistent(format!(
+                "rail {} answered {} of {} items",
+                rail.name(),
+                outcomes.len(),
+                to_submit.len()
+            )));
+        }
+        for (item, outcome) in to_submit.iter().zip(&outcomes) {
+            done.push(settle(engine, item, outcome).await?);
+        }
+    }
+    done.sort_by(|a, b| a.item_id.cmp(&b.item_id));
+    Ok(done)
+}
+
+/// Finish the run if every chunk of its generation was worked: the summary is the sum of the
+/// chunks'. Called by each worker after recording its chunk and by the schedule after it
+/// fanned out, so whichever comes last finishes it (the finish itself is conditional).
+pub async fn maybe_finish(
+    engine: &Engine,
+    program_id: &str,
+    date: &str,
+) -> Result<bool, EngineError> {
+    let Some(run) = payouts::get_run(&engine.table, program_id, date).await? else {
+        return Ok(false);
+    };
+    let Some(total) = run.chunks_total else {
+        return Ok(false);
+    };
+    if run.state != RunState::FannedOut {
+        return Ok(false);
+    }
+    let chunks = payouts::run_chunks(&engine.table, program_id, date, run.generation).await?;
+    let distinct: BTreeMap<u32, &PayoutChunk> = chunks.iter().map(|c| (c.chunk, c)).collect();
+    if (distinct.len() as u32) < total {
+        return Ok(false);
+    }
+    let mut summary = RunSummary::default();
+    for c in distinct.values() {
+        summary.add(&c.summary);
+    }
+    Ok(payouts::finish_run(&engine.table, program_id, date, run.generation, &summary).await?)
+}
