@@ -13,6 +13,12 @@ use super::rail::{Rail, RailOutcome};
 use super::{move_item, reload, settle, ChunkMessage};
 use crate::{utc, Engine, EngineError, OPTIMISTIC_ATTEMPTS};
 
+/// How long an item just marked submitted belongs to the worker that marked it (technical
+/// time): longer than the worker function's timeout (template.yaml: 120 s) and shorter than
+/// the payout queue's visibility timeout (720 s), so a redelivered chunk finds it stale and
+/// asks the rail, while a concurrent duplicate delivery leaves it alone.
+pub const SUBMIT_LEASE_MS: i64 = 180_000;
+
 /// The program as it stood at the run's business time (its minimum, its tax rule).
 async fn program_at(engine: &Engine, program_id: &str, at_ms: i64) -> Result<Program, EngineError> {
     match engine.catalog.versions(&engine.table, program_id).await? {
@@ -297,7 +303,7 @@ pub async fn drive(
                     item = reload(engine, &item).await?;
                 }
                 PayoutItemState::Approved if rail.automatic() => {
-                    move_item(
+                    let mine = move_item(
                         engine,
                         &item,
                         PayoutItemState::Approved,
@@ -307,12 +313,23 @@ pub async fn drive(
                     )
                     .await?;
                     item = reload(engine, &item).await?;
-                    if item.state == PayoutItemState::Submitted {
+                    if mine {
                         to_submit.push(item.clone());
+                        break;
+                    }
+                    if item.state == PayoutItemState::Submitted {
+                        // A concurrent worker submitted it and is calling the rail: leave it
+                        // (if that worker died, the chunk's redelivery asks the rail first).
                         break;
                     }
                 }
                 PayoutItemState::Submitted if rail.automatic() => {
+                    if engine.table.clock.now_ms() - item.updated_at_ms < SUBMIT_LEASE_MS {
+                        // Submitted moments ago by a worker that may still be calling the rail
+                        // (a duplicate delivery of the chunk): leave it to that worker.
+                        break;
+                    }
+                    // Recovery: whoever submitted it is gone; ask the rail what happened.
                     match rail.status(&item).await? {
                         RailOutcome::Unknown => to_submit.push(item.clone()),
                         RailOutcome::Pending => {}

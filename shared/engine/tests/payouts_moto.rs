@@ -1,0 +1,483 @@
+//! The payout run against moto: who is paid and who waits (and why), the payable index, the
+//! manual rail's export and settlement, overlapping runs, and crash safety: every DynamoDB
+//! write and every rail call fails (after it took effect) in turn, the run is repeated, and
+//! the recording rail and the ledger show every partner paid exactly once and the books
+//! balanced.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use engine::attribution::BindSource;
+use engine::payout::export::{self, Mark};
+use engine::payout::rail::{ManualRail, Rail, RailError, RailOutcome, ReturnedPayout};
+use engine::payout::{run, worker, ChunkMessage, ChunkQueue};
+use engine::sales::invoice_paid;
+use engine::{Engine, EngineError};
+use rules::program::{Duration, Reward};
+use rules::{Currency, PayoutItemState, PayoutMethod, TaxInfoState};
+use storage::payouts::{self, PayoutItem, RunState};
+use storage::{ledger, partners};
+use testkit::engine::*;
+
+/// Friday 2026-04-10 00:15 UTC: past the 90-day hold of the sales of T0 + 1 day.
+fn friday() -> i64 {
+    Utc.with_ymd_and_hms(2026, 4, 10, 0, 15, 0)
+        .unwrap()
+        .timestamp_millis()
+}
+fn friday_date() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 4, 10).unwrap()
+}
+
+#[derive(Default)]
+struct RecordingQueue(Mutex<Vec<ChunkMessage>>);
+
+#[async_trait::async_trait]
+impl ChunkQueue for RecordingQueue {
+    async fn send(&self, chunks: &[ChunkMessage]) -> Result<(), EngineError> {
+        self.0.lock().unwrap().extend_from_slice(chunks);
+        Ok(())
+    }
+}
+
+impl RecordingQueue {
+    fn take(&self) -> Vec<ChunkMessage> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+/// A shared step counter: the `n`-th step (a DynamoDB write or a rail call) takes effect and
+/// then fails, as if the process died right after it.
+#[derive(Clone, Default)]
+struct Steps {
+    count: Arc<AtomicI64>,
+    fail_at: Arc<AtomicI64>,
+}
+
+impl Steps {
+    /// True when this step is the one that fails (after it took effect).
+    fn step(&self) -> bool {
+        let n = self.count.fetch_add(1, Ordering::SeqCst) + 1;
+        n == self.fail_at.load(Ordering::SeqCst)
+    }
+    fn arm(&self, n: i64) {
+        self.count.store(0, Ordering::SeqCst);
+        self.fail_at.store(n, Ordering::SeqCst);
+    }
+    fn disarm(&self) {
+        self.fail_at.store(0, Ordering::SeqCst);
+    }
+}
+
+/// An automatic rail that records what it received, keyed by item id the way real rails keep
+/// idempotency keys: a repeated submission of the same item pays nothing twice, and is counted.
+#[derive(Clone, Default)]
+struct RecordingRail {
+    steps: Steps,
+    submissions: Arc<Mutex<Vec<String>>>,
+    paid: Arc<Mutex<BTreeMap<String, i64>>>,
+}
+
+#[async_trait::async_trait]
+impl Rail for RecordingRail {
+    fn name(&self) -> &'static str {
+        "recording"
+    }
+    fn automatic(&self) -> bool {
+        true
+    }
+    async fn submit(&self, items: &[PayoutItem]) -> Result<Vec<RailOutcome>, RailError> {
+        let mut out = vec![];
+        for item in items {
+            self.submissions.lock().unwrap().push(item.item_id.clone());
+            self.paid
+                .lock()
+                .unwrap()
+                .entry(item.item_id.clone())
+                .or_insert(item.amount);
+            out.push(RailOutcome::Sent {
+                at_ms: item.released_through_ms,
+                reference: format!("rec-{}", item.reference),
+            });
+        }
+        if self.steps.step() {
+            return Err(RailError::Unavailable("died after submit".into()));
+        }
+        Ok(out)
+    }
+    async fn status(&self, item: &PayoutItem) -> Result<RailOutcome, RailError> {
+        let known = self.paid.lock().unwrap().contains_key(&item.item_id);
+        if self.steps.step() {
+            return Err(RailError::Unavailable("died after status".into()));
+        }
+        Ok(if known {
+            RailOutcome::Sent {
+                at_ms: item.released_through_ms,
+                reference: format!("rec-{}", item.reference),
+            }
+        } else {
+            RailOutcome::Unknown
+        })
+    }
+    async fn returned(&self, _since_ms: i64) -> Result<Vec<ReturnedPayout>, RailError> {
+        Ok(vec![])
+    }
+}
+
+/// Fails a DynamoDB write after DynamoDB performed it (the client sees an error), at the
+/// shared step counter's armed step.
+#[derive(Debug, Clone)]
+struct FailAfterWrite(Steps);
+
+impl std::fmt::Debug for Steps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Steps")
+    }
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for FailAfterWrite {
+    fn name(&self) -> &'static str {
+        "FailAfterWrite"
+    }
+    fn modify_before_completion(
+        &self,
+        _ctx: &mut aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextMut<'_>,
+        _rc: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let op = cfg
+            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            .map(|m| m.name().to_string())
+            .unwrap_or_default();
+        let write = matches!(
+            op.as_str(),
+            "PutItem" | "UpdateItem" | "DeleteItem" | "TransactWriteItems" | "BatchWriteItem"
+        );
+        if write && self.0.step() {
+            return Err(format!("process died after {op}").into());
+        }
+        Ok(())
+    }
+}
+
+async fn seeded() -> World {
+    let w = World::new().await;
+    w.seed(
+        &program("demo", pct("0.25"), Duration::Lifetime, None::<Reward>),
+        &["prod_demo"],
+    )
+    .await;
+    w
+}
+
+/// A sale of `total` cents by a customer of `partner`, paid at T0 + 1 day.
+async fn sale(w: &World, case: &str, partner: &str, total: i64) {
+    w.bind(
+        &format!("cus_{case}"),
+        None,
+        BindSource::Code(partner.into()),
+        T0,
+    )
+    .await;
+    invoice_paid(
+        &w.engine,
+        invoice(
+            &format!("evt_{case}"),
+            &format!("in_{case}"),
+            &format!("cus_{case}"),
+            T0 + DAY,
+            vec![line("prod_demo", total)],
+        ),
+    )
+    .await
+    .expect("sale");
+}
+
+/// Run the schedule and work every chunk it sent (as the queue's consumer would).
+async fn run_and_work(
+    engine: &Engine,
+    rail: &dyn Rail,
+    q: &RecordingQueue,
+) -> Result<(), EngineError> {
+    run::run_program(engine, q, "demo", friday_date(), friday(), "test").await?;
+    work_queue(engine, rail, q).await
+}
+
+/// Work the queued chunks; a chunk whose worker failed goes back on the queue (SQS redelivers
+/// it after its visibility timeout).
+async fn work_queue(
+    engine: &Engine,
+    rail: &dyn Rail,
+    q: &RecordingQueue,
+) -> Result<(), EngineError> {
+    for m in q.take() {
+        if let Err(e) = worker::work_chunk(engine, rail, &m).await {
+            q.0.lock().unwrap().push(m);
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+async fn four_buckets(w: &World, partner: &str) -> (i64, i64, i64, i64) {
+    let b = ledger::balance(w.t(), partner, "demo", Currency::USD)
+        .await
+        .expect("balance");
+    (b.pending, b.available, b.in_payout, b.paid)
+}
+
+/// The balance is the sum of its entries, and what is in flight is what open items reserve.
+async fn assert_books(w: &World, partner: &str) {
+    let entries = ledger::entries(w.t(), partner, "demo", Currency::USD)
+        .await
+        .expect("entries");
+    let mut sum = (0, 0, 0, 0);
+    for e in &entries {
+        sum.0 += e.delta.pending;
+        sum.1 += e.delta.available;
+        sum.2 += e.delta.in_payout;
+        sum.3 += e.delta.paid;
+    }
+    assert_eq!(four_buckets(w, partner).await, sum, "{partner}: books");
+    let open: i64 = payouts::partner_items(w.t(), partner)
+        .await
+        .expect("items")
+        .iter()
+        .filter(|i| i.state.in_flight())
+        .map(|i| i.amount)
+        .sum();
+    assert_eq!(sum.2, open, "{partner}: in_payout is what open items hold");
+}
+
+#[tokio::test]
+async fn a_run_pays_who_is_due_and_says_why_the_others_wait() {
+    let w = seeded().await;
+    sale(&w, "a1", "alice", 49_900).await; // 124.75
+    sale(&w, "b1", "bob", 19_900).await; // 49.75: below the $100 minimum
+    sale(&w, "c1", "carol", 49_900).await; // 124.75, but no payout method
+    let mut carol = testkit::catalogue::partner("carol");
+    carol.payout_method = PayoutMethod::None;
+    carol.tax_info = TaxInfoState::Missing;
+    w.t()
+        .put(partners::partner_item(&carol).unwrap())
+        .await
+        .unwrap();
+
+    let q = RecordingQueue::default();
+    run_and_work(&w.engine, &ManualRail, &q).await.expect("run");
+
+    let run = payouts::get_run(w.t(), "demo", "2026-04-10")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.state, RunState::Done, "one chunk, worked: finished");
+    let s = run.summary.expect("summary");
+    assert_eq!((s.balances, s.items), (3, 1));
+    assert_eq!(s.item_amounts[&Currency::USD], 12_475);
+    assert_eq!(s.waiting["below_minimum"].amounts[&Currency::USD], 4_975);
+    assert_eq!(s.waiting["no_payout_method"].balances, 1);
+    assert_eq!(s.waiting["tax_info_not_approved"].balances, 1);
+
+    let items = payouts::run_items(w.t(), "demo", "2026-04-10")
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        (items[0].partner_id.as_str(), items[0].amount),
+        ("alice", 12_475)
+    );
+    assert_eq!(
+        items[0].state,
+        PayoutItemState::Approved,
+        "manual rail: waits for export"
+    );
+    assert_eq!(four_buckets(&w, "alice").await, (0, 0, 12_475, 0));
+    // Alice's balance left the payable index; bob and carol wait in it.
+    let payable: Vec<String> = ledger::payable_balances(w.t(), "demo")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.partner_id)
+        .collect();
+    assert_eq!(payable, vec!["bob", "carol"]);
+
+    // The same run again finds it done; a second export repeats nothing.
+    run_and_work(&w.engine, &ManualRail, &q)
+        .await
+        .expect("again");
+    let first = export::export_run(&w.engine, "demo", "2026-04-10", "x1")
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    let again = export::export_run(&w.engine, "demo", "2026-04-10", "x2")
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "a second export never repeats an item");
+    let files = export::paypal_payouts_files("x1", &first, "Commission");
+    assert_eq!(
+        files[0].contents,
+        format!(
+            "alice@partners.test,124.75,USD,{},Commission,PAYPAL\n",
+            first[0].reference
+        )
+    );
+    let moved = export::mark(&w.engine, "demo", "2026-04-10", &Mark::Sent, &[], friday())
+        .await
+        .unwrap();
+    assert_eq!(moved.len(), 1);
+    assert_eq!(four_buckets(&w, "alice").await, (0, 0, 0, 12_475));
+    let twice = export::mark(&w.engine, "demo", "2026-04-10", &Mark::Sent, &[], friday())
+        .await
+        .unwrap();
+    assert!(twice.is_empty());
+    let returned = export::mark(
+        &w.engine,
+        "demo",
+        "2026-04-10",
+        &Mark::Returned {
+            reason: "unclaimed".into(),
+        },
+        &["alice".into()],
+        friday() + DAY,
+    )
+    .await
+    .unwrap();
+    assert_eq!(returned.len(), 1);
+    assert_eq!(four_buckets(&w, "alice").await, (0, 12_475, 0, 0));
+    for p in ["alice", "bob", "carol"] {
+        assert_books(&w, p).await;
+    }
+}
+
+#[tokio::test]
+async fn overlapping_runs_make_one_set_of_items() {
+    let w = seeded().await;
+    sale(&w, "a1", "alice", 49_900).await;
+    sale(&w, "b1", "bob", 99_900).await;
+    let rail = RecordingRail::default();
+    let (q1, q2) = (RecordingQueue::default(), RecordingQueue::default());
+    let (r1, r2) = tokio::join!(
+        run::run_program(&w.engine, &q1, "demo", friday_date(), friday(), "one"),
+        run::run_program(&w.engine, &q2, "demo", friday_date(), friday(), "two"),
+    );
+    let outcomes = [r1.unwrap().outcome, r2.unwrap().outcome];
+    assert!(
+        outcomes.contains(&"taken") && outcomes.contains(&"busy"),
+        "{outcomes:?}"
+    );
+    let mut chunks = q1.take();
+    chunks.extend(q2.take());
+    // Each chunk delivered twice, at the same time.
+    let work = chunks
+        .iter()
+        .map(|m| worker::work_chunk(&w.engine, &rail, m));
+    let again = chunks
+        .iter()
+        .map(|m| worker::work_chunk(&w.engine, &rail, m));
+    for r in futures::future::join_all(work.chain(again)).await {
+        r.expect("chunk");
+    }
+    let items = payouts::run_items(w.t(), "demo", "2026-04-10")
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 2);
+    assert!(items.iter().all(|i| i.state == PayoutItemState::Sent));
+    let subs = rail.submissions.lock().unwrap().clone();
+    assert_eq!(subs.len(), 2, "each item handed to the rail once: {subs:?}");
+    assert_eq!(four_buckets(&w, "alice").await, (0, 0, 0, 12_475));
+    assert_eq!(four_buckets(&w, "bob").await, (0, 0, 0, 24_975));
+}
+
+/// Every DynamoDB write and every rail call of a run, in turn, takes effect and then fails;
+/// the run is repeated without faults. The rail receives each item once, nothing stays in
+/// flight, and the books balance.
+#[tokio::test]
+async fn a_run_that_dies_after_any_step_pays_everyone_exactly_once() {
+    let mut n = 1;
+    loop {
+        let w = seeded().await;
+        sale(&w, "a1", "alice", 49_900).await;
+        sale(&w, "b1", "bob", 99_900).await;
+        sale(&w, "c1", "carol", 19_900).await; // waits: below the minimum
+        let steps = Steps::default();
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            w.t()
+                .client
+                .config()
+                .to_builder()
+                .interceptor(FailAfterWrite(steps.clone()))
+                .build(),
+        );
+        let clock = storage::ManualClock::at(T0);
+        let faulty = Engine::new(
+            storage::Table::new(client, w.t().name.clone()).with_clock(Arc::new(clock.clone())),
+            w.engine.keys.clone(),
+        );
+        let rail = RecordingRail {
+            steps: steps.clone(),
+            ..Default::default()
+        };
+        let q = RecordingQueue::default();
+        steps.arm(n);
+        let failed = run_and_work(&faulty, &rail, &q).await.is_err();
+        let steps_taken = steps.count.load(Ordering::SeqCst);
+        steps.disarm();
+        // SQS redelivers after the visibility timeout, and the next invocation of the schedule
+        // comes later still: past the run's and the submission's leases.
+        clock.advance(std::time::Duration::from_millis(
+            (run::RUN_LEASE_MS.max(worker::SUBMIT_LEASE_MS) + 1) as u64,
+        ));
+        // Redelivery of what failed, then the schedule again (its lease was given back, or
+        // the run is fanned out or done).
+        work_queue(&faulty, &rail, &q)
+            .await
+            .expect("redelivered chunk");
+        run_and_work(&faulty, &rail, &q).await.expect("re-run");
+        let items = payouts::run_items(w.t(), "demo", "2026-04-10")
+            .await
+            .unwrap();
+        let states: Vec<_> = items
+            .iter()
+            .map(|i| (i.partner_id.clone(), i.state))
+            .collect();
+        assert_eq!(
+            states,
+            vec![
+                ("alice".to_string(), PayoutItemState::Sent),
+                ("bob".to_string(), PayoutItemState::Sent)
+            ],
+            "fault at step {n}"
+        );
+        let mut subs = rail.submissions.lock().unwrap().clone();
+        subs.sort();
+        let want: Vec<String> = items.iter().map(|i| i.item_id.clone()).collect();
+        assert_eq!(subs, want, "fault at step {n}: each item submitted once");
+        assert_eq!(
+            four_buckets(&w, "alice").await,
+            (0, 0, 0, 12_475),
+            "step {n}"
+        );
+        assert_eq!(four_buckets(&w, "bob").await, (0, 0, 0, 24_975), "step {n}");
+        assert_eq!(
+            four_buckets(&w, "carol").await,
+            (0, 4_975, 0, 0),
+            "step {n}"
+        );
+        for p in ["alice", "bob", "carol"] {
+            assert_books(&w, p).await;
+        }
+        let run = payouts::get_run(w.t(), "demo", "2026-04-10")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(run.state, RunState::Done, "step {n}");
+        if !failed && steps_taken < n {
+            // The armed step was never reached: every step has had its fault.
+            assert!(n > 10, "a run has more than ten steps");
+            break;
+        }
+        n += 1;
+    }
+}
