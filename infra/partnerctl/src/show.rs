@@ -286,7 +286,14 @@ pub async fn partner(table: &Table, format: Format, partner_id: &str) -> Result<
     out.push_str(&render(
         format,
         "\nbalances",
-        &["program", "currency", "pending", "available", "paid"],
+        &[
+            "program",
+            "currency",
+            "pending",
+            "available",
+            "in payout",
+            "paid",
+        ],
         &view.balances,
         |b| {
             vec![
@@ -294,6 +301,7 @@ pub async fn partner(table: &Table, format: Format, partner_id: &str) -> Result<
                 b.currency.to_string(),
                 money(b.pending, b.currency),
                 money(b.available, b.currency),
+                money(b.in_payout, b.currency),
                 money(b.paid, b.currency),
             ]
         },
