@@ -323,10 +323,24 @@ Resources:
 
     #[test]
     fn template_has_no_queue_without_a_reader() {
-        // The functions' dead-letter queue (an operator reads it); no outbox queue that nothing
-        // consumes: each consumer brings its own queue.
+        // The scheduled jobs' and the payout run's dead-letter queues (an operator reads them),
+        // the payout queue (its worker reads it); no outbox queue that nothing consumes: each
+        // consumer brings its own queue.
         let qs = queue_definitions(TEMPLATE).unwrap();
         let ids: Vec<_> = qs.iter().map(|q| q.logical_id.as_str()).collect();
-        assert_eq!(ids, vec!["HousekeepingDeadLetterQueue"]);
+        assert_eq!(
+            ids,
+            vec![
+                "HousekeepingDeadLetterQueue",
+                "PayoutDeadLetterQueue",
+                "PayoutQueue"
+            ]
+        );
+        let payout = qs.iter().find(|q| q.logical_id == "PayoutQueue").unwrap();
+        assert_eq!(
+            payout.dead_letter_logical_id.as_deref(),
+            Some("PayoutDeadLetterQueue")
+        );
+        assert_eq!(payout.visibility_timeout, Some(720));
     }
 }
