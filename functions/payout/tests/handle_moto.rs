@@ -31,12 +31,13 @@ async fn receive(sqs: &aws_sdk_sqs::Client, url: &str) -> SqsEvent {
         .expect("receive");
     let mut event = SqsEvent::default();
     for m in out.messages.unwrap_or_default() {
-        let mut r = SqsMessage::default();
-        r.message_id = m.message_id;
-        r.receipt_handle = m.receipt_handle;
-        r.body = m.body;
-        r.event_source = Some("aws:sqs".into());
-        event.records.push(r);
+        event.records.push(SqsMessage {
+            message_id: m.message_id,
+            receipt_handle: m.receipt_handle,
+            body: m.body,
+            event_source: Some("aws:sqs".into()),
+            ..Default::default()
+        });
     }
     event
 }
@@ -114,10 +115,11 @@ async fn the_schedule_fans_out_through_sqs_and_the_worker_writes_the_items() {
 
     let mut batch = receive(&sqs, &url).await;
     assert_eq!(batch.records.len(), 1, "one chunk on the queue");
-    let mut poison = SqsMessage::default();
-    poison.message_id = Some("poison".into());
-    poison.body = Some("{\"not\":\"a chunk\"}".into());
-    batch.records.push(poison);
+    batch.records.push(SqsMessage {
+        message_id: Some("poison".into()),
+        body: Some("{\"not\":\"a chunk\"}".into()),
+        ..Default::default()
+    });
     let good = batch.records[0].message_id.clone().unwrap();
 
     let response = payout::work(&w.engine, &ManualRail, batch.clone()).await;

@@ -62,7 +62,7 @@ fn describe(m: &Message) -> DeadLetter {
 
 /// Read up to `max` messages, hiding them for `visibility` seconds (0: a peek that leaves them
 /// visible), de-duplicated by message id.
-async fn receive(
+pub(crate) async fn receive(
     sqs: &aws_sdk_sqs::Client,
     queue_url: &str,
     visibility: i32,
@@ -208,7 +208,7 @@ pub async fn replay(
 
 /// Make a received message visible again at once (best effort: otherwise it reappears when its
 /// visibility timeout ends).
-async fn show_again(sqs: &aws_sdk_sqs::Client, queue_url: &str, m: &Message) {
+pub(crate) async fn show_again(sqs: &aws_sdk_sqs::Client, queue_url: &str, m: &Message) {
     if let Some(h) = m.receipt_handle() {
         let _ = sqs
             .change_message_visibility()

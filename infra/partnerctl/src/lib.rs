@@ -5,6 +5,7 @@ pub mod apply;
 pub mod attention;
 pub mod dead_letters;
 pub mod outbox;
+pub mod payouts;
 pub mod setup;
 pub mod show;
 

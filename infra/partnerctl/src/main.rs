@@ -3,7 +3,7 @@
 //! Works against local (moto, `AWS_ENDPOINT_URL`) or real DynamoDB with the usual AWS
 //! configuration; the table name comes from `--table` or `TABLE_NAME`.
 
-use partnerctl::{apply, attention, dead_letters, outbox, setup, show, CliError, Format};
+use partnerctl::{apply, attention, dead_letters, outbox, payouts, setup, show, CliError, Format};
 
 use clap::{Parser, Subcommand};
 
@@ -100,11 +100,65 @@ enum Command {
         #[arg(long)]
         kind: Option<String>,
     },
+    /// Payout runs: without a subcommand, lists them (state, chunks worked, items, amounts,
+    /// waiting balances by reason, finished or not).
+    Payouts {
+        #[command(subcommand)]
+        action: Option<PayoutAction>,
+        /// Only this program's runs.
+        #[arg(long)]
+        program: Option<String>,
+    },
     /// Create the table and queues of template.yaml (local endpoint) and print queue URLs as env lines.
     SetupLocal {
         /// Prefix of the queue names.
         #[arg(long, default_value = "partner-engine-local")]
         queue_prefix: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PayoutAction {
+    /// One run (PROGRAM:DATE): its record and summary, its items, the balances that wait and why.
+    Show { run: String },
+    /// The manual rail: write the run's approved PayPal items as PayPal Payouts Web files
+    /// (CSV) into --out and mark them submitted; a second export never repeats an item.
+    Export {
+        run: String,
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// Write the files of this earlier export again (a lost file), changing nothing.
+        #[arg(long)]
+        again: Option<String>,
+    },
+    /// Settle exported items as PayPal reported them: --sent, --failed REASON (the money is
+    /// available again) or --returned REASON (sent, then came back); all partners or --partner.
+    Mark {
+        run: String,
+        #[arg(long)]
+        sent: bool,
+        #[arg(long, value_name = "REASON")]
+        failed: Option<String>,
+        #[arg(long, value_name = "REASON")]
+        returned: Option<String>,
+        /// Only these partners (repeatable).
+        #[arg(long)]
+        partner: Vec<String>,
+        /// The business time of the report (RFC 3339); now when left out.
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Payout chunks and schedule runs that failed their retries and wait in
+    /// PayoutDeadLetterQueue; --replay works them again (idempotent).
+    DeadLetters {
+        #[arg(long)]
+        replay: bool,
+        /// The stack's output PayoutDeadLetterQueueUrl.
+        #[arg(long, env = "PAYOUT_DEAD_LETTER_QUEUE_URL")]
+        queue_url: String,
+        /// The payout queue (a replayed schedule event sends its chunks there).
+        #[arg(long, env = "PAYOUT_QUEUE_URL")]
+        payout_queue_url: Option<String>,
     },
 }
 
@@ -204,10 +258,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             // Manual assignment verifies no click id.
             let engine =
                 partnerctl::operator_engine(table(), partnerctl::operator_keys()?, &config);
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0);
+            let now = now_ms();
             let req = engine::attribution::BindRequest {
                 program_id: Some(program.clone()),
                 customer_key: customer.clone(),
@@ -334,6 +385,116 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 outbox::outbox(&table(), cli.format, kind.as_deref()).await?
             )
         }
+        Command::Payouts { action, program } => {
+            let now = now_ms();
+            match action {
+                None => print!(
+                    "{}",
+                    payouts::list(&table(), cli.format, program.as_deref()).await?
+                ),
+                Some(PayoutAction::Show { run }) => {
+                    print!("{}", payouts::show(&table(), cli.format, &run).await?)
+                }
+                Some(PayoutAction::Export { run, out, again }) => {
+                    let engine =
+                        partnerctl::operator_engine(table(), partnerctl::operator_keys()?, &config);
+                    let done = payouts::export(&engine, &run, &out, again.as_deref(), now).await?;
+                    if cli.format == Format::Json {
+                        println!("{}", serde_json::to_string(&done).unwrap_or_default());
+                    } else if done.items == 0 {
+                        println!("{run}: nothing to export (no approved PayPal items)");
+                    } else {
+                        println!(
+                            "{run}: export {} of {} items; upload to PayPal Payouts, then `partnerctl payouts mark {run} --sent`:",
+                            done.export_id, done.items
+                        );
+                        for f in &done.files {
+                            println!("  {f}");
+                        }
+                    }
+                }
+                Some(PayoutAction::Mark {
+                    run,
+                    sent,
+                    failed,
+                    returned,
+                    partner,
+                    at,
+                }) => {
+                    let mark = match (sent, failed, returned) {
+                        (true, None, None) => engine::payout::export::Mark::Sent,
+                        (false, Some(reason), None) => {
+                            engine::payout::export::Mark::Failed { reason }
+                        }
+                        (false, None, Some(reason)) => {
+                            engine::payout::export::Mark::Returned { reason }
+                        }
+                        _ => {
+                            return Err(CliError::Usage(
+                                "say one of --sent, --failed REASON, --returned REASON".into(),
+                            ))
+                        }
+                    };
+                    let at_ms = match at {
+                        Some(t) => chrono::DateTime::parse_from_rfc3339(&t)
+                            .map_err(|e| CliError::Usage(format!("--at {t:?}: {e}")))?
+                            .timestamp_millis(),
+                        None => now,
+                    };
+                    let engine =
+                        partnerctl::operator_engine(table(), partnerctl::operator_keys()?, &config);
+                    let moved = payouts::mark(&engine, &run, &mark, &partner, at_ms).await?;
+                    if cli.format == Format::Json {
+                        println!("{}", serde_json::to_string(&moved).unwrap_or_default());
+                    } else {
+                        for i in &moved {
+                            println!(
+                                "{} {} {}",
+                                i.partner_id,
+                                partnerctl::show::money(i.amount, i.currency),
+                                serde_json::to_value(i.state)
+                                    .ok()
+                                    .and_then(|v| v.as_str().map(str::to_string))
+                                    .unwrap_or_default()
+                            );
+                        }
+                        println!("{run}: {} items moved", moved.len());
+                    }
+                }
+                Some(PayoutAction::DeadLetters {
+                    replay,
+                    queue_url,
+                    payout_queue_url,
+                }) => {
+                    let sqs = aws_sdk_sqs::Client::new(&config);
+                    if !replay {
+                        print!(
+                            "{}",
+                            payouts::dead_letters(&sqs, &queue_url, cli.format).await?
+                        );
+                    } else {
+                        let engine = partnerctl::operator_engine(
+                            table(),
+                            partnerctl::operator_keys()?,
+                            &config,
+                        );
+                        let queue = payout_queue_url.map(|u| engine::payout::SqsChunkQueue {
+                            sqs: sqs.clone(),
+                            queue_url: u,
+                        });
+                        let (lines, failed) =
+                            payouts::replay_dead_letters(&sqs, &queue_url, &engine, queue.as_ref())
+                                .await?;
+                        for l in lines {
+                            println!("{l}");
+                        }
+                        if failed {
+                            std::process::exit(3);
+                        }
+                    }
+                }
+            }
+        }
         Command::SetupLocal { queue_prefix } => {
             if std::env::var("AWS_ENDPOINT_URL").is_err() {
                 return Err(CliError::Usage("setup-local needs AWS_ENDPOINT_URL (the local moto server); in AWS the table comes from template.yaml".into()));
@@ -344,4 +505,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// The operator's clock (technical time; the business time of an operator's action).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

@@ -64,7 +64,7 @@ fn time(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
-fn money(minor: i64, currency: rules::Currency) -> String {
+pub fn money(minor: i64, currency: rules::Currency) -> String {
     rules::Money::new(minor, currency).to_string()
 }
 
