@@ -481,3 +481,147 @@ async fn a_run_that_dies_after_any_step_pays_everyone_exactly_once() {
         n += 1;
     }
 }
+
+/// How a refund of alice's sale meets the worker that writes her payout item.
+#[derive(Debug, Clone, Copy)]
+enum Race {
+    RefundFirst,
+    ItemFirst,
+    AtOnce,
+}
+
+#[tokio::test]
+async fn a_refund_racing_the_item_lands_in_it_or_as_a_later_clawback_never_both() {
+    use engine::sales::{money_back, MoneyBack};
+    use rules::plan::InvoicePayment;
+    use rules::refund::{Observation, RefundStatus};
+    use storage::charges::ChargeFact;
+
+    let races = [
+        Race::RefundFirst,
+        Race::ItemFirst,
+        Race::AtOnce,
+        Race::AtOnce,
+        Race::AtOnce,
+        Race::AtOnce,
+    ];
+    let mut landed_in_item = 0;
+    let mut clawed_back = 0;
+    for (n, race) in races.into_iter().enumerate() {
+        let w = seeded().await;
+        // Alice's customer pays 999.00 by charge ch_r (commission 249.75); the hold ends before
+        // the Friday run, which releases it and fans the balance out.
+        w.bind("cus_r", None, BindSource::Code("alice".into()), T0)
+            .await;
+        let mut inv = invoice(
+            "evt_r",
+            "in_r",
+            "cus_r",
+            T0 + DAY,
+            vec![line("prod_demo", 99_900)],
+        );
+        inv.facts.payment = Some(InvoicePayment {
+            charge_key: Some("ch_r".into()),
+            payment_intent: Some("pi_r".into()),
+            amount_paid: 99_900,
+            total: 99_900,
+        });
+        invoice_paid(&w.engine, inv).await.expect("sale");
+        let q = RecordingQueue::default();
+        run::run_program(&w.engine, &q, "demo", friday_date(), friday(), "test")
+            .await
+            .expect("run");
+        let chunks = q.take();
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(four_buckets(&w, "alice").await, (0, 24_975, 0, 0));
+
+        // Half the charge is refunded an hour before the run's time (delivered late).
+        let at = friday() - 3_600_000;
+        let refund = MoneyBack {
+            event_id: "evt_refund_r".into(),
+            source: "stripe".into(),
+            at_ms: at,
+            charge_key: "ch_r".into(),
+            payment_intent: Some("pi_r".into()),
+            invoice_id: None,
+            customer_key: None,
+            currency: Some(Currency::USD),
+            fact: ChargeFact::Refund(Observation {
+                id: "re_r".into(),
+                amount: 49_950,
+                status: RefundStatus::Succeeded,
+                at_ms: at,
+                event_id: "evt_refund_r".into(),
+            }),
+        };
+        let work = || worker::work_chunk(&w.engine, &ManualRail, &chunks[0]);
+        match race {
+            Race::RefundFirst => {
+                money_back(&w.engine, refund.clone()).await.expect("refund");
+                work().await.expect("chunk");
+            }
+            Race::ItemFirst => {
+                work().await.expect("chunk");
+                money_back(&w.engine, refund.clone()).await.expect("refund");
+            }
+            Race::AtOnce => {
+                let (a, b) = tokio::join!(money_back(&w.engine, refund.clone()), work());
+                a.expect("refund");
+                b.expect("chunk");
+            }
+        }
+        // A duplicate delivery of each changes nothing.
+        money_back(&w.engine, refund).await.expect("refund again");
+        work().await.expect("chunk again");
+
+        let clawback: i64 = ledger::entries(w.t(), "alice", "demo", Currency::USD)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.kind,
+                    rules::EntryKind::Reversed | rules::EntryKind::ClawedBack
+                )
+            })
+            .map(|e| e.delta.available + e.delta.pending)
+            .sum();
+        // Half of 249.75 under the program's rounding rule, booked once (the duplicate too).
+        assert!(
+            clawback == -12_487 || clawback == -12_488,
+            "{race:?} #{n}: the refund is booked once: {clawback}"
+        );
+        let items = payouts::run_items(w.t(), "demo", "2026-04-10")
+            .await
+            .unwrap();
+        assert_eq!(items.len(), 1, "{race:?} #{n}");
+        let (_, available, in_payout, _) = four_buckets(&w, "alice").await;
+        assert_eq!(in_payout, items[0].amount, "{race:?} #{n}");
+        let in_item = (items[0].amount, available) == (24_975 + clawback, 0);
+        let later = (items[0].amount, available) == (24_975, clawback);
+        match (in_item, later) {
+            (true, false) => landed_in_item += 1,
+            (false, true) => clawed_back += 1,
+            _ => panic!(
+                "{race:?} #{n}: the refund is both or neither in the item: item {}, available {available}",
+                items[0].amount
+            ),
+        }
+        if matches!(race, Race::RefundFirst) {
+            assert!(in_item, "committed before the item: in it");
+        }
+        if matches!(race, Race::ItemFirst) {
+            assert!(later, "after the item: a clawback");
+            assert!(
+                ledger::payable_balances(w.t(), "demo")
+                    .await
+                    .unwrap()
+                    .iter()
+                    .all(|b| b.partner_id != "alice"),
+                "a negative balance is not payable"
+            );
+        }
+        assert_books(&w, "alice").await;
+    }
+    assert!(landed_in_item >= 1 && clawed_back >= 1);
+}
