@@ -10,6 +10,7 @@ help:
 	@echo "make test   - run every test (starts and stops a local moto server; installs moto and chromium when missing)"
 	@echo "make lint   - cargo fmt --check, clippy -D warnings, cfn-lint template.yaml"
 	@echo "make bench  - benchmarks (release builds); figures go to docs/performance.md"
+	@echo "make bench-payout - requests of a payout run over 10,000 partners (PAYOUT_BENCH_PARTNERS)"
 
 # The system tests run the functions' binaries: cargo test builds a package's binaries only
 # when the package has integration tests, so every function crate has some (a separate
@@ -51,13 +52,20 @@ dev:
 bench-init:
 	infra/bench-init.sh
 
-bench: bench-init bench-requests
+bench: bench-init bench-requests bench-payout
 
 # DynamoDB and SQS requests per invoice.paid, counted against moto (dev profile: counts do not
 # depend on optimisation).
 .PHONY: bench-requests
 bench-requests:
 	infra/moto.sh run -- $(CARGO) bench --profile dev -p engine --bench requests
+
+# DynamoDB requests of a payout run over PAYOUT_BENCH_PARTNERS (10000) partners, 10 commissions
+# each, then with their paid history doubled (the count must stay within 5 %). Seeding writes
+# about 3 million items to moto with BatchWriteItem: it takes most of an hour on 2 cores.
+.PHONY: bench-payout
+bench-payout:
+	$(if $(PAYOUT_BENCH_PARTNERS),PAYOUT_BENCH_PARTNERS='$(PAYOUT_BENCH_PARTNERS)') infra/moto.sh run -- $(CARGO) bench --profile dev -p engine --bench payout_run
 
 # `sam validate --lint` (offline, no credentials). aws-sam-cli is large, so it is not part of lint.
 .PHONY: validate

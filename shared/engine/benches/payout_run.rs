@@ -7,8 +7,8 @@
 //! commissions), and its items are cloned for every partner (`bp00000` → `bp01234` in every
 //! string) and written with `BatchWriteItem`, so the formats are the engine's own.
 //!
-//! Run: `make bench-payout` (starts moto; `PAYOUT_BENCH_PARTNERS`, default 10000). Prints the
-//! markdown of docs/performance.md ("Payout run").
+//! Run: `make bench-payout` (starts moto; `PAYOUT_BENCH_PARTNERS`, default 10000; 20 under
+//! `cargo test`). Prints the markdown of docs/performance.md ("Payout run").
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -353,10 +353,13 @@ async fn measure(
 
 #[tokio::main]
 async fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` (make test) runs this target
+    // without it, as a smoke test over a few partners.
+    let benching = std::env::args().any(|a| a == "--bench");
     let partners: usize = std::env::var("PAYOUT_BENCH_PARTNERS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+        .unwrap_or(if benching { 10_000 } else { 20 });
     let config = testing::local_config().await;
     let base = template(5).await;
     let doubled = template(10).await;
