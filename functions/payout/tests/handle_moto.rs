@@ -5,10 +5,8 @@
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
-use engine::attribution::BindSource;
 use engine::payout::rail::ManualRail;
 use engine::payout::SqsChunkQueue;
-use engine::sales::invoice_paid;
 use rules::program::{Duration, Reward};
 use rules::PayoutItemState;
 use storage::payouts::{self, RunState};
@@ -51,25 +49,7 @@ async fn the_schedule_fans_out_through_sqs_and_the_worker_writes_the_items() {
     )
     .await;
     for (case, partner, total) in [("a", "alice", 49_900), ("b", "bob", 19_900)] {
-        w.bind(
-            &format!("cus_{case}"),
-            None,
-            BindSource::Code(partner.into()),
-            T0,
-        )
-        .await;
-        invoice_paid(
-            &w.engine,
-            invoice(
-                &format!("evt_{case}"),
-                &format!("in_{case}"),
-                &format!("cus_{case}"),
-                T0 + DAY,
-                vec![line("prod_demo", total)],
-            ),
-        )
-        .await
-        .expect("sale");
+        w.customer_of_pays(case, partner, T0 + DAY, total).await;
     }
     let sqs = aws_sdk_sqs::Client::new(&storage::testing::local_config().await);
     let url = storage::testing::fresh_queue(&sqs).await.expect("queue");

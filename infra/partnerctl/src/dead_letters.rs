@@ -184,14 +184,7 @@ pub async fn replay(
         }
         match outcome {
             Ok(report) => {
-                if let Some(h) = m.receipt_handle() {
-                    sqs.delete_message()
-                        .queue_url(queue_url)
-                        .receipt_handle(h)
-                        .send()
-                        .await
-                        .map_err(sqs_err)?;
-                }
+                delete(sqs, queue_url, &m).await?;
                 out.push(Replayed::Done {
                     message_id: id,
                     report,
@@ -204,6 +197,23 @@ pub async fn replay(
         }
     }
     Ok(out)
+}
+
+/// Take a replayed message off the queue.
+pub(crate) async fn delete(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    m: &Message,
+) -> Result<(), CliError> {
+    if let Some(h) = m.receipt_handle() {
+        sqs.delete_message()
+            .queue_url(queue_url)
+            .receipt_handle(h)
+            .send()
+            .await
+            .map_err(sqs_err)?;
+    }
+    Ok(())
 }
 
 /// Make a received message visible again at once (best effort: otherwise it reappears when its

@@ -17,7 +17,7 @@ use serde::Serialize;
 use storage::payouts::{self, PayoutChunk, PayoutItem, PayoutRun, RunState, WaitingBalance};
 use storage::{programs, Table};
 
-use crate::dead_letters::{receive, show_again};
+use crate::dead_letters::{delete, receive, show_again};
 use crate::show::money;
 use crate::{CliError, Format};
 
@@ -466,14 +466,7 @@ pub async fn replay_dead_letters(
         };
         match outcome {
             Ok(line) => {
-                if let Some(h) = m.receipt_handle() {
-                    sqs.delete_message()
-                        .queue_url(queue_url)
-                        .receipt_handle(h)
-                        .send()
-                        .await
-                        .map_err(|e| CliError::Aws(format!("{e:?}")))?;
-                }
+                delete(sqs, queue_url, &m).await?;
                 lines.push(format!("{id}: {line}"));
             }
             Err(why) => {

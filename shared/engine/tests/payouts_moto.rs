@@ -174,25 +174,7 @@ async fn seeded() -> World {
 
 /// A sale of `total` cents by a customer of `partner`, paid at T0 + 1 day.
 async fn sale(w: &World, case: &str, partner: &str, total: i64) {
-    w.bind(
-        &format!("cus_{case}"),
-        None,
-        BindSource::Code(partner.into()),
-        T0,
-    )
-    .await;
-    invoice_paid(
-        &w.engine,
-        invoice(
-            &format!("evt_{case}"),
-            &format!("in_{case}"),
-            &format!("cus_{case}"),
-            T0 + DAY,
-            vec![line("prod_demo", total)],
-        ),
-    )
-    .await
-    .expect("sale");
+    w.customer_of_pays(case, partner, T0 + DAY, total).await;
 }
 
 /// Run the schedule and work every chunk it sent (as the queue's consumer would).

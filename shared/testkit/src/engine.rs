@@ -95,6 +95,26 @@ impl World {
             .unwrap();
     }
 
+    /// Customer `cus_{case}`, bound to `partner` by its code at `T0`, pays invoice `in_{case}`
+    /// (event `evt_{case}`) of `total` on `prod_demo` at `paid_at_ms`.
+    pub async fn customer_of_pays(&self, case: &str, partner: &str, paid_at_ms: i64, total: i64) {
+        let customer = format!("cus_{case}");
+        self.bind(&customer, None, BindSource::Code(partner.into()), T0)
+            .await;
+        engine::sales::invoice_paid(
+            &self.engine,
+            invoice(
+                &format!("evt_{case}"),
+                &format!("in_{case}"),
+                &customer,
+                paid_at_ms,
+                vec![line("prod_demo", total)],
+            ),
+        )
+        .await
+        .expect("sale");
+    }
+
     /// A counted click by `visitor` on link `code` at `at_ms`; returns the click id.
     pub async fn click(&self, code: &str, visitor: &str, at_ms: i64) -> String {
         catalogue::click(self.t(), &self.engine.keys, code, visitor, at_ms, [1, 2, 3]).await
