@@ -248,11 +248,14 @@ async fn write(ddb: &aws_sdk_dynamodb::Client, table: &str, mut requests: Vec<Wr
     }
 }
 
+/// One phase's label, requests by kind and what they carried.
+type PhaseRow = (String, BTreeMap<String, u64>, BTreeMap<String, Carried>);
+
 /// Counts per phase of a run.
 #[derive(Default)]
 struct Phases {
     counter: Option<RequestCounter>,
-    rows: Vec<(String, BTreeMap<String, u64>, BTreeMap<String, Carried>)>,
+    rows: Vec<PhaseRow>,
 }
 
 impl Phases {
