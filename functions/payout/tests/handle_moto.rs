@@ -168,3 +168,44 @@ async fn a_scheduled_event_without_its_time_is_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("event.time"), "{err}");
 }
+
+#[tokio::test]
+async fn a_friday_the_schedule_missed_is_caught_up_once_by_the_next_invocation() {
+    let w = World::new().await;
+    w.seed(
+        &program("demo", pct("0.25"), Duration::Lifetime, None::<Reward>),
+        &["prod_demo"],
+    )
+    .await;
+    w.customer_of_pays("a", "alice", T0 + DAY, 49_900).await;
+    let sqs = aws_sdk_sqs::Client::new(&storage::testing::local_config().await);
+    let url = storage::testing::fresh_queue(&sqs).await.expect("queue");
+    let queue = SqsChunkQueue {
+        sqs,
+        queue_url: url,
+    };
+    let at = |t: &str| scheduled(t);
+    // Friday's invocation never came; Saturday's runs Friday's date.
+    let saturday = payout::schedule(&w.engine, &queue, &at("2026-04-11T00:15:00Z"), "sat")
+        .await
+        .expect("schedule");
+    assert_eq!(saturday.runs.len(), 1, "{saturday:?}");
+    assert_eq!(
+        (saturday.runs[0].date.as_str(), saturday.runs[0].outcome),
+        ("2026-04-10", "taken")
+    );
+    // Sunday finds it under way; the Tuesday after is past the catch-up window: no run at all.
+    let sunday = payout::schedule(&w.engine, &queue, &at("2026-04-12T00:15:00Z"), "sun")
+        .await
+        .expect("schedule");
+    assert_eq!(sunday.runs[0].outcome, "busy", "{sunday:?}");
+    let tuesday = payout::schedule(&w.engine, &queue, &at("2026-04-14T00:15:00Z"), "tue")
+        .await
+        .expect("schedule");
+    assert!(tuesday.runs.is_empty(), "{tuesday:?}");
+    assert_eq!(
+        payouts::list_runs(w.t(), "demo", 10).await.unwrap().len(),
+        1,
+        "one run for the Friday"
+    );
+}
