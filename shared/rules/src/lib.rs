@@ -10,7 +10,9 @@
 //! * [`levels`]: partner levels over time (promotion, never demotion).
 //! * [`plan`]: the commission base and the commission fold ([`evaluate_customer`],
 //!   [`evaluate_customer_versions`], [`diff_booked`]).
-//! * [`schedule`]: holds, payout days, accrual / forfeiture.
+//! * [`schedule`]: holds (from the sale or the account's first sale), payout days.
+//! * [`accrual`]: one accrual clock per commission (lots), oldest paid first, forfeiture and
+//!   pay-anyway limits, the warning before a forfeiture.
 //! * [`partner`]: what a partner's status allows: earning on new sales, binding, being paid,
 //!   a frozen balance.
 //! * [`payout`]: whether a partner and a balance can be paid now.
@@ -29,15 +31,16 @@
 //! * `ledger` → `money`; `error` (private, home of [`PlanError`]) → `money`;
 //! * `program` → `money`, `attribution`, `hosts`;
 //! * `versions` → `program`;
-//! * `schedule` → `program`;
+//! * `schedule` → `program`; `accrual` → `program`;
 //! * `levels` → `program`, `money`, `error`;
 //! * `plan` → `program`, `versions`, `levels`, `ledger`, `money`, `error`;
 //! * `partner` → `program`;
-//! * `payout` → `program`, `partner`, `ledger`, `money`, `attribution`;
+//! * `payout` → `program`, `partner`, `ledger`, `money`, `attribution`, `accrual`, `schedule`;
 //! * `sale` → `levels`, `plan`;
 //! * `refund` → `ledger`, `money`.
 #![warn(missing_docs)]
 
+pub mod accrual;
 pub mod attribution;
 mod error;
 pub mod hosts;
@@ -66,8 +69,9 @@ pub use levels::{
 pub use money::{Currency, Money, MoneyError, COMMISSION_ROUNDING};
 pub use partner::{balance_frozen, can_bind, payable, sale_treatment, SaleTreatment};
 pub use payout::{
-    balance_payout_blockers, payout_amount, payout_blockers, payout_decision, payout_run_date,
-    PayoutBlocker, PayoutItemState, PayoutMethod, TaxInfoState, PAYOUT_CATCH_UP_DAYS,
+    balance_payout_blockers, decide_balance, payout_amount, payout_blockers, payout_decision,
+    payout_run_date, review_item, BalanceOutcome, Forfeiture, PartnerFacts, PayoutBlocker,
+    PayoutItemState, PayoutMethod, ReviewOutcome, TaxInfoState, PAYOUT_CATCH_UP_DAYS,
 };
 pub use plan::{
     commission_base, commission_for_invoice, diff_booked, evaluate_customer,
@@ -76,11 +80,9 @@ pub use plan::{
     RateContext, RetiredRate, SaleLine,
 };
 pub use program::{
-    validate_products, AccrualPolicy, CommissionPlan, Duration, Level, LevelThreshold, Membership,
-    PartnerStatus, PayoutSchedule, Program, ProgramError, ProgramProduct, ProgramStatus, Reward,
-    Tiers, MAX_LEVEL_RATE,
+    validate_products, AccrualPolicy, CommissionPlan, Duration, HoldAnchor, Level, LevelThreshold,
+    Membership, PartnerStatus, PayoutReview, PayoutSchedule, Program, ProgramError, ProgramProduct,
+    ProgramStatus, Reward, Tiers, MAX_LEVEL_RATE,
 };
-pub use schedule::{
-    available_at, forfeit_at, forfeits, is_payout_date, next_payout_date, payout_date_for,
-};
+pub use schedule::{available_at, hold_ends_at, is_payout_date, next_payout_date, payout_date_for};
 pub use versions::{plan_edit, ProgramVersion, ProgramVersions, VersionError};

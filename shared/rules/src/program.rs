@@ -189,12 +189,57 @@ pub enum AccrualPolicy {
     /// It waits for as long as it takes (Dub's behaviour).
     #[default]
     Indefinite,
-    /// It may accrue for `months` calendar months; after that it is forfeited (Ontraport: "we
-    /// allow the commission to accrue for up to six months until you have the $100 minimum").
+    /// Each commission may accrue for `months` calendar months from the day it became
+    /// available; a commission still unpaid under the minimum after that is forfeited
+    /// (Ontraport: "we allow the commission to accrue for up to six months until you have the
+    /// $100 minimum").
     ForfeitAfterMonths {
-        /// Months the balance may wait (at least 1).
+        /// Months a commission may wait (at least 1).
         months: u32,
     },
+    /// Once the oldest unpaid commission has waited `months` calendar months, the balance is
+    /// paid even under the minimum (when nothing else blocks the payout; otherwise it waits).
+    PayAfterMonths {
+        /// Months the oldest commission may wait (at least 1).
+        months: u32,
+    },
+}
+
+impl AccrualPolicy {
+    /// The months of a limited policy, `None` for [`AccrualPolicy::Indefinite`].
+    pub fn months(&self) -> Option<u32> {
+        match *self {
+            AccrualPolicy::Indefinite => None,
+            AccrualPolicy::ForfeitAfterMonths { months }
+            | AccrualPolicy::PayAfterMonths { months } => Some(months),
+        }
+    }
+}
+
+/// What a commission's hold counts from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldAnchor {
+    /// Each commission waits `hold_days` from its own sale (the default).
+    #[default]
+    Sale,
+    /// The hold counts from the referred account's first paid sale (Ontraport: "Sales are
+    /// eligible for payment after the account has passed the 90 day refund period. After that
+    /// date, you will receive accrued commission for that account."): the account's commissions
+    /// become available together once that sale's hold ends, and later ones at once.
+    Account,
+}
+
+/// Whether payout items wait for an operator.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutReview {
+    /// Items are approved when the run creates them (the default).
+    #[default]
+    Automatic,
+    /// Items wait as `created` until an operator approves, holds or cancels them (Kartra: "All
+    /// of our Affiliates are reviewed manually").
+    Manual,
 }
 
 /// What a partner must reach to be promoted to a [`Level`].
@@ -250,6 +295,9 @@ pub struct Program {
     /// Days a commission stays pending before it becomes available (default 90, at most 365).
     #[serde(default = "default_hold_days")]
     pub hold_days: u32,
+    /// What the hold counts from: each sale (default) or the account's first paid sale.
+    #[serde(default)]
+    pub hold_anchor: HoldAnchor,
     /// Cookie window in days (default 60).
     #[serde(default = "default_cookie_days")]
     pub cookie_days: u32,
@@ -269,6 +317,9 @@ pub struct Program {
     /// Pay only partners whose tax information is approved (default true).
     #[serde(default = "default_true")]
     pub require_tax_info: bool,
+    /// Whether payout items wait for an operator's approval (default automatic).
+    #[serde(default)]
+    pub payout_review: PayoutReview,
     /// Send the partner an e-mail for each commission (default true).
     #[serde(default = "default_true")]
     pub notify_on_commission: bool,
@@ -428,12 +479,14 @@ impl Program {
             time_zone: Tz::UTC,
             plan,
             hold_days: DEFAULT_HOLD_DAYS,
+            hold_anchor: HoldAnchor::Sale,
             cookie_days: DEFAULT_COOKIE_DAYS,
             attribution: AttributionModel::FirstClick,
             payout_minimum: default_payout_minimum(),
             accrual: AccrualPolicy::Indefinite,
             payout_schedule: PayoutSchedule::default(),
             require_tax_info: true,
+            payout_review: PayoutReview::Automatic,
             notify_on_commission: true,
             levels: Vec::new(),
             lock_rate_at_first_sale: false,
@@ -481,7 +534,7 @@ impl Program {
                 return Err(ProgramError::MonthlyDay(day));
             }
         }
-        if let AccrualPolicy::ForfeitAfterMonths { months: 0 } = self.accrual {
+        if self.accrual.months() == Some(0) {
             return Err(ProgramError::ZeroAccrualMonths);
         }
         for (currency, minor) in &self.payout_minimum {

@@ -1,6 +1,6 @@
-//! Time rules: the hold before a commission becomes available, payout days of a
-//! [`PayoutSchedule`], and forfeiture under an [`AccrualPolicy`] for balances that stay under
-//! the payout minimum (both declared on the program: [`crate::program`]).
+//! Time rules: the hold before a commission becomes available (from its sale or its account's
+//! first sale: [`HoldAnchor`]) and payout days of a [`PayoutSchedule`] (both declared on the
+//! program: [`crate::program`]). Accrual clocks and forfeiture: [`crate::accrual`].
 //!
 //! All inputs are business times (`DateTime<Utc>`); calendar questions ("is it Friday?", "the
 //! 15th") are answered in the program's time zone.
@@ -8,7 +8,7 @@
 use chrono::{DateTime, Datelike, Days, Months, NaiveDate, TimeDelta, Utc};
 use chrono_tz::Tz;
 
-use crate::program::{AccrualPolicy, PayoutSchedule};
+use crate::program::{HoldAnchor, PayoutSchedule};
 
 /// When a commission earned at `sale_at` leaves the hold: exactly `hold_days` × 24 hours later
 /// (no calendar or time-zone arithmetic, so DST never shortens a hold). Saturates at the end
@@ -75,35 +75,24 @@ pub fn next_payout_date(schedule: &PayoutSchedule, tz: Tz, after: DateTime<Utc>)
     next.unwrap_or(NaiveDate::MAX)
 }
 
-/// The instant from which a balance available (and unpaid) since `oldest_unpaid_available_since`
-/// is forfeited under `accrual`: `since + months` calendar months (UTC calendar; Jan 31 + 1
-/// month = the last day of February), or `None` for [`AccrualPolicy::Indefinite`].
-pub fn forfeit_at(
-    accrual: &AccrualPolicy,
-    oldest_unpaid_available_since: DateTime<Utc>,
-) -> Option<DateTime<Utc>> {
-    match *accrual {
-        AccrualPolicy::Indefinite => None,
-        AccrualPolicy::ForfeitAfterMonths { months } => Some(
-            oldest_unpaid_available_since
-                .checked_add_months(Months::new(months))
-                .unwrap_or(DateTime::<Utc>::MAX_UTC),
-        ),
+/// When a commission of a sale at `sale_at` leaves the hold under `anchor`: `hold_days` after
+/// the sale itself ([`HoldAnchor::Sale`]), or, for [`HoldAnchor::Account`], `hold_days` after
+/// the account's first paid sale (`first_paid_sale_at`, the sale itself when unknown) and never
+/// before the sale: once the account has passed its refund period, its later commissions are
+/// available at once.
+pub fn hold_ends_at(
+    anchor: HoldAnchor,
+    hold_days: u32,
+    sale_at: DateTime<Utc>,
+    first_paid_sale_at: Option<DateTime<Utc>>,
+) -> DateTime<Utc> {
+    match anchor {
+        HoldAnchor::Sale => available_at(sale_at, hold_days),
+        HoldAnchor::Account => {
+            let first = first_paid_sale_at.map_or(sale_at, |f| f.min(sale_at));
+            available_at(first, hold_days).max(sale_at)
+        }
     }
-}
-
-/// True when, at `now`, a balance that has been available but unpaid since
-/// `oldest_unpaid_available_since` must be forfeited (`now >= forfeit_at(..)`).
-///
-/// The caller applies this only to a positive available balance that is **under a configured
-/// payout minimum** (a balance that could be paid is paid, not forfeited), and books the
-/// forfeiture as a `Forfeited` entry from the `available` bucket.
-pub fn forfeits(
-    accrual: &AccrualPolicy,
-    oldest_unpaid_available_since: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> bool {
-    forfeit_at(accrual, oldest_unpaid_available_since).is_some_and(|at| now >= at)
 }
 
 #[cfg(test)]
@@ -169,21 +158,46 @@ mod tests {
         );
     }
 
+    /// Ontraport's 90 days "after the account has passed the 90 day refund period": the
+    /// account's first sale on Jan 15, a renewal on Feb 15 and one on May 15, in worked times.
     #[test]
-    fn forfeiture_after_six_months() {
-        let six = AccrualPolicy::ForfeitAfterMonths { months: 6 };
-        let since = utc(2025, 1, 10, 0, 0);
-        assert!(!forfeits(&six, since, utc(2025, 7, 9, 23, 59)));
-        assert!(forfeits(&six, since, utc(2025, 7, 10, 0, 0)));
-        assert!(!forfeits(
-            &AccrualPolicy::Indefinite,
-            since,
-            utc(2099, 1, 1, 0, 0)
-        ));
-        // Aug 31 + 6 months = end of February.
+    fn the_hold_from_the_sale_or_from_the_account() {
+        let first = utc(2026, 1, 15, 10, 0);
+        let renewal = utc(2026, 2, 15, 10, 0);
+        let late = utc(2026, 5, 15, 10, 0);
+        use HoldAnchor::*;
+        // Each sale's own 90 days (the default).
         assert_eq!(
-            forfeit_at(&six, utc(2025, 8, 31, 12, 0)),
-            Some(utc(2026, 2, 28, 12, 0))
+            hold_ends_at(Sale, 90, first, Some(first)),
+            utc(2026, 4, 15, 10, 0)
+        );
+        assert_eq!(
+            hold_ends_at(Sale, 90, renewal, Some(first)),
+            utc(2026, 5, 16, 10, 0)
+        );
+        assert_eq!(
+            hold_ends_at(Sale, 90, late, Some(first)),
+            utc(2026, 8, 13, 10, 0)
+        );
+        // The account's: the renewal is available with the first sale, the later one at once.
+        assert_eq!(
+            hold_ends_at(Account, 90, first, Some(first)),
+            utc(2026, 4, 15, 10, 0)
+        );
+        assert_eq!(
+            hold_ends_at(Account, 90, renewal, Some(first)),
+            utc(2026, 4, 15, 10, 0)
+        );
+        assert_eq!(hold_ends_at(Account, 90, late, Some(first)), late);
+        // Without a known first sale, the sale is the account's first.
+        assert_eq!(
+            hold_ends_at(Account, 90, renewal, None),
+            utc(2026, 5, 16, 10, 0)
+        );
+        // A "first sale" later than this one (an out-of-order delivery) does not delay it.
+        assert_eq!(
+            hold_ends_at(Account, 90, first, Some(renewal)),
+            utc(2026, 4, 15, 10, 0)
         );
     }
 
@@ -194,9 +208,15 @@ mod tests {
         assert_eq!(s, PayoutSchedule::default());
         let s: PayoutSchedule = serde_json::from_str(r#"{"type":"monthly","day":15}"#).unwrap();
         assert_eq!(s, PayoutSchedule::Monthly { day: 15 });
+        use crate::program::AccrualPolicy;
         let a: AccrualPolicy =
             serde_json::from_str(r#"{"type":"forfeit_after_months","months":6}"#).unwrap();
         assert_eq!(a, AccrualPolicy::ForfeitAfterMonths { months: 6 });
+        let a: AccrualPolicy =
+            serde_json::from_str(r#"{"type":"pay_after_months","months":6}"#).unwrap();
+        assert_eq!(a, AccrualPolicy::PayAfterMonths { months: 6 });
+        let h: HoldAnchor = serde_json::from_str(r#""account""#).unwrap();
+        assert_eq!(h, HoldAnchor::Account);
         assert!(serde_json::from_str::<PayoutSchedule>(r#"{"type":"monthly","dya":15}"#).is_err());
     }
 }
