@@ -96,7 +96,8 @@ enum Command {
     },
     /// Unsent outbox messages, with counts per kind (kinds without a consumer queue stay here).
     Outbox {
-        /// Only this kind (commission_earned, commission_reversed, partner_invite, crm_sync_partner).
+        /// Only this kind (commission_earned, commission_reversed, partner_invite,
+        /// crm_sync_partner, payout_waiting, forfeit_warning, forfeited).
         #[arg(long)]
         kind: Option<String>,
     },
@@ -148,6 +149,53 @@ enum PayoutAction {
         #[arg(long)]
         at: Option<String>,
     },
+    /// Manual review: approve the run's created or held items (all, or --partner); each is
+    /// re-checked against its balance and shrunk or cancelled when money was clawed back since.
+    Approve {
+        run: String,
+        #[command(flatten)]
+        review: ReviewArgs,
+    },
+    /// Manual review: hold the run's created or approved items (neither sent nor released).
+    Hold {
+        run: String,
+        #[command(flatten)]
+        review: ReviewArgs,
+    },
+    /// Manual review: cancel the run's items that have not left (the money is available again).
+    Cancel {
+        run: String,
+        #[command(flatten)]
+        review: ReviewArgs,
+    },
+    /// The run of --program for --date computed and not written: who would be paid what, who
+    /// would wait and why, what would be forfeited (a table; --csv FILE writes CSV too).
+    Preview {
+        #[arg(long)]
+        program: String,
+        /// The payout date (YYYY-MM-DD).
+        #[arg(long)]
+        date: String,
+        /// The run's business time (RFC 3339); the schedule's time for the date when left out.
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long)]
+        csv: Option<std::path::PathBuf>,
+    },
+    /// A partner's payout standing: --hold REASON (payouts wait, nothing is forfeited),
+    /// --release, or --method-unusable REASON (the method on file was rejected; usable again
+    /// once the partner's method changes). Without a flag, shows it.
+    Partner {
+        partner: String,
+        #[arg(long, value_name = "REASON")]
+        hold: Option<String>,
+        #[arg(long)]
+        release: bool,
+        #[arg(long, value_name = "REASON")]
+        method_unusable: Option<String>,
+        #[arg(long, env = "USER", default_value = "operator")]
+        operator: String,
+    },
     /// Payout chunks and schedule runs that failed their retries and wait in
     /// PayoutDeadLetterQueue; --replay works them again (idempotent).
     DeadLetters {
@@ -160,6 +208,59 @@ enum PayoutAction {
         #[arg(long, env = "PAYOUT_QUEUE_URL")]
         payout_queue_url: Option<String>,
     },
+}
+
+use engine::payout::review::ReviewAction;
+
+#[derive(clap::Args, Debug)]
+struct ReviewArgs {
+    /// Only these partners (repeatable).
+    #[arg(long)]
+    partner: Vec<String>,
+    /// The business time of any ledger entry (RFC 3339); now when left out.
+    #[arg(long)]
+    at: Option<String>,
+    /// Who does it (recorded on the item).
+    #[arg(long, env = "USER", default_value = "operator")]
+    operator: String,
+}
+
+/// `partnerctl payouts approve | hold | cancel RUN`.
+async fn review_command(
+    table: storage::Table,
+    config: &aws_config::SdkConfig,
+    format: Format,
+    run: &str,
+    review: ReviewArgs,
+    action: ReviewAction,
+    now: i64,
+) -> Result<(), CliError> {
+    let at_ms = match &review.at {
+        Some(t) => rfc3339_ms("--at", t)?,
+        None => now,
+    };
+    let engine = partnerctl::operator_engine(table, partnerctl::operator_keys()?, config);
+    let done = payouts::review(
+        &engine,
+        run,
+        action,
+        &review.partner,
+        &review.operator,
+        at_ms,
+    )
+    .await?;
+    if format == Format::Json {
+        println!("{}", serde_json::to_string(&done).unwrap_or_default());
+    } else {
+        print!("{}", payouts::review_lines(run, &done));
+    }
+    Ok(())
+}
+
+fn rfc3339_ms(flag: &str, t: &str) -> Result<i64, CliError> {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|d| d.timestamp_millis())
+        .map_err(|e| CliError::Usage(format!("{flag} {t:?}: {e}")))
 }
 
 #[derive(Subcommand, Debug)]
@@ -460,6 +561,63 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                         }
                         println!("{run}: {} items moved", moved.len());
                     }
+                }
+                Some(PayoutAction::Approve { run, review }) => {
+                    review_command(table(), &config, cli.format, &run, review, ReviewAction::Approve, now)
+                        .await?
+                }
+                Some(PayoutAction::Hold { run, review }) => {
+                    review_command(table(), &config, cli.format, &run, review, ReviewAction::Hold, now)
+                        .await?
+                }
+                Some(PayoutAction::Cancel { run, review }) => {
+                    review_command(table(), &config, cli.format, &run, review, ReviewAction::Cancel, now)
+                        .await?
+                }
+                                Some(PayoutAction::Preview {
+                    program,
+                    date,
+                    at,
+                    csv,
+                }) => {
+                    let at_ms = at.as_deref().map(|t| rfc3339_ms("--at", t)).transpose()?;
+                    let engine =
+                        partnerctl::operator_engine(table(), partnerctl::operator_keys()?, &config);
+                    let p = payouts::preview(&engine, &program, &date, at_ms).await?;
+                    if let Some(path) = csv {
+                        std::fs::write(&path, payouts::preview_csv(&p)).map_err(|e| {
+                            CliError::Usage(format!("{}: {e}", path.display()))
+                        })?;
+                    }
+                    if cli.format == Format::Json {
+                        println!("{}", serde_json::to_string(&p).unwrap_or_default());
+                    } else {
+                        print!("{}", payouts::preview_table(&p));
+                    }
+                }
+                Some(PayoutAction::Partner {
+                    partner,
+                    hold,
+                    release,
+                    method_unusable,
+                    operator,
+                }) => {
+                    let change = match (hold, release, method_unusable) {
+                        (Some(r), false, None) => Some(payouts::StandingChange::Hold(r)),
+                        (None, true, None) => Some(payouts::StandingChange::Release),
+                        (None, false, Some(r)) => Some(payouts::StandingChange::MethodUnusable(r)),
+                        (None, false, None) => None,
+                        _ => {
+                            return Err(CliError::Usage(
+                                "say at most one of --hold REASON, --release, --method-unusable REASON".into(),
+                            ))
+                        }
+                    };
+                    let standing = match change {
+                        Some(c) => payouts::standing(&table(), &partner, c, &operator, now).await?,
+                        None => storage::partners::payout_standing(&table(), &partner).await?,
+                    };
+                    println!("{}", serde_json::to_string(&standing).unwrap_or_default());
                 }
                 Some(PayoutAction::DeadLetters {
                     replay,

@@ -110,7 +110,8 @@ mod tests {
         let err = kinds_of(Some("payout")).unwrap_err().to_string();
         assert!(
             err.contains(
-                "commission_earned, commission_reversed, partner_invite, crm_sync_partner"
+                "commission_earned, commission_reversed, partner_invite, crm_sync_partner, \
+                 payout_waiting, forfeit_warning, forfeited"
             ),
             "{err}"
         );

@@ -11,9 +11,12 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_sdk_sqs::types::Message;
 use engine::payout::export::{self, Mark};
 use engine::payout::rail::ManualRail;
+use engine::payout::preview::{self, run_time_for, Preview};
+use engine::payout::review::{review_run, ReviewAction, Reviewed};
 use engine::payout::{ChunkMessage, SqsChunkQueue};
 use rules::Currency;
 use serde::Serialize;
+use storage::partners::{self, PayoutStanding, StandingNote, UnusableMethod};
 use storage::payouts::{self, PayoutChunk, PayoutItem, PayoutRun, RunState, WaitingBalance};
 use storage::{programs, Table};
 
@@ -248,14 +251,15 @@ pub async fn show(table: &Table, format: Format, run: &str) -> Result<String, Cl
     }
     if !d.waiting.is_empty() {
         let _ = writeln!(out);
-        let _ = writeln!(out, "{:<16} {:>14}  WAITS BECAUSE", "PARTNER", "AVAILABLE");
+        let _ = writeln!(out, "{:<16} {:>14} {:>14}  WAITS BECAUSE", "PARTNER", "AVAILABLE", "FORFEITED");
         for w in &d.waiting {
             let _ = writeln!(
                 out,
-                "{:<16} {:>14}  {}",
+                "{:<16} {:>14} {:>14}  {}",
                 w.partner_id,
                 money(w.available, w.currency),
-                w.reasons.join(", ")
+                if w.forfeited > 0 { money(w.forfeited, w.currency) } else { "-".into() },
+                waiting_why(w)
             );
         }
     }
@@ -337,6 +341,234 @@ pub async fn mark(
     export::mark(engine, &program, &date, mark, partners, at_ms)
         .await
         .map_err(|e| CliError::Usage(e.to_string()))
+}
+
+/// Approve, hold or cancel a run's items (manual review), of `partners` or all.
+pub async fn review(
+    engine: &engine::Engine,
+    run: &str,
+    action: ReviewAction,
+    partners: &[String],
+    by: &str,
+    at_ms: i64,
+) -> Result<Vec<Reviewed>, CliError> {
+    let (program, date) = parse_run(run)?;
+    if payouts::get_run(&engine.table, &program, &date)
+        .await?
+        .is_none()
+    {
+        return Err(CliError::Usage(format!("no payout run {program}:{date}")));
+    }
+    review_run(engine, &program, &date, partners, action, by, at_ms)
+        .await
+        .map_err(|e| CliError::Usage(e.to_string()))
+}
+
+/// The lines `review` prints for a person.
+pub fn review_lines(run: &str, done: &[Reviewed]) -> String {
+    let mut out = String::new();
+    for r in done {
+        let shrunk = if r.amount_after != r.amount_before {
+            format!(
+                " (was {}: clawed back since)",
+                money(r.amount_before, r.currency)
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "{} {} {} -> {}{shrunk}",
+            r.partner_id,
+            money(r.amount_after, r.currency),
+            state_name(&r.from),
+            state_name(&r.to)
+        );
+    }
+    let _ = writeln!(out, "{run}: {} items changed", done.len());
+    out
+}
+
+/// The run of `program` for `date`, computed and not written, at the business time `at_ms`
+/// (default: the schedule's invocation for that date).
+pub async fn preview(
+    engine: &engine::Engine,
+    program: &str,
+    date: &str,
+    at_ms: Option<i64>,
+) -> Result<Preview, CliError> {
+    let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .map_err(|_| CliError::Usage(format!("--date {date:?}: YYYY-MM-DD")))?;
+    let p = programs::get_program(&engine.table, program)
+        .await?
+        .ok_or_else(|| CliError::Usage(format!("no program {program}")))?;
+    let t = match at_ms {
+        Some(t) => t,
+        None => run_time_for(&p, day).ok_or_else(|| {
+            CliError::Usage(format!(
+                "{date} is not a payout date of {program} (pass --at to preview any time)"
+            ))
+        })?,
+    };
+    preview::preview(engine, program, day, t)
+        .await
+        .map_err(|e| CliError::Usage(e.to_string()))
+}
+
+/// The preview as a table.
+pub fn preview_table(p: &Preview) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "preview {}:{}  at {}  paid {}  forfeited {}{}",
+        p.program_id,
+        p.date,
+        crate::show::time(p.business_time_ms),
+        amounts(&p.paid_amounts),
+        amounts(&p.forfeited_amounts),
+        p.run_state
+            .as_ref()
+            .map(|s| format!("  (the run exists: {s}; its items are not repeated here)"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{:<16} {:>14} {:<14} {:>14}  WHY", "PARTNER", "AMOUNT", "OUTCOME", "FORFEITED");
+    for c in preview_rows(p) {
+        let _ = writeln!(
+            out,
+            "{:<16} {:>14} {:<14} {:>14}  {}",
+            c.partner_id, c.amount, c.outcome, c.forfeited, c.why
+        );
+    }
+    out
+}
+
+/// The preview as CSV (`partner_id,currency,amount,outcome,forfeited,why`, amounts in major
+/// units of the currency).
+pub fn preview_csv(p: &Preview) -> String {
+    let mut out = String::from("partner_id,currency,amount,outcome,forfeited,why
+");
+    for c in preview_rows(p) {
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},\"{}\"",
+            c.partner_id, c.currency, c.amount_major, c.outcome, c.forfeited_major, c.why
+        );
+    }
+    out
+}
+
+struct PreviewRow {
+    partner_id: String,
+    currency: String,
+    amount: String,
+    amount_major: String,
+    outcome: &'static str,
+    forfeited: String,
+    forfeited_major: String,
+    why: String,
+}
+
+fn preview_rows(p: &Preview) -> Vec<PreviewRow> {
+    let major = |a: i64, c: Currency| rules::Money::new(a, c).major_string();
+    let mut rows: Vec<PreviewRow> = p
+        .items
+        .iter()
+        .map(|i| PreviewRow {
+            partner_id: i.partner_id.clone(),
+            currency: i.currency.code().to_string(),
+            amount: money(i.amount, i.currency),
+            amount_major: major(i.amount, i.currency),
+            outcome: "paid",
+            forfeited: "-".into(),
+            forfeited_major: major(0, i.currency),
+            why: if i.under_minimum {
+                "under the minimum: the accrual limit was reached".into()
+            } else {
+                String::new()
+            },
+        })
+        .collect();
+    rows.extend(p.waiting.iter().map(|w| PreviewRow {
+        partner_id: w.partner_id.clone(),
+        currency: w.currency.code().to_string(),
+        amount: money(w.available, w.currency),
+        amount_major: major(w.available, w.currency),
+        outcome: "waits",
+        forfeited: if w.forfeited > 0 {
+            money(w.forfeited, w.currency)
+        } else {
+            "-".into()
+        },
+        forfeited_major: major(w.forfeited, w.currency),
+        why: waiting_why(w),
+    }));
+    rows
+}
+
+/// A waiting balance's reasons for a person: the amount still needed under the minimum, a
+/// forfeiture ahead.
+pub fn waiting_why(w: &WaitingBalance) -> String {
+    let mut parts: Vec<String> = w
+        .reasons
+        .iter()
+        .map(|r| match (r.as_str(), w.needed) {
+            ("below_minimum", Some(n)) => format!("below_minimum ({} needed)", money(n, w.currency)),
+            _ => r.clone(),
+        })
+        .collect();
+    if let Some((on, a)) = &w.forfeit_ahead {
+        parts.push(format!("{} forfeited on {on} unless paid", money(*a, w.currency)));
+    }
+    parts.join(", ")
+}
+
+/// Hold a partner's payouts, lift the hold, or mark their payout method unusable.
+pub async fn standing(
+    table: &Table,
+    partner: &str,
+    change: StandingChange,
+    by: &str,
+    now_ms: i64,
+) -> Result<PayoutStanding, CliError> {
+    let p = partners::get_partner(table, partner)
+        .await?
+        .ok_or_else(|| CliError::Usage(format!("no partner {partner}")))?;
+    match change {
+        StandingChange::Hold(reason) => {
+            partners::set_payout_hold(
+                table,
+                partner,
+                Some(StandingNote {
+                    reason,
+                    by: by.to_string(),
+                    at_ms: now_ms,
+                }),
+            )
+            .await?
+        }
+        StandingChange::Release => partners::set_payout_hold(table, partner, None).await?,
+        StandingChange::MethodUnusable(reason) => {
+            partners::mark_method_unusable(
+                table,
+                partner,
+                &UnusableMethod {
+                    method: p.payout_method.clone(),
+                    reason,
+                    at_ms: now_ms,
+                },
+            )
+            .await?
+        }
+    }
+    Ok(partners::payout_standing(table, partner).await?)
+}
+
+/// What `partnerctl payouts partner` changes.
+pub enum StandingChange {
+    Hold(String),
+    Release,
+    MethodUnusable(String),
 }
 
 /// A message of `PayoutDeadLetterQueue`: a chunk that failed five receives, or the schedule's

@@ -58,7 +58,7 @@ pub fn render<T: Serialize>(
     }
 }
 
-fn time(ms: i64) -> String {
+pub fn time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|d| d.format("%Y-%m-%d %H:%M:%SZ").to_string())
         .unwrap_or_else(|| ms.to_string())

@@ -58,6 +58,43 @@ pub enum Message {
     },
     /// A partner's contact should be upserted in the merchant's CRM.
     CrmSyncPartner { partner_id: String },
+    /// A payout run found a balance that waits, for reasons the partner was not told of yet
+    /// (told once per set of reasons, again only when they change).
+    PayoutWaiting {
+        partner_id: String,
+        program_id: String,
+        currency: String,
+        /// Available minor units.
+        available_minor: i64,
+        /// The reasons (`below_minimum`, `no_payout_method`, …: `rules::PayoutBlocker`).
+        reasons: Vec<String>,
+        /// Still needed to reach the payout minimum, when under it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        needed_minor: Option<i64>,
+        /// The payout date of the run.
+        run_date: String,
+    },
+    /// Money under the minimum will be forfeited on `forfeit_on` unless the balance reaches
+    /// the minimum first (sent from 30 days before).
+    ForfeitWarning {
+        partner_id: String,
+        program_id: String,
+        currency: String,
+        amount_minor: i64,
+        /// The date (`YYYY-MM-DD`) of the first payout run that would forfeit it.
+        forfeit_on: String,
+        /// Still needed to reach the payout minimum.
+        needed_minor: i64,
+    },
+    /// Money was forfeited under the program's accrual policy.
+    Forfeited {
+        partner_id: String,
+        program_id: String,
+        currency: String,
+        amount_minor: i64,
+        reason: String,
+        run_date: String,
+    },
 }
 
 impl Message {
@@ -72,6 +109,9 @@ impl Message {
             Message::CommissionReversed { .. } => Kind::CommissionReversed,
             Message::PartnerInvite { .. } => Kind::PartnerInvite,
             Message::CrmSyncPartner { .. } => Kind::CrmSyncPartner,
+            Message::PayoutWaiting { .. } => Kind::PayoutWaiting,
+            Message::ForfeitWarning { .. } => Kind::ForfeitWarning,
+            Message::Forfeited { .. } => Kind::Forfeited,
         }
     }
 }
@@ -84,15 +124,21 @@ pub enum Kind {
     CommissionReversed,
     PartnerInvite,
     CrmSyncPartner,
+    PayoutWaiting,
+    ForfeitWarning,
+    Forfeited,
 }
 
 impl Kind {
     /// Every kind (a test checks that none is missing).
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 7] = [
         Kind::CommissionEarned,
         Kind::CommissionReversed,
         Kind::PartnerInvite,
         Kind::CrmSyncPartner,
+        Kind::PayoutWaiting,
+        Kind::ForfeitWarning,
+        Kind::Forfeited,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -101,6 +147,9 @@ impl Kind {
             Kind::CommissionReversed => "commission_reversed",
             Kind::PartnerInvite => "partner_invite",
             Kind::CrmSyncPartner => "crm_sync_partner",
+            Kind::PayoutWaiting => "payout_waiting",
+            Kind::ForfeitWarning => "forfeit_warning",
+            Kind::Forfeited => "forfeited",
         }
     }
 
@@ -112,9 +161,12 @@ impl Kind {
     /// Who handles messages of this kind.
     pub fn consumer(self) -> Consumer {
         match self {
-            Kind::CommissionEarned | Kind::CommissionReversed | Kind::PartnerInvite => {
-                Consumer::Email
-            }
+            Kind::CommissionEarned
+            | Kind::CommissionReversed
+            | Kind::PartnerInvite
+            | Kind::PayoutWaiting
+            | Kind::ForfeitWarning
+            | Kind::Forfeited => Consumer::Email,
             Kind::CrmSyncPartner => Consumer::CrmSync,
         }
     }
@@ -131,7 +183,7 @@ impl std::fmt::Display for Kind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Consumer {
-    /// E-mails to partners (commission earned, invitations).
+    /// E-mails to partners (commission earned, invitations, why a payout waits, forfeitures).
     Email,
     /// Contact upserts in the merchant's CRM.
     CrmSync,
@@ -229,6 +281,31 @@ mod tests {
             Kind::CrmSyncPartner => Message::CrmSyncPartner {
                 partner_id: "alice".into(),
             },
+            Kind::PayoutWaiting => Message::PayoutWaiting {
+                partner_id: "alice".into(),
+                program_id: "demo".into(),
+                currency: "USD".into(),
+                available_minor: 8_000,
+                reasons: vec!["below_minimum".into()],
+                needed_minor: Some(2_000),
+                run_date: "2026-04-10".into(),
+            },
+            Kind::ForfeitWarning => Message::ForfeitWarning {
+                partner_id: "alice".into(),
+                program_id: "demo".into(),
+                currency: "USD".into(),
+                amount_minor: 5_000,
+                forfeit_on: "2026-07-10".into(),
+                needed_minor: 2_000,
+            },
+            Kind::Forfeited => Message::Forfeited {
+                partner_id: "alice".into(),
+                program_id: "demo".into(),
+                currency: "USD".into(),
+                amount_minor: 5_000,
+                reason: "unpaid under the minimum for 6 months".into(),
+                run_date: "2026-07-10".into(),
+            },
         }
     }
 
@@ -239,6 +316,9 @@ mod tests {
             Kind::CommissionReversed => 1,
             Kind::PartnerInvite => 2,
             Kind::CrmSyncPartner => 3,
+            Kind::PayoutWaiting => 4,
+            Kind::ForfeitWarning => 5,
+            Kind::Forfeited => 6,
         }
     }
 

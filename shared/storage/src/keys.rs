@@ -112,6 +112,11 @@ pub fn partner_pk(partner_id: &str) -> String {
 pub fn partner(partner_id: &str) -> Key {
     Key::new(partner_pk(partner_id), "PARTNER")
 }
+/// An operator's and the rails' standing on a partner's payouts (a hold, a rejected method):
+/// kept apart from the partner item, which `partnerctl apply` rewrites from the program file.
+pub fn payout_standing(partner_id: &str) -> Key {
+    Key::new(partner_pk(partner_id), "PAYOUT_STANDING")
+}
 /// GSI1 of a partner: partner by normalised email.
 pub fn partner_email_gsi(normalized_email: &str, partner_id: &str) -> (String, String) {
     (
@@ -386,6 +391,8 @@ pub fn balance(partner_id: &str, program_id: &str, currency: Currency) -> Key {
     )
 }
 pub const BALANCE_PREFIX: &str = "BALANCE#";
+/// The balance's map of accrual lots (`rules::accrual`): day `YYYY-MM-DD` → minor units.
+pub const LOTS: &str = "lots";
 /// GSI2 of a balance with money available: payable candidates of a program (sparse, sharded).
 pub fn payable_gsi(program_id: &str, partner_id: &str, currency: Currency) -> (String, String) {
     (

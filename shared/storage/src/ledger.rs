@@ -1,5 +1,9 @@
 //! Posting ledger entries with their balance moves, and reading balances and entries.
 
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use rules::accrual::{lot_day, Lots};
 use rules::{entry_delta, Balance, BalanceDelta, Bucket, Currency, EntryKind};
 use serde::{Deserialize, Serialize};
 
@@ -88,7 +92,50 @@ pub fn post(tx: &mut Tx, entry: &LedgerEntry) -> Result<(), StoreError> {
         &entry.program_id,
         entry.currency,
         entry.delta,
-    )
+    )?;
+    add_own_lot(tx, entry)
+}
+
+/// Money that becomes available by a release or a positive adjustment starts its accrual clock
+/// on the entry's day (`rules::accrual`). Money a payout gives back rejoins with the lots it
+/// took ([`post_returning`]).
+fn add_own_lot(tx: &mut Tx, entry: &LedgerEntry) -> Result<(), StoreError> {
+    if matches!(entry.kind, EntryKind::Released | EntryKind::Adjusted) && entry.delta.available > 0
+    {
+        let lots = BTreeMap::from([(lot_key(lot_day(entry.at_ms)), entry.delta.available)]);
+        tx.add_lots(&entry.partner_id, &entry.program_id, entry.currency, &lots)?;
+    }
+    Ok(())
+}
+
+/// [`post`] of money a payout gives back (`payout_released`, `payout_returned`): it rejoins the
+/// balance's queue with the `lots` it was paid from, so its clocks do not restart.
+pub fn post_returning(
+    tx: &mut Tx,
+    entry: &LedgerEntry,
+    lots: &BTreeMap<String, i64>,
+) -> Result<(), StoreError> {
+    post(tx, entry)?;
+    tx.add_lots(&entry.partner_id, &entry.program_id, entry.currency, lots)
+}
+
+/// The `lots` map key of a day.
+pub fn lot_key(day: NaiveDate) -> String {
+    day.format("%Y-%m-%d").to_string()
+}
+
+/// Lots as stored (`YYYY-MM-DD` keys) → the rules' lots; unreadable keys are dropped (their
+/// money counts from the reading day: `rules::accrual::queue`).
+pub fn lots_of(stored: &BTreeMap<String, i64>) -> Lots {
+    stored
+        .iter()
+        .filter_map(|(k, v)| NaiveDate::parse_from_str(k, "%Y-%m-%d").ok().map(|d| (d, *v)))
+        .collect()
+}
+
+/// The rules' lots → as stored.
+pub fn stored_lots(lots: &Lots) -> BTreeMap<String, i64> {
+    lots.iter().map(|(d, v)| (lot_key(*d), *v)).collect()
 }
 
 /// [`post`], on condition that the balance still holds `read_available` (the amount the writer
@@ -101,7 +148,8 @@ pub fn post_from(tx: &mut Tx, entry: &LedgerEntry, read_available: i64) -> Resul
         entry.currency,
         entry.delta,
         read_available,
-    )
+    )?;
+    add_own_lot(tx, entry)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +166,12 @@ pub struct BalanceRow {
     pub in_payout: i64,
     #[serde(default)]
     pub paid: i64,
+    /// Accrual lots: day (`YYYY-MM-DD`) → minor units (`rules::accrual`).
+    #[serde(default)]
+    pub lots: BTreeMap<String, i64>,
+    /// The waiting reasons the partner was last told of (empty since the last payout).
+    #[serde(default)]
+    pub told: Vec<String>,
 }
 
 impl BalanceRow {

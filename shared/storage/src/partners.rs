@@ -26,6 +26,94 @@ pub struct Partner {
     pub tax_info: TaxInfoState,
 }
 
+/// What stands in the way of a partner's payouts besides the partner item: an operator's hold
+/// and a payout method its rail rejected (usable again once the partner's method differs).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayoutStanding {
+    pub partner_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<StandingNote>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unusable: Option<UnusableMethod>,
+}
+
+/// Who decided what, when (technical time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StandingNote {
+    pub reason: String,
+    pub by: String,
+    pub at_ms: i64,
+}
+
+/// A payout method its rail (or an operator) rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnusableMethod {
+    pub method: PayoutMethod,
+    pub reason: String,
+    pub at_ms: i64,
+}
+
+impl PayoutStanding {
+    /// Why `current` (the partner's method now) is unusable: only while it is the rejected one.
+    pub fn unusable_reason(&self, current: &PayoutMethod) -> Option<&str> {
+        self.unusable
+            .as_ref()
+            .filter(|u| &u.method == current)
+            .map(|u| u.reason.as_str())
+    }
+    /// The operator's hold reason, if any.
+    pub fn hold_reason(&self) -> Option<&str> {
+        self.hold.as_ref().map(|h| h.reason.as_str())
+    }
+}
+
+pub async fn payout_standing(
+    table: &Table,
+    partner_id: &str,
+) -> Result<PayoutStanding, StoreError> {
+    Ok(table
+        .get_as::<PayoutStanding>(&keys::payout_standing(partner_id))
+        .await?
+        .unwrap_or_else(|| PayoutStanding {
+            partner_id: partner_id.to_string(),
+            ..PayoutStanding::default()
+        }))
+}
+
+/// Hold a partner's payouts (`Some`) or lift the hold (`None`).
+pub async fn set_payout_hold(
+    table: &Table,
+    partner_id: &str,
+    hold: Option<StandingNote>,
+) -> Result<(), StoreError> {
+    let mut tx = Tx::new();
+    let spec = UpdateSpec::new().set_s("partner_id", partner_id);
+    let spec = match hold {
+        Some(h) => spec.set("hold", to_attribute(&h)?),
+        None => spec.remove("hold"),
+    };
+    tx.update(&keys::payout_standing(partner_id), spec, "payout standing")?;
+    tx.commit(table).await
+}
+
+/// Record that the partner's payout method was rejected (by the rail, or an operator).
+pub async fn mark_method_unusable(
+    table: &Table,
+    partner_id: &str,
+    unusable: &UnusableMethod,
+) -> Result<(), StoreError> {
+    let mut tx = Tx::new();
+    let spec = UpdateSpec::new()
+        .set_s("partner_id", partner_id)
+        .set("unusable", to_attribute(unusable)?);
+    tx.update(&keys::payout_standing(partner_id), spec, "payout standing")?;
+    tx.commit(table).await
+}
+
+fn to_attribute<T: Serialize>(v: &T) -> Result<AttributeValue, StoreError> {
+    Ok(serde_dynamo::to_attribute_value(v)?)
+}
+
 pub fn partner_item(p: &Partner) -> Result<Item, StoreError> {
     Ok(to_item(p, &keys::partner(&p.partner_id))?
         .with_gsi1(keys::partner_email_gsi(&p.email, &p.partner_id)))

@@ -67,6 +67,11 @@ pub struct RunSummary {
     /// Balances that wait, by reason (`rules::PayoutBlocker::reason`; a balance waiting for
     /// several reasons counts under each).
     pub waiting: BTreeMap<String, WaitingTotal>,
+    /// Forfeited under the program's accrual policy, per currency.
+    #[serde(default)]
+    pub forfeited: u64,
+    #[serde(default)]
+    pub forfeited_amounts: BTreeMap<Currency, i64>,
 }
 
 impl RunSummary {
@@ -77,6 +82,8 @@ impl RunSummary {
         self.failed += other.failed;
         add_amounts(&mut self.item_amounts, &other.item_amounts);
         add_amounts(&mut self.sent_amounts, &other.sent_amounts);
+        self.forfeited += other.forfeited;
+        add_amounts(&mut self.forfeited_amounts, &other.forfeited_amounts);
         for (reason, w) in &other.waiting {
             let mine = self.waiting.entry(reason.clone()).or_default();
             mine.balances += w.balances;
@@ -355,6 +362,13 @@ pub struct PayoutItem {
     pub rail_note: Option<String>,
     /// Technical time of the last state change.
     pub updated_at_ms: i64,
+    /// The accrual lots the item took (day → minor units): money it gives back rejoins the
+    /// balance with them.
+    #[serde(default)]
+    pub lots: BTreeMap<String, i64>,
+    /// Paid under the minimum (a `pay_after_months` limit reached).
+    #[serde(default)]
+    pub under_minimum: bool,
 }
 
 impl PayoutItem {
@@ -420,6 +434,40 @@ pub fn transition(
     tx.update(&item.key(), spec, "payout item")
 }
 
+/// An operator's approval of a reviewed item for `amount` (less than its amount when a
+/// clawback shrank it), from `from` (`created` or `held`); fails with
+/// `ConditionFailed{"payout item"}` unless it is still in `from` at the amount read.
+pub fn approve_for(
+    tx: &mut Tx,
+    item: &PayoutItem,
+    from: PayoutItemState,
+    amount: i64,
+    now_ms: i64,
+    by: &str,
+) -> Result<(), StoreError> {
+    if !from.can_become(PayoutItemState::Approved) || amount <= 0 || amount > item.amount {
+        return Err(StoreError::InvalidTransaction(format!(
+            "payout item {} cannot be approved from {} for {amount}",
+            item.item_id,
+            from.as_str()
+        )));
+    }
+    let spec = UpdateSpec::new()
+        .set_s("state", PayoutItemState::Approved.as_str())
+        .set_n("updated_at_ms", now_ms)
+        .set_n("amount", amount)
+        .set_s("approved_by", by)
+        .condition(
+            "#st = :from AND #amount = :amount",
+            &[("#st", "state"), ("#amount", "amount")],
+            vec![
+                (":from", AttributeValue::S(from.as_str().into())),
+                (":amount", AttributeValue::N(item.amount.to_string())),
+            ],
+        );
+    tx.update(&item.key(), spec, "payout item")
+}
+
 pub async fn get_item(table: &Table, key: &Key) -> Result<Option<PayoutItem>, StoreError> {
     table.get_as(key).await
 }
@@ -452,6 +500,19 @@ pub struct WaitingBalance {
     pub currency: Currency,
     pub available: i64,
     pub reasons: Vec<String>,
+    /// Still needed to reach the payout minimum, when under it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needed: Option<i64>,
+    /// Forfeited by this run (minor units).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub forfeited: i64,
+    /// A forfeiture ahead the partner was warned of: its date (`YYYY-MM-DD`) and amount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forfeit_ahead: Option<(String, i64)>,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 /// What one worker did with one chunk.

@@ -40,6 +40,14 @@ struct BalanceMove {
     /// The `available` amount the writer read (optimistic check), when its decision depends on
     /// it (a payout reserves exactly what it read).
     read_available: Option<i64>,
+    /// Lots (accrual clocks, `rules::accrual`) this transaction adds to the balance's `lots`
+    /// map: day (`YYYY-MM-DD`) → minor units.
+    lot_adds: BTreeMap<String, i64>,
+    /// The balance's whole `lots` map as this transaction leaves it (a payout or forfeiture
+    /// took lots; needs `read_available`, so the map read is the map replaced).
+    lots_set: Option<BTreeMap<String, i64>>,
+    /// The waiting reasons the partner was told of, as this transaction leaves them.
+    told_set: Option<Vec<String>>,
 }
 
 /// Update expression, condition, attribute names and values of an [`UpdateSpec`].
@@ -92,6 +100,24 @@ impl UpdateSpec {
         self.values.insert(val, AttributeValue::N(v.to_string()));
         self
     }
+    /// `SET map.key = if_not_exists(map.key, 0) + v` (the map must exist).
+    pub fn add_in_map(mut self, map: &str, key: &str, v: i64) -> Self {
+        let (m, _) = self.placeholder(map);
+        let (k, val) = self.placeholder(key);
+        let zero = format!("{val}z");
+        self.set
+            .push(format!("{m}.{k} = if_not_exists({m}.{k}, {zero}) + {val}"));
+        self.values.insert(val, AttributeValue::N(v.to_string()));
+        self.values.insert(zero, AttributeValue::N("0".into()));
+        self
+    }
+    /// `SET attr = if_not_exists(attr, v)`.
+    pub fn set_if_absent(mut self, attr: &str, v: AttributeValue) -> Self {
+        let (n, val) = self.placeholder(attr);
+        self.set.push(format!("{n} = if_not_exists({n}, {val})"));
+        self.values.insert(val, v);
+        self
+    }
     pub fn remove(mut self, attr: &str) -> Self {
         let (n, _) = self.placeholder(attr);
         self.remove.push(n);
@@ -139,6 +165,16 @@ pub struct Tx {
     actions: Vec<Action>,
     keys: HashSet<Key>,
     balances: BTreeMap<Key, BalanceMove>,
+}
+
+/// A map of numbers (`lots`).
+fn number_map(m: &BTreeMap<String, i64>) -> AttributeValue {
+    AttributeValue::M(
+        m.iter()
+            .filter(|(_, v)| **v > 0)
+            .map(|(k, v)| (k.clone(), AttributeValue::N(v.to_string())))
+            .collect(),
+    )
 }
 
 fn key_of(item: &Item) -> Result<Key, StoreError> {
@@ -353,6 +389,9 @@ impl Tx {
             currency,
             delta: BalanceDelta::default(),
             read_available: None,
+            lot_adds: BTreeMap::new(),
+            lots_set: None,
+            told_set: None,
         });
         m.delta = m
             .delta
@@ -381,9 +420,73 @@ impl Tx {
         Ok(())
     }
 
+    fn balance_move(
+        &mut self,
+        partner_id: &str,
+        program_id: &str,
+        currency: Currency,
+    ) -> Result<&mut BalanceMove, StoreError> {
+        self.move_balance(partner_id, program_id, currency, BalanceDelta::default())?;
+        let key = keys::balance(partner_id, program_id, currency);
+        self.balances
+            .get_mut(&key)
+            .ok_or_else(|| StoreError::InvalidTransaction(format!("balance {key:?} not moved")))
+    }
+
+    /// Add lots (day `YYYY-MM-DD` → minor units) to the balance's accrual clocks.
+    pub fn add_lots(
+        &mut self,
+        partner_id: &str,
+        program_id: &str,
+        currency: Currency,
+        lots: &BTreeMap<String, i64>,
+    ) -> Result<(), StoreError> {
+        let m = self.balance_move(partner_id, program_id, currency)?;
+        for (day, a) in lots.iter().filter(|(_, a)| **a > 0) {
+            *m.lot_adds.entry(day.clone()).or_default() += a;
+        }
+        Ok(())
+    }
+
+    /// Replace the balance's lots with `lots` (after a payout or forfeiture took some). Only
+    /// with [`Tx::move_balance_from`]: the condition on what was read makes the map read the
+    /// map replaced (every lot added also moves `available`).
+    pub fn set_lots(
+        &mut self,
+        partner_id: &str,
+        program_id: &str,
+        currency: Currency,
+        lots: BTreeMap<String, i64>,
+    ) -> Result<(), StoreError> {
+        let m = self.balance_move(partner_id, program_id, currency)?;
+        if m.read_available.is_none() {
+            return Err(StoreError::InvalidTransaction(
+                "lots are replaced only on condition of the balance read".into(),
+            ));
+        }
+        m.lots_set = Some(lots);
+        Ok(())
+    }
+
+    /// Record the waiting reasons the partner was told of (empty: none, the balance was paid).
+    pub fn set_told(
+        &mut self,
+        partner_id: &str,
+        program_id: &str,
+        currency: Currency,
+        reasons: Vec<String>,
+    ) -> Result<(), StoreError> {
+        self.balance_move(partner_id, program_id, currency)?.told_set = Some(reasons);
+        Ok(())
+    }
+
     fn materialise(mut self, table: &Table) -> Result<Vec<Action>, StoreError> {
         for (key, m) in std::mem::take(&mut self.balances) {
-            if m.delta.is_zero() && m.read_available.is_none() {
+            if m.delta.is_zero()
+                && m.read_available.is_none()
+                && m.lot_adds.is_empty()
+                && m.told_set.is_none()
+            {
                 continue;
             }
             let mut spec = UpdateSpec::new()
@@ -394,6 +497,28 @@ impl Tx {
                 .add_n("available", m.delta.available)
                 .add_n("in_payout", m.delta.in_payout)
                 .add_n("paid", m.delta.paid);
+            spec = match (&m.lots_set, m.lot_adds.is_empty()) {
+                (Some(lots), _) => {
+                    let mut all = lots.clone();
+                    for (d, a) in &m.lot_adds {
+                        *all.entry(d.clone()).or_default() += a;
+                    }
+                    spec.set(keys::LOTS, number_map(&all))
+                }
+                (None, false) => m
+                    .lot_adds
+                    .iter()
+                    .fold(spec, |s, (day, a)| s.add_in_map(keys::LOTS, day, *a)),
+                // Every balance has the map from its first write, so adding a lot is one
+                // nested SET (a missing map would fail it).
+                (None, true) => spec.set_if_absent(keys::LOTS, AttributeValue::M(HashMap::new())),
+            };
+            if let Some(told) = &m.told_set {
+                spec = spec.set(
+                    "told",
+                    AttributeValue::L(told.iter().map(|r| AttributeValue::S(r.clone())).collect()),
+                );
+            }
             if m.delta.available > 0 {
                 // Money became available: the balance joins the sparse "payable" index.
                 let (pk, sk) = keys::payable_gsi(&m.program_id, &m.partner_id, m.currency);

@@ -11,7 +11,7 @@
 use rules::{Money, PayoutItemState, PayoutMethod};
 use storage::payouts::{self, PayoutItem};
 
-use super::{move_item, reload};
+use super::{move_and_read, move_item};
 use crate::{Engine, EngineError};
 
 /// PayPal's limit of rows per Payouts Web file.
@@ -89,7 +89,7 @@ pub async fn export_run(
         let item = if item.state == PayoutItemState::Approved
             && matches!(item.method, PayoutMethod::PayPal { .. })
         {
-            move_item(
+            move_and_read(
                 engine,
                 &item,
                 PayoutItemState::Approved,
@@ -97,8 +97,8 @@ pub async fn export_run(
                 item.released_through_ms,
                 &[("export_id", export_id), ("rail", "manual")],
             )
-            .await?;
-            reload(engine, &item).await?
+            .await?
+            .1
         } else {
             item
         };
@@ -153,8 +153,8 @@ pub async fn mark(
         if item.state != from || (!partners.is_empty() && !partners.contains(&item.partner_id)) {
             continue;
         }
-        if move_item(engine, &item, from, to, at_ms, &[("rail_note", note)]).await? {
-            moved.push(reload(engine, &item).await?);
+        if let Some(after) = move_item(engine, &item, from, to, at_ms, &[("rail_note", note)]).await? {
+            moved.push(after);
         }
     }
     Ok(moved)

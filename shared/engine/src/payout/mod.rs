@@ -15,8 +15,11 @@
 //! transaction of its ledger entry; `submitted` is written before any rail call, and an item
 //! found submitted asks the rail before anything else.
 
+pub mod assess;
 pub mod export;
+pub mod preview;
 pub mod rail;
+pub mod review;
 pub mod run;
 pub mod worker;
 
@@ -112,9 +115,10 @@ fn entry_id(kind: EntryKind, item: &PayoutItem) -> String {
 }
 
 /// Move `item` from `from` to `to` (technical time `now_ms`), booking the state's ledger entry
-/// ([`PayoutItemState::entry_kind`]) at business time `at_ms` in the same transaction. A
-/// state change someone else already made is `Ok(false)` (the item is read again by the
-/// caller when it needs to know where it is).
+/// ([`PayoutItemState::entry_kind`]) at business time `at_ms` in the same transaction; money
+/// given back rejoins the balance with the accrual lots the item took. Returns the item as
+/// written, or `None` when someone else already moved it (the caller reads it again when it
+/// needs to know where it is).
 pub async fn move_item(
     engine: &Engine,
     item: &PayoutItem,
@@ -122,7 +126,7 @@ pub async fn move_item(
     to: PayoutItemState,
     at_ms: i64,
     extra: &[(&str, &str)],
-) -> Result<bool, EngineError> {
+) -> Result<Option<PayoutItem>, EngineError> {
     let now = engine.table.clock.now_ms();
     let mut tx = Tx::new();
     payouts::transition(&mut tx, item, from, to, now, extra)?;
@@ -139,13 +143,34 @@ pub async fn move_item(
             format!("payout {}", to.as_str()),
             format!("payout:{}", item.item_id),
         )?;
-        ledger::post(&mut tx, &entry)?;
+        if entry.delta.available > 0 {
+            ledger::post_returning(&mut tx, &entry, &item.lots)?;
+        } else {
+            ledger::post(&mut tx, &entry)?;
+        }
     }
     match tx.commit(&engine.table).await {
-        Ok(()) => Ok(true),
-        Err(StoreError::ConditionFailed { .. }) => Ok(false),
+        Ok(()) => Ok(Some(moved(item, to, now, extra))),
+        Err(StoreError::ConditionFailed { .. }) => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The item as [`payouts::transition`] leaves it.
+fn moved(item: &PayoutItem, to: PayoutItemState, now_ms: i64, extra: &[(&str, &str)]) -> PayoutItem {
+    let mut after = PayoutItem {
+        state: to,
+        updated_at_ms: now_ms,
+        ..item.clone()
+    };
+    for (k, v) in extra {
+        match *k {
+            "rail_note" => after.rail_note = Some((*v).to_string()),
+            "export_id" => after.export_id = Some((*v).to_string()),
+            _ => {}
+        }
+    }
+    after
 }
 
 /// An item as it is now.
@@ -153,6 +178,21 @@ pub async fn reload(engine: &Engine, item: &PayoutItem) -> Result<PayoutItem, En
     payouts::get_item(&engine.table, &item.key())
         .await?
         .ok_or_else(|| EngineError::Inconsistent(format!("payout item {} vanished", item.item_id)))
+}
+
+/// [`move_item`], and the item as it is after, whoever moved it.
+pub async fn move_and_read(
+    engine: &Engine,
+    item: &PayoutItem,
+    from: PayoutItemState,
+    to: PayoutItemState,
+    at_ms: i64,
+    extra: &[(&str, &str)],
+) -> Result<(bool, PayoutItem), EngineError> {
+    match move_item(engine, item, from, to, at_ms, extra).await? {
+        Some(after) => Ok((true, after)),
+        None => Ok((false, reload(engine, item).await?)),
+    }
 }
 
 /// Settle a submitted item with what the rail said: `sent` books `paid`, `failed` books
@@ -171,7 +211,7 @@ pub async fn settle(
         }
         rail::RailOutcome::Unknown | rail::RailOutcome::Pending => return Ok(item.clone()),
     };
-    move_item(
+    Ok(move_and_read(
         engine,
         item,
         PayoutItemState::Submitted,
@@ -179,6 +219,6 @@ pub async fn settle(
         at_ms,
         &[("rail_note", note)],
     )
-    .await?;
-    reload(engine, item).await
+    .await?
+    .1)
 }

@@ -2,15 +2,18 @@
 
 use std::collections::BTreeMap;
 
-use rules::{payout_decision, Balance, EntryKind, PayoutBlocker, PayoutItemState, Program};
+use messages::{Envelope, Message};
+use rules::{BalanceDelta, BalanceOutcome, Bucket, EntryKind, PayoutItemState, PayoutReview, Program};
 use storage::keys;
 use storage::ledger::{self, BalanceRow, LedgerEntry};
-use storage::partners::Partner;
+use storage::outbox;
+use storage::partners::{Partner, PayoutStanding};
 use storage::payouts::{self, PayoutChunk, PayoutItem, RunState, RunSummary, WaitingBalance};
 use storage::{StoreError, Tx};
 
+use super::assess::{assess, waiting_of, Assessed};
 use super::rail::{Rail, RailOutcome};
-use super::{move_item, reload, settle, ChunkMessage};
+use super::{move_and_read, reload, settle, ChunkMessage};
 use crate::{utc, Engine, EngineError, OPTIMISTIC_ATTEMPTS};
 
 /// How long an item just marked submitted belongs to the worker that marked it (technical
@@ -20,7 +23,7 @@ use crate::{utc, Engine, EngineError, OPTIMISTIC_ATTEMPTS};
 pub const SUBMIT_LEASE_MS: i64 = 180_000;
 
 /// The program as it stood at the run's business time (its minimum, its tax rule).
-async fn program_at(engine: &Engine, program_id: &str, at_ms: i64) -> Result<Program, EngineError> {
+pub(crate) async fn program_at(engine: &Engine, program_id: &str, at_ms: i64) -> Result<Program, EngineError> {
     match engine.catalog.versions(&engine.table, program_id).await? {
         Some(v) => Ok(v.in_force_at(utc(at_ms)).program.clone()),
         None => Err(EngineError::Invalid(format!(
@@ -43,6 +46,7 @@ pub async fn work_chunk(
     let mut wanted = vec![];
     for b in &msg.balances {
         wanted.push(keys::partner(&b.partner_id));
+        wanted.push(keys::payout_standing(&b.partner_id));
         wanted.push(keys::balance(&b.partner_id, &msg.program_id, b.currency));
         wanted.push(keys::payout_item(
             &msg.program_id,
@@ -81,7 +85,9 @@ pub async fn work_chunk(
             continue;
         };
         let partner: Option<Partner> = decode(&found, &keys::partner(&b.partner_id))?;
-        match reserve(engine, &program, msg, partner.as_ref(), row).await? {
+        let standing: PayoutStanding = decode(&found, &keys::payout_standing(&b.partner_id))?
+            .unwrap_or_default();
+        match reserve(engine, &program, msg, partner.as_ref(), &standing, row).await? {
             Reserved::Item(item) => items.push(item),
             Reserved::Waiting(w) => {
                 for reason in &w.reasons {
@@ -89,11 +95,21 @@ pub async fn work_chunk(
                     total.balances += 1;
                     *total.amounts.entry(w.currency).or_default() += w.available;
                 }
+                if w.forfeited > 0 {
+                    summary.forfeited += 1;
+                    *summary.forfeited_amounts.entry(w.currency).or_default() += w.forfeited;
+                }
                 waiting.push(w);
             }
         }
     }
-    let items = drive(engine, rail, items).await?;
+    let items = drive(
+        engine,
+        rail,
+        items,
+        program.payout_review == PayoutReview::Automatic,
+    )
+    .await?;
     for item in &items {
         summary.items += 1;
         *summary.item_amounts.entry(item.currency).or_default() += item.amount;
@@ -124,23 +140,19 @@ enum Reserved {
     Waiting(WaitingBalance),
 }
 
-fn waiting_of(row: &BalanceRow, available: i64, blockers: &[PayoutBlocker]) -> WaitingBalance {
-    WaitingBalance {
-        partner_id: row.partner_id.clone(),
-        currency: row.currency,
-        available,
-        reasons: blockers.iter().map(|b| b.reason().to_string()).collect(),
-    }
-}
-
-/// Decide one balance and, when it is paid, write its item and `payout_reserved` entry in one
-/// transaction, on condition that the balance still holds what was read (a refund or release
-/// committed in between is read again). The amount is what was released by the run's time.
+/// Decide one balance ([`assess`]) and act on it, on condition that the balance still holds
+/// what was read (a refund or release committed in between is read again and decided again):
+///
+/// * paid: its item and `payout_reserved` entry in one transaction, the oldest accrual lots
+///   moving with the item;
+/// * waiting: a forfeiture the accrual policy makes (a `forfeited` entry and its message), and
+///   the partner told why once ([`write_waiting`]).
 async fn reserve(
     engine: &Engine,
     program: &Program,
     msg: &ChunkMessage,
     partner: Option<&Partner>,
+    standing: &PayoutStanding,
     mut row: BalanceRow,
 ) -> Result<Reserved, EngineError> {
     let t = msg.business_time_ms;
@@ -150,123 +162,110 @@ async fn reserve(
             currency: row.currency,
             available: row.available,
             reasons: vec!["unknown_partner".into()],
+            needed: None,
+            forfeited: 0,
+            forfeit_ahead: None,
         }));
     };
     for _ in 0..OPTIMISTIC_ATTEMPTS {
-        let bal = row.balance();
-        let decide = |b: &Balance| {
-            payout_decision(
-                program,
-                partner.status,
-                &partner.payout_method,
-                partner.tax_info,
-                b,
-            )
-        };
-        if let Err(blockers) = decide(&bal) {
-            if bal.available <= 0 {
-                // Nothing to pay (a clawback took it): the balance leaves the payable index
-                // until money is released again.
-                payouts::unlist_empty_balance(
-                    &engine.table,
+        let assessed = assess(engine, program, partner, standing, &row, t).await?;
+        let committed = match &assessed.outcome {
+            BalanceOutcome::Pay {
+                amount,
+                taken,
+                left,
+                under_minimum,
+            } => {
+                let item_id =
+                    keys::payout_item_id(&msg.program_id, &msg.date, &row.partner_id, row.currency);
+                let item = PayoutItem {
+                    reference: payouts::item_reference(&item_id),
+                    item_id,
+                    program_id: msg.program_id.clone(),
+                    date: msg.date.clone(),
+                    partner_id: row.partner_id.clone(),
+                    currency: row.currency,
+                    amount: *amount,
+                    released_through_ms: t,
+                    state: PayoutItemState::Created,
+                    method: partner.payout_method.clone(),
+                    export_id: None,
+                    rail_note: None,
+                    updated_at_ms: engine.table.clock.now_ms(),
+                    lots: ledger::stored_lots(taken),
+                    under_minimum: *under_minimum,
+                };
+                let mut tx = Tx::new();
+                payouts::put_new_item(&mut tx, &item)?;
+                let entry = LedgerEntry::new(
+                    format!("{}:{}", EntryKind::PayoutReserved.as_str(), item.item_id),
+                    &item.partner_id,
+                    &item.program_id,
+                    item.currency,
+                    EntryKind::PayoutReserved,
+                    *amount,
+                    None,
+                    t,
+                    "payout item created",
+                    format!("payout:{}:{}", msg.program_id, msg.date),
+                )?;
+                ledger::post_from(&mut tx, &entry, row.available)?;
+                tx.set_lots(
                     &row.partner_id,
                     &row.program_id,
                     row.currency,
-                )
-                .await?;
+                    ledger::stored_lots(left),
+                )?;
+                if !row.told.is_empty() {
+                    // Paid: whatever it waits for next time is news again.
+                    tx.set_told(&row.partner_id, &row.program_id, row.currency, vec![])?;
+                }
+                match tx.commit(&engine.table).await {
+                    Ok(()) => return Ok(Reserved::Item(item)),
+                    Err(e) if e.is_condition_failed_on("payout item") => {
+                        // Another worker wrote it (an overlapping delivery of the chunk).
+                        return Ok(Reserved::Item(reload(engine, &item).await?));
+                    }
+                    Err(StoreError::ConditionFailed { .. }) => false,
+                    Err(e) => return Err(e.into()),
+                }
             }
-            return Ok(Reserved::Waiting(waiting_of(
-                &row,
-                bal.available,
-                &blockers,
-            )));
-        }
-        // Holds that ended after the run's time (released by a later job) wait for the next run.
-        let later: i64 = ledger::entries_after(
-            &engine.table,
-            &row.partner_id,
-            &row.program_id,
-            row.currency,
-            t,
-        )
-        .await?
-        .iter()
-        .filter(|e| e.kind == EntryKind::Released)
-        .map(|e| e.amount)
-        .sum();
-        let as_of = Balance {
-            available: bal.available - later,
-            ..bal
-        };
-        let amount = match decide(&as_of) {
-            Ok(a) => a,
-            Err(blockers) => {
-                return Ok(Reserved::Waiting(waiting_of(
-                    &row,
-                    as_of.available,
-                    &blockers,
-                )))
-            }
-        };
-        let item_id =
-            keys::payout_item_id(&msg.program_id, &msg.date, &row.partner_id, row.currency);
-        let item = PayoutItem {
-            reference: payouts::item_reference(&item_id),
-            item_id,
-            program_id: msg.program_id.clone(),
-            date: msg.date.clone(),
-            partner_id: row.partner_id.clone(),
-            currency: row.currency,
-            amount,
-            released_through_ms: t,
-            state: PayoutItemState::Created,
-            method: partner.payout_method.clone(),
-            export_id: None,
-            rail_note: None,
-            updated_at_ms: engine.table.clock.now_ms(),
-        };
-        let mut tx = Tx::new();
-        payouts::put_new_item(&mut tx, &item)?;
-        let entry = LedgerEntry::new(
-            format!("{}:{}", EntryKind::PayoutReserved.as_str(), item.item_id),
-            &item.partner_id,
-            &item.program_id,
-            item.currency,
-            EntryKind::PayoutReserved,
-            amount,
-            None,
-            t,
-            "payout item created",
-            format!("payout:{}:{}", msg.program_id, msg.date),
-        )?;
-        ledger::post_from(&mut tx, &entry, bal.available)?;
-        match tx.commit(&engine.table).await {
-            Ok(()) => return Ok(Reserved::Item(item)),
-            Err(e) if e.is_condition_failed_on("payout item") => {
-                // Another worker wrote it (an overlapping delivery of the chunk).
-                return Ok(Reserved::Item(reload(engine, &item).await?));
-            }
-            Err(StoreError::ConditionFailed { .. }) => {
-                // The balance moved since it was read: read it again and decide again.
-                match engine
-                    .table
-                    .get_as::<BalanceRow>(&keys::balance(
+            BalanceOutcome::Wait { .. } => {
+                let waiting = waiting_of(&row, &assessed);
+                if row.available <= 0 {
+                    // Nothing to pay (a clawback took it): the balance leaves the payable index
+                    // until money is released again.
+                    payouts::unlist_empty_balance(
+                        &engine.table,
                         &row.partner_id,
                         &row.program_id,
                         row.currency,
-                    ))
-                    .await?
-                {
-                    Some(fresh) => row = fresh,
-                    None => {
-                        return Err(EngineError::Inconsistent(format!(
-                            "balance of {} vanished",
-                            item.item_id
-                        )))
-                    }
+                    )
+                    .await?;
+                    return Ok(Reserved::Waiting(waiting));
                 }
+                if write_waiting(engine, program, msg, &row, &assessed, &waiting).await? {
+                    return Ok(Reserved::Waiting(waiting));
+                }
+                false
             }
-            Err(e) => return Err(e.into()),
+        };
+        if !committed {
+            // The balance moved since it was read: read it again and decide again.
+            row = engine
+                .table
+                .get_as::<BalanceRow>(&keys::balance(
+                    &row.partner_id,
+                    &row.program_id,
+                    row.currency,
+                ))
+                .await?
+                .ok_or_else(|| {
+                    EngineError::Inconsistent(format!(
+                        "balance of {} in {} vanished",
+                        row.partner_id, row.program_id
+                    ))
+                })?;
         }
     }
     Err(StoreError::Contention {
@@ -275,14 +274,156 @@ async fn reserve(
     .into())
 }
 
-/// Move items as far as they go now: created items are approved (programs without manual
-/// review approve at once), and with an automatic rail approved items are marked submitted
+/// What the partner has been told about a waiting balance: its reasons (those worth a message:
+/// not an empty balance) and the forfeiture ahead they were warned of (`forfeit_on:DATE`).
+fn told_marks(w: &WaitingBalance) -> Vec<String> {
+    let mut marks: Vec<String> = w
+        .reasons
+        .iter()
+        .filter(|r| r.as_str() != "nothing_available")
+        .cloned()
+        .collect();
+    if let Some((on, _)) = &w.forfeit_ahead {
+        marks.push(format!("forfeit_on:{on}"));
+    }
+    marks
+}
+
+/// Book a waiting balance's forfeiture and tell the partner what is new, in one transaction on
+/// condition of the balance read: the reasons it waits when they differ from what the partner
+/// was last told (`payout_waiting`, once per change, not every run), a forfeiture ahead within
+/// the warning window (`forfeit_warning`, once per date), a forfeiture (`forfeited`). Returns
+/// false when the balance moved since it was read (decide again).
+async fn write_waiting(
+    engine: &Engine,
+    program: &Program,
+    msg: &ChunkMessage,
+    row: &BalanceRow,
+    assessed: &Assessed,
+    waiting: &WaitingBalance,
+) -> Result<bool, EngineError> {
+    let BalanceOutcome::Wait { forfeit, .. } = &assessed.outcome else {
+        return Ok(true);
+    };
+    let t = msg.business_time_ms;
+    let balance_id = format!(
+        "{}:{}:{}",
+        row.program_id, row.partner_id, row.currency
+    );
+    let mut tx = Tx::new();
+    let mut envelopes = vec![];
+    if let Some(f) = forfeit {
+        let months = program.accrual.months().unwrap_or(0);
+        let reason = format!("unpaid under the payout minimum for {months} months");
+        let entry = LedgerEntry::new(
+            format!(
+                "forfeited:{}:{}:{}:{}",
+                msg.program_id, msg.date, row.partner_id, row.currency
+            ),
+            &row.partner_id,
+            &row.program_id,
+            row.currency,
+            EntryKind::Forfeited,
+            f.amount,
+            Some(Bucket::Available),
+            t,
+            reason.clone(),
+            format!("payout:{}:{}", msg.program_id, msg.date),
+        )?;
+        ledger::post_from(&mut tx, &entry, row.available)?;
+        tx.set_lots(
+            &row.partner_id,
+            &row.program_id,
+            row.currency,
+            ledger::stored_lots(&f.left),
+        )?;
+        envelopes.push(Envelope {
+            id: entry.entry_id.clone(),
+            at_ms: t,
+            message: Message::Forfeited {
+                partner_id: row.partner_id.clone(),
+                program_id: row.program_id.clone(),
+                currency: row.currency.code().to_string(),
+                amount_minor: f.amount,
+                reason,
+                run_date: msg.date.clone(),
+            },
+        });
+    }
+    let marks = told_marks(waiting);
+    if marks != row.told {
+        if forfeit.is_none() {
+            tx.move_balance_from(
+                &row.partner_id,
+                &row.program_id,
+                row.currency,
+                BalanceDelta::default(),
+                row.available,
+            )?;
+        }
+        tx.set_told(&row.partner_id, &row.program_id, row.currency, marks.clone())?;
+        let reasons_now: Vec<&String> = marks.iter().filter(|m| !m.starts_with("forfeit_on:")).collect();
+        let reasons_told: Vec<&String> =
+            row.told.iter().filter(|m| !m.starts_with("forfeit_on:")).collect();
+        if reasons_now != reasons_told && !reasons_now.is_empty() {
+            envelopes.push(Envelope {
+                id: format!("payout-waiting:{balance_id}:{}", msg.date),
+                at_ms: t,
+                message: Message::PayoutWaiting {
+                    partner_id: row.partner_id.clone(),
+                    program_id: row.program_id.clone(),
+                    currency: row.currency.code().to_string(),
+                    available_minor: waiting.available,
+                    reasons: waiting.reasons.clone(),
+                    needed_minor: waiting.needed,
+                    run_date: msg.date.clone(),
+                },
+            });
+        }
+        if let Some((on, amount)) = &waiting.forfeit_ahead {
+            if !row.told.contains(&format!("forfeit_on:{on}")) {
+                envelopes.push(Envelope {
+                    id: format!("forfeit-warning:{balance_id}:{on}"),
+                    at_ms: t,
+                    message: Message::ForfeitWarning {
+                        partner_id: row.partner_id.clone(),
+                        program_id: row.program_id.clone(),
+                        currency: row.currency.code().to_string(),
+                        amount_minor: *amount,
+                        forfeit_on: on.clone(),
+                        needed_minor: waiting.needed.unwrap_or(0),
+                    },
+                });
+            }
+        }
+    }
+    if tx.is_empty() {
+        return Ok(true);
+    }
+    for env in &envelopes {
+        outbox::enqueue(&mut tx, env)?;
+    }
+    match tx.commit(&engine.table).await {
+        Ok(()) => Ok(true),
+        // A concurrent delivery of the chunk booked and told it first.
+        Err(e) if e.is_condition_failed_on("outbox message") || e.is_condition_failed_on("ledger entry") => {
+            Ok(true)
+        }
+        Err(StoreError::ConditionFailed { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Move items as far as they go now: created items are approved when `approve` (programs
+/// without manual review; under review they wait for an operator:
+/// [`super::review`]), and with an automatic rail approved items are marked submitted
 /// *before* the rail is called, submitted ones ask the rail what happened first, and the
 /// rail's answers are settled. Returns the items as they are after.
 pub async fn drive(
     engine: &Engine,
     rail: &dyn Rail,
     items: Vec<PayoutItem>,
+    approve: bool,
 ) -> Result<Vec<PayoutItem>, EngineError> {
     let mut done = vec![];
     let mut to_submit = vec![];
@@ -290,8 +431,8 @@ pub async fn drive(
         // At most a few steps per item; the bound guards against a state that never settles.
         for _ in 0..4 {
             match item.state {
-                PayoutItemState::Created => {
-                    move_item(
+                PayoutItemState::Created if approve => {
+                    item = move_and_read(
                         engine,
                         &item,
                         PayoutItemState::Created,
@@ -299,11 +440,11 @@ pub async fn drive(
                         item.released_through_ms,
                         &[],
                     )
-                    .await?;
-                    item = reload(engine, &item).await?;
+                    .await?
+                    .1;
                 }
                 PayoutItemState::Approved if rail.automatic() => {
-                    let mine = move_item(
+                    let (mine, after) = move_and_read(
                         engine,
                         &item,
                         PayoutItemState::Approved,
@@ -312,7 +453,7 @@ pub async fn drive(
                         &[("rail", rail.name())],
                     )
                     .await?;
-                    item = reload(engine, &item).await?;
+                    item = after;
                     if mine {
                         to_submit.push(item.clone());
                         break;

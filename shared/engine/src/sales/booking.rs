@@ -8,7 +8,7 @@ use rules::plan::{
     diff_booked, evaluate_customer_versions, CommissionChange, CommissionTier, InvoiceCommission,
     InvoiceFacts, RateContext,
 };
-use rules::schedule::available_at;
+use rules::schedule::hold_ends_at;
 use rules::{Bucket, EntryKind, Money, Program, ProgramVersions};
 use storage::charges::{self, ChargeBooking, ChargeRow};
 use storage::customers::{
@@ -22,7 +22,7 @@ use storage::{keys, StoreError, Tx};
 use super::earned_message_id;
 use super::levels::{self, LevelEffect};
 use super::reversals::{post_reversal, reversal_for};
-use crate::{Engine, EngineError, OPTIMISTIC_ATTEMPTS};
+use crate::{utc, Engine, EngineError, OPTIMISTIC_ATTEMPTS};
 
 /// Actions one booking may use by default ([`Engine::tx_budget`]); the rest of a large
 /// correction goes in the next transaction.
@@ -675,7 +675,13 @@ impl BookingPlan {
                         if ch.amount.minor > 0 =>
                     {
                         let paid_ms = ch.paid_at.timestamp_millis();
-                        let avail = available_at(ch.paid_at, program.hold_days).timestamp_millis();
+                        let avail = hold_ends_at(
+                            program.hold_anchor,
+                            program.hold_days,
+                            ch.paid_at,
+                            self.first_paid_sale_at_ms.map(utc),
+                        )
+                        .timestamp_millis();
                         let mut c = CommissionRow {
                             commission_id: cid.clone(),
                             partner_id: partner_id.clone(),
