@@ -563,18 +563,42 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     }
                 }
                 Some(PayoutAction::Approve { run, review }) => {
-                    review_command(table(), &config, cli.format, &run, review, ReviewAction::Approve, now)
-                        .await?
+                    review_command(
+                        table(),
+                        &config,
+                        cli.format,
+                        &run,
+                        review,
+                        ReviewAction::Approve,
+                        now,
+                    )
+                    .await?
                 }
                 Some(PayoutAction::Hold { run, review }) => {
-                    review_command(table(), &config, cli.format, &run, review, ReviewAction::Hold, now)
-                        .await?
+                    review_command(
+                        table(),
+                        &config,
+                        cli.format,
+                        &run,
+                        review,
+                        ReviewAction::Hold,
+                        now,
+                    )
+                    .await?
                 }
                 Some(PayoutAction::Cancel { run, review }) => {
-                    review_command(table(), &config, cli.format, &run, review, ReviewAction::Cancel, now)
-                        .await?
+                    review_command(
+                        table(),
+                        &config,
+                        cli.format,
+                        &run,
+                        review,
+                        ReviewAction::Cancel,
+                        now,
+                    )
+                    .await?
                 }
-                                Some(PayoutAction::Preview {
+                Some(PayoutAction::Preview {
                     program,
                     date,
                     at,
@@ -585,9 +609,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                         partnerctl::operator_engine(table(), partnerctl::operator_keys()?, &config);
                     let p = payouts::preview(&engine, &program, &date, at_ms).await?;
                     if let Some(path) = csv {
-                        std::fs::write(&path, payouts::preview_csv(&p)).map_err(|e| {
-                            CliError::Usage(format!("{}: {e}", path.display()))
-                        })?;
+                        std::fs::write(&path, payouts::preview_csv(&p))
+                            .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
                     }
                     if cli.format == Format::Json {
                         println!("{}", serde_json::to_string(&p).unwrap_or_default());
@@ -607,11 +630,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                         (None, true, None) => Some(payouts::StandingChange::Release),
                         (None, false, Some(r)) => Some(payouts::StandingChange::MethodUnusable(r)),
                         (None, false, None) => None,
-                        _ => {
-                            return Err(CliError::Usage(
-                                "say at most one of --hold REASON, --release, --method-unusable REASON".into(),
-                            ))
-                        }
+                        _ => return Err(CliError::Usage(
+                            "say at most one of --hold REASON, --release, --method-unusable REASON"
+                                .into(),
+                        )),
                     };
                     let standing = match change {
                         Some(c) => payouts::standing(&table(), &partner, c, &operator, now).await?,

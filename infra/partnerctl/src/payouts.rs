@@ -10,8 +10,8 @@ use std::path::Path;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_sdk_sqs::types::Message;
 use engine::payout::export::{self, Mark};
-use engine::payout::rail::ManualRail;
 use engine::payout::preview::{self, run_time_for, Preview};
+use engine::payout::rail::ManualRail;
 use engine::payout::review::{review_run, ReviewAction, Reviewed};
 use engine::payout::{ChunkMessage, SqsChunkQueue};
 use rules::Currency;
@@ -251,14 +251,22 @@ pub async fn show(table: &Table, format: Format, run: &str) -> Result<String, Cl
     }
     if !d.waiting.is_empty() {
         let _ = writeln!(out);
-        let _ = writeln!(out, "{:<16} {:>14} {:>14}  WAITS BECAUSE", "PARTNER", "AVAILABLE", "FORFEITED");
+        let _ = writeln!(
+            out,
+            "{:<16} {:>14} {:>14}  WAITS BECAUSE",
+            "PARTNER", "AVAILABLE", "FORFEITED"
+        );
         for w in &d.waiting {
             let _ = writeln!(
                 out,
                 "{:<16} {:>14} {:>14}  {}",
                 w.partner_id,
                 money(w.available, w.currency),
-                if w.forfeited > 0 { money(w.forfeited, w.currency) } else { "-".into() },
+                if w.forfeited > 0 {
+                    money(w.forfeited, w.currency)
+                } else {
+                    "-".into()
+                },
                 waiting_why(w)
             );
         }
@@ -432,7 +440,11 @@ pub fn preview_table(p: &Preview) -> String {
             .unwrap_or_default()
     );
     let _ = writeln!(out);
-    let _ = writeln!(out, "{:<16} {:>14} {:<14} {:>14}  WHY", "PARTNER", "AMOUNT", "OUTCOME", "FORFEITED");
+    let _ = writeln!(
+        out,
+        "{:<16} {:>14} {:<14} {:>14}  WHY",
+        "PARTNER", "AMOUNT", "OUTCOME", "FORFEITED"
+    );
     for c in preview_rows(p) {
         let _ = writeln!(
             out,
@@ -446,8 +458,10 @@ pub fn preview_table(p: &Preview) -> String {
 /// The preview as CSV (`partner_id,currency,amount,outcome,forfeited,why`, amounts in major
 /// units of the currency).
 pub fn preview_csv(p: &Preview) -> String {
-    let mut out = String::from("partner_id,currency,amount,outcome,forfeited,why
-");
+    let mut out = String::from(
+        "partner_id,currency,amount,outcome,forfeited,why
+",
+    );
     for c in preview_rows(p) {
         let _ = writeln!(
             out,
@@ -513,12 +527,17 @@ pub fn waiting_why(w: &WaitingBalance) -> String {
         .reasons
         .iter()
         .map(|r| match (r.as_str(), w.needed) {
-            ("below_minimum", Some(n)) => format!("below_minimum ({} needed)", money(n, w.currency)),
+            ("below_minimum", Some(n)) => {
+                format!("below_minimum ({} needed)", money(n, w.currency))
+            }
             _ => r.clone(),
         })
         .collect();
     if let Some((on, a)) = &w.forfeit_ahead {
-        parts.push(format!("{} forfeited on {on} unless paid", money(*a, w.currency)));
+        parts.push(format!(
+            "{} forfeited on {on} unless paid",
+            money(*a, w.currency)
+        ));
     }
     parts.join(", ")
 }

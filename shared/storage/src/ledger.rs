@@ -129,7 +129,11 @@ pub fn lot_key(day: NaiveDate) -> String {
 pub fn lots_of(stored: &BTreeMap<String, i64>) -> Lots {
     stored
         .iter()
-        .filter_map(|(k, v)| NaiveDate::parse_from_str(k, "%Y-%m-%d").ok().map(|d| (d, *v)))
+        .filter_map(|(k, v)| {
+            NaiveDate::parse_from_str(k, "%Y-%m-%d")
+                .ok()
+                .map(|d| (d, *v))
+        })
         .collect()
 }
 

@@ -476,7 +476,8 @@ impl Tx {
         currency: Currency,
         reasons: Vec<String>,
     ) -> Result<(), StoreError> {
-        self.balance_move(partner_id, program_id, currency)?.told_set = Some(reasons);
+        self.balance_move(partner_id, program_id, currency)?
+            .told_set = Some(reasons);
         Ok(())
     }
 

@@ -2,7 +2,9 @@
 //! ([`rules::decide_balance`]). The run's worker acts on the answer; the preview prints it.
 
 use rules::accrual::{self, lot_day};
-use rules::{decide_balance, Balance, BalanceOutcome, EntryKind, PartnerFacts, PayoutBlocker, Program};
+use rules::{
+    decide_balance, Balance, BalanceOutcome, EntryKind, PartnerFacts, PayoutBlocker, Program,
+};
 use storage::ledger::{self, BalanceRow};
 use storage::partners::{Partner, PayoutStanding};
 use storage::payouts::WaitingBalance;

@@ -153,7 +153,9 @@ pub async fn mark(
         if item.state != from || (!partners.is_empty() && !partners.contains(&item.partner_id)) {
             continue;
         }
-        if let Some(after) = move_item(engine, &item, from, to, at_ms, &[("rail_note", note)]).await? {
+        if let Some(after) =
+            move_item(engine, &item, from, to, at_ms, &[("rail_note", note)]).await?
+        {
             moved.push(after);
         }
     }

@@ -157,7 +157,12 @@ pub async fn move_item(
 }
 
 /// The item as [`payouts::transition`] leaves it.
-fn moved(item: &PayoutItem, to: PayoutItemState, now_ms: i64, extra: &[(&str, &str)]) -> PayoutItem {
+fn moved(
+    item: &PayoutItem,
+    to: PayoutItemState,
+    now_ms: i64,
+    extra: &[(&str, &str)],
+) -> PayoutItem {
     let mut after = PayoutItem {
         state: to,
         updated_at_ms: now_ms,

@@ -134,8 +134,7 @@ pub async fn preview(
         {
             row.pending -= moving;
             row.available += moving;
-            *row
-                .lots
+            *row.lots
                 .entry(ledger::lot_key(lot_day(*at_ms)))
                 .or_default() += moving;
         }

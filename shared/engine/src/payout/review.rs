@@ -116,8 +116,8 @@ async fn approve(
     by: &str,
     at_ms: i64,
 ) -> Result<Option<Reviewed>, EngineError> {
-    let program = super::worker::program_at(engine, &item.program_id, item.released_through_ms)
-        .await?;
+    let program =
+        super::worker::program_at(engine, &item.program_id, item.released_through_ms).await?;
     let first = item.clone();
     for _ in 0..OPTIMISTIC_ATTEMPTS {
         if !ReviewAction::Approve.applies_to(item.state) {

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use messages::{Envelope, Message};
-use rules::{BalanceDelta, BalanceOutcome, Bucket, EntryKind, PayoutItemState, PayoutReview, Program};
+use rules::{
+    BalanceDelta, BalanceOutcome, Bucket, EntryKind, PayoutItemState, PayoutReview, Program,
+};
 use storage::keys;
 use storage::ledger::{self, BalanceRow, LedgerEntry};
 use storage::outbox;
@@ -23,7 +25,11 @@ use crate::{utc, Engine, EngineError, OPTIMISTIC_ATTEMPTS};
 pub const SUBMIT_LEASE_MS: i64 = 180_000;
 
 /// The program as it stood at the run's business time (its minimum, its tax rule).
-pub(crate) async fn program_at(engine: &Engine, program_id: &str, at_ms: i64) -> Result<Program, EngineError> {
+pub(crate) async fn program_at(
+    engine: &Engine,
+    program_id: &str,
+    at_ms: i64,
+) -> Result<Program, EngineError> {
     match engine.catalog.versions(&engine.table, program_id).await? {
         Some(v) => Ok(v.in_force_at(utc(at_ms)).program.clone()),
         None => Err(EngineError::Invalid(format!(
@@ -85,8 +91,8 @@ pub async fn work_chunk(
             continue;
         };
         let partner: Option<Partner> = decode(&found, &keys::partner(&b.partner_id))?;
-        let standing: PayoutStanding = decode(&found, &keys::payout_standing(&b.partner_id))?
-            .unwrap_or_default();
+        let standing: PayoutStanding =
+            decode(&found, &keys::payout_standing(&b.partner_id))?.unwrap_or_default();
         match reserve(engine, &program, msg, partner.as_ref(), &standing, row).await? {
             Reserved::Item(item) => items.push(item),
             Reserved::Waiting(w) => {
@@ -306,10 +312,7 @@ async fn write_waiting(
         return Ok(true);
     };
     let t = msg.business_time_ms;
-    let balance_id = format!(
-        "{}:{}:{}",
-        row.program_id, row.partner_id, row.currency
-    );
+    let balance_id = format!("{}:{}:{}", row.program_id, row.partner_id, row.currency);
     let mut tx = Tx::new();
     let mut envelopes = vec![];
     if let Some(f) = forfeit {
@@ -361,10 +364,21 @@ async fn write_waiting(
                 row.available,
             )?;
         }
-        tx.set_told(&row.partner_id, &row.program_id, row.currency, marks.clone())?;
-        let reasons_now: Vec<&String> = marks.iter().filter(|m| !m.starts_with("forfeit_on:")).collect();
-        let reasons_told: Vec<&String> =
-            row.told.iter().filter(|m| !m.starts_with("forfeit_on:")).collect();
+        tx.set_told(
+            &row.partner_id,
+            &row.program_id,
+            row.currency,
+            marks.clone(),
+        )?;
+        let reasons_now: Vec<&String> = marks
+            .iter()
+            .filter(|m| !m.starts_with("forfeit_on:"))
+            .collect();
+        let reasons_told: Vec<&String> = row
+            .told
+            .iter()
+            .filter(|m| !m.starts_with("forfeit_on:"))
+            .collect();
         if reasons_now != reasons_told && !reasons_now.is_empty() {
             envelopes.push(Envelope {
                 id: format!("payout-waiting:{balance_id}:{}", msg.date),
@@ -406,7 +420,10 @@ async fn write_waiting(
     match tx.commit(&engine.table).await {
         Ok(()) => Ok(true),
         // A concurrent delivery of the chunk booked and told it first.
-        Err(e) if e.is_condition_failed_on("outbox message") || e.is_condition_failed_on("ledger entry") => {
+        Err(e)
+            if e.is_condition_failed_on("outbox message")
+                || e.is_condition_failed_on("ledger entry") =>
+        {
             Ok(true)
         }
         Err(StoreError::ConditionFailed { .. }) => Ok(false),
