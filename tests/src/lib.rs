@@ -31,6 +31,7 @@
 pub mod browser;
 pub mod dynamo_faults;
 pub mod http;
+pub mod payouts;
 mod stack;
 pub mod stripe;
 

@@ -5,51 +5,12 @@
 //! it sent. A second firing finds the run done, a second export repeats nothing, and the ledger
 //! ends with bob paid once and alice waiting below the minimum.
 
-use std::time::{Duration, Instant};
-
-use chrono::{Datelike, TimeZone, Utc, Weekday};
 use serde_json::{json, Value};
+use system_tests::payouts::{buckets, friday_after, until_finished};
 use system_tests::{stripe, Stack};
 
 /// The demo program's hold (infra/dev/demo.yaml: 90 days).
 const HOLD_DAYS: i64 = 90;
-
-/// The first Friday, 00:15 UTC (the schedule's time), after the hold of a sale at `created_s`.
-fn payout_friday(created_s: i64) -> chrono::DateTime<Utc> {
-    let mut d = Utc
-        .timestamp_opt(created_s + (HOLD_DAYS + 1) * 86_400, 0)
-        .single()
-        .expect("time")
-        .date_naive();
-    while d.weekday() != Weekday::Fri {
-        d = d.succ_opt().expect("date");
-    }
-    Utc.from_utc_datetime(&d.and_hms_opt(0, 15, 0).expect("time"))
-}
-
-/// `partnerctl payouts --program demo` until the run `run` has finished (the worker took its
-/// chunks from the payout queue).
-async fn until_finished(stack: &Stack, run: &str) -> Value {
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
-        let runs = stack.partnerctl_json(&["payouts", "--program", "demo"]);
-        let found = runs
-            .as_array()
-            .and_then(|rs| rs.iter().find(|r| r["run"] == run).cloned());
-        if let Some(r) = found.filter(|r| r["finished"] == true) {
-            return r;
-        }
-        assert!(Instant::now() < until, "{run} never finished: {runs:#}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-fn buckets(stack: &Stack, partner: &str) -> (i64, i64, i64, i64) {
-    let view = stack.partnerctl_json(&["partner", partner]);
-    let b = &view["balances"][0];
-    let n = |k: &str| b[k].as_i64().unwrap_or(0);
-    (n("pending"), n("available"), n("in_payout"), n("paid"))
-}
 
 #[tokio::test]
 async fn a_friday_payout_run_pays_bob_once_through_the_manual_rail() {
@@ -89,7 +50,7 @@ async fn a_friday_payout_run_pays_bob_once_through_the_manual_rail() {
     assert_eq!(buckets(&stack, "bob"), (12_375, 0, 0, 0));
 
     // The Friday after the hold, as the daily rule would fire it.
-    let friday = payout_friday(last);
+    let friday = friday_after(last, HOLD_DAYS);
     let date = friday.format("%Y-%m-%d").to_string();
     let run = format!("demo:{date}");
     let time = friday.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);

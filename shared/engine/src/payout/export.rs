@@ -188,6 +188,8 @@ mod tests {
             export_id: Some("x1".into()),
             rail_note: None,
             updated_at_ms: 0,
+            lots: Default::default(),
+            under_minimum: false,
         }
     }
 
