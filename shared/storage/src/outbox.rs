@@ -329,7 +329,10 @@ mod tests {
             vec![
                 Kind::CommissionEarned,
                 Kind::CommissionReversed,
-                Kind::PartnerInvite
+                Kind::PartnerInvite,
+                Kind::PayoutWaiting,
+                Kind::ForfeitWarning,
+                Kind::Forfeited,
             ]
         );
         let blank =
