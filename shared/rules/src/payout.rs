@@ -474,7 +474,7 @@ pub fn decide_balance(
     }
     let mut forfeit = None;
     let mut warning = None;
-    let mut after = as_of.clone();
+    let mut after = *as_of;
     let may_forfeit = below
         && matches!(program.accrual, AccrualPolicy::ForfeitAfterMonths { .. })
         && !crate::partner::balance_frozen(partner.status)
