@@ -88,8 +88,13 @@ mod tests {
         ])
         .expect("config");
         assert_eq!(c.keys.all().count(), 3);
-        // The e-mail consumer's kinds (commission_earned, commission_reversed, partner_invite).
-        assert_eq!(c.outbox_routes.routed_kinds().len(), 3);
+        // Every kind the e-mail consumer takes.
+        let email_kinds = messages::Kind::ALL
+            .iter()
+            .filter(|k| k.consumer() == messages::Consumer::Email)
+            .count();
+        assert_eq!(c.outbox_routes.routed_kinds().len(), email_kinds);
+        assert_eq!(email_kinds, 6);
         assert!(load(&[(TRACKING_KEY_ENV, K), ("EMAIL_QUEUE_URL", " ")])
             .expect("config")
             .outbox_routes
