@@ -4,7 +4,8 @@
 #   1. cargo build --bins         every function of the workspace, partnerctl and devgw
 #   2. moto                       local DynamoDB, SQS, SES (infra/moto.sh run; stopped on exit)
 #   3. partnerctl setup-local     the table and every queue of template.yaml; the SSM parameters
-#                                 of infra/dev/ssm-parameters.txt with their local values
+#                                 of infra/dev/ssm-parameters.txt with their local values; the
+#                                 demo's mail domain verified in SES (partnerctl mail verify)
 #   4. partnerctl apply SEED      the demo program (infra/dev/demo.yaml)
 #   5. devgw serve                every function of template.yaml on http://127.0.0.1:$PORT:
 #                                 HTTP API routes, the Lambda invoke API, SQS pollers, schedules
@@ -20,6 +21,7 @@
 #                             invocations queue); 1: one invocation of a function at a time
 #   DEVGW_LOG=info            devgw's own log filter; RUST_LOG is the functions'
 #   DEV_DIR=.dev              where the second shell's settings go (DEV_DIR/env, DEV_DIR/queues.env)
+#   MAIL_DOMAIN=              another sender domain to verify in local SES (example.com always is)
 # Any function variable below (e.g. STRIPE_SIGNING_SECRET) can be overridden the same way.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -50,7 +52,9 @@ dev_dir="${DEV_DIR:-.dev}"
 mkdir -p "$dev_dir"
 
 echo "==> creating table $TABLE_NAME and the queues of template.yaml on $AWS_ENDPOINT_URL" >&2
-target/debug/partnerctl setup-local >"$dev_dir/queues.env"
+# Queue names start with the table's name, so stacks side by side on one moto (the system
+# tests) never read each other's queues.
+target/debug/partnerctl setup-local --queue-prefix "$TABLE_NAME" >"$dev_dir/queues.env"
 while IFS='=' read -r name value; do
   if [[ "$name" =~ ^[A-Z][A-Z0-9_]*$ ]]; then
     export "$name=$value"
@@ -86,6 +90,12 @@ export DEVGW_URL="http://127.0.0.1:$PORT"
   done
   sed -n 's/^\([A-Z][A-Z0-9_]*\)=\(.*\)$/export \1=\2/p' "$dev_dir/queues.env"
 } >"$dev_dir/env"
+
+# Local SES (moto) accepts mail only from verified senders: the demo's domain, and MAIL_DOMAIN
+# when another one is used.
+for domain in example.com ${MAIL_DOMAIN:-}; do
+  target/debug/partnerctl mail verify "$domain" >/dev/null
+done
 
 if [ "$seed" != "none" ]; then
   if [ -f "$seed" ]; then

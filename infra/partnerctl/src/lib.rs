@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod attention;
 pub mod dead_letters;
+pub mod mail;
 pub mod outbox;
 pub mod payouts;
 pub mod setup;

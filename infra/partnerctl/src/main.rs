@@ -3,7 +3,9 @@
 //! Works against local (moto, `AWS_ENDPOINT_URL`) or real DynamoDB with the usual AWS
 //! configuration; the table name comes from `--table` or `TABLE_NAME`.
 
-use partnerctl::{apply, attention, dead_letters, outbox, payouts, setup, show, CliError, Format};
+use partnerctl::{
+    apply, attention, dead_letters, mail, outbox, payouts, setup, show, CliError, Format,
+};
 
 use clap::{Parser, Subcommand};
 
@@ -65,8 +67,33 @@ enum Command {
         #[arg(long)]
         program: String,
     },
-    /// A partner's balances, commissions and ledger entries per program and currency.
-    Partner { partner: String },
+    /// A partner's balances, commissions and ledger entries per program and currency, and their
+    /// e-mail standing; --email-opt-out / --email-opt-in (optional mail: commission earned,
+    /// promotions; payout mail is always sent), --clear-email-problem (their mailbox works again
+    /// after a bounce or complaint).
+    Partner {
+        partner: String,
+        #[arg(long, conflicts_with = "email_opt_in")]
+        email_opt_out: bool,
+        #[arg(long)]
+        email_opt_in: bool,
+        #[arg(long)]
+        clear_email_problem: bool,
+    },
+    /// The mail log: what the notifier sent (time, recipient, subject, text body), skipped and
+    /// why, or could not send; today's (UTC) unless --day.
+    Mail {
+        #[command(subcommand)]
+        action: Option<MailAction>,
+        /// A UTC day (YYYY-MM-DD) of the log; repeatable.
+        #[arg(long)]
+        day: Vec<String>,
+        #[arg(long)]
+        partner: Option<String>,
+        /// Only claims never confirmed sent.
+        #[arg(long)]
+        unconfirmed: bool,
+    },
     /// Sales still waiting for attribution (by month, customer or e-mail).
     Unattributed {
         #[arg(long)]
@@ -115,6 +142,24 @@ enum Command {
         /// Prefix of the queue names.
         #[arg(long, default_value = "partner-engine-local")]
         queue_prefix: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum MailAction {
+    /// Verify a sender in SES: a domain (prints the TXT record to publish) or an address.
+    Verify { identity: String },
+    /// Messages of a mail dead-letter queue (left there); --redrive moves them back to --to
+    /// for the notifier (idempotent: nothing is sent twice that was recorded sent).
+    DeadLetters {
+        /// The stack's output EmailDeadLetterQueueUrl (or MailEventsDeadLetterQueueUrl).
+        #[arg(long, env = "EMAIL_DEAD_LETTER_QUEUE_URL")]
+        queue_url: String,
+        #[arg(long)]
+        redrive: bool,
+        /// Where --redrive sends them: the e-mail queue (or the mail-events queue).
+        #[arg(long, env = "EMAIL_QUEUE_URL")]
+        to: Option<String>,
     },
 }
 
@@ -420,9 +465,64 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Flags { program } => {
             print!("{}", show::flags(&table(), cli.format, &program).await?)
         }
-        Command::Partner { partner } => {
-            print!("{}", show::partner(&table(), cli.format, &partner).await?)
+        Command::Partner {
+            partner,
+            email_opt_out,
+            email_opt_in,
+            clear_email_problem,
+        } => {
+            let t = table();
+            if email_opt_out || email_opt_in {
+                storage::mail::set_opt_out(&t, &partner, email_opt_out).await?;
+            }
+            if clear_email_problem {
+                storage::mail::clear_problem(&t, &partner).await?;
+            }
+            print!("{}", show::partner(&t, cli.format, &partner).await?)
         }
+        Command::Mail {
+            action,
+            day,
+            partner,
+            unconfirmed,
+        } => match action {
+            None => {
+                let days = if day.is_empty() {
+                    vec![storage::mail::day_of(now_ms())]
+                } else {
+                    day
+                };
+                let filter = mail::LogFilter {
+                    partner,
+                    unconfirmed,
+                };
+                print!("{}", mail::log(&table(), cli.format, &days, &filter).await?)
+            }
+            Some(MailAction::Verify { identity }) => {
+                let ses = aws_sdk_ses::Client::new(&config);
+                print!("{}", mail::verify(&ses, &identity).await?)
+            }
+            Some(MailAction::DeadLetters {
+                queue_url,
+                redrive,
+                to,
+            }) => {
+                let sqs = aws_sdk_sqs::Client::new(&config);
+                let to = match (redrive, to) {
+                    (true, Some(t)) => Some(t),
+                    (true, None) => {
+                        return Err(CliError::Usage(
+                            "--redrive needs --to (or EMAIL_QUEUE_URL)".into(),
+                        ))
+                    }
+                    (false, _) => None,
+                };
+                print!(
+                    "{}",
+                    mail::dead_letters(&sqs, cli.format, &queue_url, to.as_deref()).await?
+                )
+            }
+        },
         Command::Unattributed {
             month,
             customer,

@@ -248,6 +248,8 @@ pub struct PartnerView {
     pub balances: Vec<BalanceRow>,
     pub commissions: Vec<CommissionRow>,
     pub entries: Vec<LedgerEntry>,
+    /// Their opt-out of optional mail and what SES reported about their address.
+    pub mail: storage::mail::MailStanding,
 }
 
 pub async fn partner(table: &Table, format: Format, partner_id: &str) -> Result<String, CliError> {
@@ -258,10 +260,12 @@ pub async fn partner(table: &Table, format: Format, partner_id: &str) -> Result<
         entries.extend(ledger::entries(table, partner_id, &b.program_id, b.currency).await?);
     }
     let memberships = partners::partner_memberships(table, partner_id).await?;
+    let (profile, mail) = storage::mail::partner_with_standing(table, partner_id).await?;
     let view = PartnerView {
         balances,
         commissions,
         entries,
+        mail,
     };
     if format == Format::Json {
         return serde_json::to_string_pretty(&view).map_err(|e| CliError::Usage(e.to_string()));
@@ -283,6 +287,11 @@ pub async fn partner(table: &Table, format: Format, partner_id: &str) -> Result<
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let address = profile.as_ref().map(|p| p.email.as_str()).unwrap_or("");
+    out.push_str(&format!(
+        "{}\n",
+        crate::mail::standing_line(&view.mail, address)
+    ));
     out.push_str(&render(
         format,
         "\nbalances",

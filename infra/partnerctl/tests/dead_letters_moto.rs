@@ -38,6 +38,7 @@ async fn a_failed_sweep_is_listed_replayed_once_and_leaves_the_queue() {
             amount_minor: 2475,
             currency: "USD".into(),
             available_at_ms: 1_787_776_000_000,
+            product_id: None,
         },
     };
     let mut tx = Tx::new();

@@ -33,8 +33,11 @@ pub enum Message {
         amount_minor: i64,
         currency: String,
         available_at_ms: i64,
+        /// The sale's product (what the program shares with partners by default: amount,
+        /// product and date).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        product_id: Option<String>,
     },
-    /// A partner invited a friend by email: send the invitation.
     /// Refunds or disputes of the sale's charge took back part of a commission (or gave back
     /// what they had taken: `amount_minor` negative).
     CommissionReversed {
@@ -51,6 +54,7 @@ pub enum Message {
         currency: String,
         reason: String,
     },
+    /// A partner invited a friend by email: send the invitation.
     PartnerInvite {
         partner_id: String,
         program_id: String,
@@ -95,6 +99,43 @@ pub enum Message {
         reason: String,
         run_date: String,
     },
+    /// A payout item left: the rail (or the operator, for the manual rail) reported it paid.
+    PayoutSent {
+        partner_id: String,
+        program_id: String,
+        /// The payout item's id.
+        item_id: String,
+        currency: String,
+        amount_minor: i64,
+        /// How it was paid (`paypal`, `stripe_connect`).
+        rail: String,
+        /// The partner's reference for it (shown on their statement).
+        reference: String,
+        run_date: String,
+    },
+    /// A payout item did not reach the partner (`returned`: it was sent and came back); the
+    /// money is available again.
+    PayoutFailed {
+        partner_id: String,
+        program_id: String,
+        item_id: String,
+        currency: String,
+        amount_minor: i64,
+        rail: String,
+        reason: String,
+        returned: bool,
+        run_date: String,
+    },
+    /// A partner reached a higher level of the program.
+    LevelPromoted {
+        partner_id: String,
+        program_id: String,
+        /// The level reached (1 = the first level above the base plan).
+        level: u32,
+        level_name: String,
+        /// Its percentage rate (`"25"` = 25 %).
+        rate_percent: String,
+    },
 }
 
 impl Message {
@@ -112,6 +153,9 @@ impl Message {
             Message::PayoutWaiting { .. } => Kind::PayoutWaiting,
             Message::ForfeitWarning { .. } => Kind::ForfeitWarning,
             Message::Forfeited { .. } => Kind::Forfeited,
+            Message::PayoutSent { .. } => Kind::PayoutSent,
+            Message::PayoutFailed { .. } => Kind::PayoutFailed,
+            Message::LevelPromoted { .. } => Kind::LevelPromoted,
         }
     }
 }
@@ -127,11 +171,14 @@ pub enum Kind {
     PayoutWaiting,
     ForfeitWarning,
     Forfeited,
+    PayoutSent,
+    PayoutFailed,
+    LevelPromoted,
 }
 
 impl Kind {
     /// Every kind (a test checks that none is missing).
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 10] = [
         Kind::CommissionEarned,
         Kind::CommissionReversed,
         Kind::PartnerInvite,
@@ -139,6 +186,9 @@ impl Kind {
         Kind::PayoutWaiting,
         Kind::ForfeitWarning,
         Kind::Forfeited,
+        Kind::PayoutSent,
+        Kind::PayoutFailed,
+        Kind::LevelPromoted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -150,6 +200,9 @@ impl Kind {
             Kind::PayoutWaiting => "payout_waiting",
             Kind::ForfeitWarning => "forfeit_warning",
             Kind::Forfeited => "forfeited",
+            Kind::PayoutSent => "payout_sent",
+            Kind::PayoutFailed => "payout_failed",
+            Kind::LevelPromoted => "level_promoted",
         }
     }
 
@@ -166,9 +219,30 @@ impl Kind {
             | Kind::PartnerInvite
             | Kind::PayoutWaiting
             | Kind::ForfeitWarning
-            | Kind::Forfeited => Consumer::Email,
+            | Kind::Forfeited
+            | Kind::PayoutSent
+            | Kind::PayoutFailed
+            | Kind::LevelPromoted => Consumer::Email,
             Kind::CrmSyncPartner => Consumer::CrmSync,
         }
+    }
+}
+
+impl Kind {
+    /// Money mail: what a partner must learn about their money (a payout sent, failed or
+    /// returned, a forfeit coming or done). Delivered at least once, and never withheld by an
+    /// opt-out or a bounce mark.
+    pub fn is_money_mail(self) -> bool {
+        matches!(
+            self,
+            Kind::PayoutSent | Kind::PayoutFailed | Kind::ForfeitWarning | Kind::Forfeited
+        )
+    }
+
+    /// Mail a partner may opt out of, and that stops once their address bounced or complained
+    /// (commission earned, level promotions).
+    pub fn is_optional_mail(self) -> bool {
+        matches!(self, Kind::CommissionEarned | Kind::LevelPromoted)
     }
 }
 
@@ -242,6 +316,7 @@ mod tests {
                 amount_minor: 2475,
                 currency: "USD".into(),
                 available_at_ms: 2,
+                product_id: Some("prod_1".into()),
             },
         };
         let j = e.to_json();
@@ -261,6 +336,7 @@ mod tests {
                 amount_minor: 1,
                 currency: "USD".into(),
                 available_at_ms: 2,
+                product_id: None,
             },
             Kind::CommissionReversed => Message::CommissionReversed {
                 partner_id: "alice".into(),
@@ -306,6 +382,34 @@ mod tests {
                 reason: "unpaid under the minimum for 6 months".into(),
                 run_date: "2026-07-10".into(),
             },
+            Kind::PayoutSent => Message::PayoutSent {
+                partner_id: "alice".into(),
+                program_id: "demo".into(),
+                item_id: "demo:2026-12-04:alice:USD".into(),
+                currency: "USD".into(),
+                amount_minor: 12_475,
+                rail: "paypal".into(),
+                reference: "PO-1".into(),
+                run_date: "2026-12-04".into(),
+            },
+            Kind::PayoutFailed => Message::PayoutFailed {
+                partner_id: "alice".into(),
+                program_id: "demo".into(),
+                item_id: "demo:2026-12-04:alice:USD".into(),
+                currency: "USD".into(),
+                amount_minor: 12_475,
+                rail: "paypal".into(),
+                reason: "receiver unregistered".into(),
+                returned: false,
+                run_date: "2026-12-04".into(),
+            },
+            Kind::LevelPromoted => Message::LevelPromoted {
+                partner_id: "alice".into(),
+                program_id: "demo".into(),
+                level: 1,
+                level_name: "Silver".into(),
+                rate_percent: "25".into(),
+            },
         }
     }
 
@@ -319,6 +423,9 @@ mod tests {
             Kind::PayoutWaiting => 4,
             Kind::ForfeitWarning => 5,
             Kind::Forfeited => 6,
+            Kind::PayoutSent => 7,
+            Kind::PayoutFailed => 8,
+            Kind::LevelPromoted => 9,
         }
     }
 
@@ -338,6 +445,16 @@ mod tests {
             assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
         }
         assert_eq!(Kind::parse("nope"), None);
+    }
+
+    #[test]
+    fn money_mail_is_never_optional() {
+        for k in Kind::ALL {
+            assert!(!(k.is_money_mail() && k.is_optional_mail()), "{k}");
+        }
+        assert!(Kind::PayoutSent.is_money_mail());
+        assert!(Kind::CommissionEarned.is_optional_mail());
+        assert!(!Kind::CommissionReversed.is_optional_mail());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! business time handed in by the caller.
 //!
 //! * [`money`]: integer minor units per currency and the one rounding rule.
+//! * [`display`]: amounts and dates as a locale writes them (e-mails).
 //! * [`ledger`]: entry kinds and the balance move of each.
 //! * [`hosts`]: the deep-link allow-list grammar (`shop.example.com`, `*.example.com`).
 //! * [`program`]: configuration as operators declare it: the program with its plan (rewards,
@@ -27,7 +28,7 @@
 //!
 //! Modules depend only downwards, never in a cycle (module → what it uses):
 //!
-//! * `money`, `attribution`, `hosts` → nothing;
+//! * `money`, `attribution`, `hosts` → nothing; `display` → `money`;
 //! * `ledger` → `money`; `error` (private, home of [`PlanError`]) → `money`;
 //! * `program` → `money`, `attribution`, `hosts`;
 //! * `versions` → `program`;
@@ -42,6 +43,7 @@
 
 pub mod accrual;
 pub mod attribution;
+pub mod display;
 mod error;
 pub mod hosts;
 pub mod ledger;
@@ -60,6 +62,7 @@ pub use attribution::{
     choose_click, is_self_referral, normalize_email, AttributionMethod, AttributionModel,
     BindingCause, ClickCandidate, EmailError, NormalizedEmail,
 };
+pub use display::Locale;
 pub use hosts::{url_host, DeepLinkHosts, HostPattern};
 pub use ledger::{entry_delta, Balance, BalanceDelta, Bucket, EntryKind, LedgerError};
 pub use levels::{
@@ -80,9 +83,9 @@ pub use plan::{
     RateContext, RetiredRate, SaleLine,
 };
 pub use program::{
-    validate_products, AccrualPolicy, CommissionPlan, Duration, HoldAnchor, Level, LevelThreshold,
-    Membership, PartnerStatus, PayoutReview, PayoutSchedule, Program, ProgramError, ProgramProduct,
-    ProgramStatus, Reward, Tiers, MAX_LEVEL_RATE,
+    validate_products, AccrualPolicy, CommissionPlan, Duration, EmailSettings, HoldAnchor, Level,
+    LevelThreshold, Membership, PartnerStatus, PayoutReview, PayoutSchedule, Program, ProgramError,
+    ProgramProduct, ProgramStatus, Reward, Tiers, MAX_LEVEL_RATE,
 };
 pub use schedule::{available_at, hold_ends_at, is_payout_date, next_payout_date, payout_date_for};
 pub use versions::{plan_edit, ProgramVersion, ProgramVersions, VersionError};

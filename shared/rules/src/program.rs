@@ -276,6 +276,87 @@ pub struct Level {
     pub rate: Decimal,
 }
 
+/// The branding of a program's e-mails to its partners. Every field is optional: the sender
+/// falls back to the stack's (`MailFrom`), the name to the program's name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSettings {
+    /// Display name of the sender ("Demo Partners"); default the program's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_name: Option<String>,
+    /// The From address (an address or domain verified in SES).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_address: Option<String>,
+    /// Where replies go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    /// A line at the end of every e-mail (the merchant's postal address, a legal line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub footer: Option<String>,
+    /// Who partners contact with questions (an address or a URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub support_contact: Option<String>,
+    /// How numbers and dates are written (default en-US).
+    #[serde(default)]
+    pub locale: crate::display::Locale,
+}
+
+/// Longest footer (characters): a line or two, not a newsletter.
+pub const MAX_EMAIL_FOOTER_CHARS: usize = 500;
+
+impl EmailSettings {
+    /// True when nothing is set.
+    pub fn is_default(&self) -> bool {
+        self == &EmailSettings::default()
+    }
+
+    /// Addresses look like addresses, and nothing can break out of a mail header (no control
+    /// characters in any header field).
+    pub fn validate(&self) -> Result<(), ProgramError> {
+        for (what, v) in [
+            ("email.sender_address", &self.sender_address),
+            ("email.reply_to", &self.reply_to),
+        ] {
+            if let Some(a) = v {
+                if !plausible_address(a) {
+                    return Err(ProgramError::BadEmailSetting(what, a.clone()));
+                }
+            }
+        }
+        for (what, v) in [
+            ("email.sender_name", &self.sender_name),
+            ("email.support_contact", &self.support_contact),
+        ] {
+            if let Some(t) = v {
+                if t.trim().is_empty() || t.chars().any(char::is_control) || t.len() > 200 {
+                    return Err(ProgramError::BadEmailSetting(what, t.clone()));
+                }
+            }
+        }
+        if let Some(f) = &self.footer {
+            if f.chars().count() > MAX_EMAIL_FOOTER_CHARS {
+                return Err(ProgramError::BadEmailSetting("email.footer", f.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `local@domain.tld`, no spaces, quotes, angle brackets or control characters.
+fn plausible_address(a: &str) -> bool {
+    let Some((local, domain)) = a.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && a.len() <= 254
+        && !a
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>\",;:()[]".contains(c))
+}
+
 /// A partner program.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -323,6 +404,10 @@ pub struct Program {
     /// Send the partner an e-mail for each commission (default true).
     #[serde(default = "default_true")]
     pub notify_on_commission: bool,
+    /// Who the program's e-mails come from and how they are signed (default: the stack's
+    /// sender, en-US).
+    #[serde(default, skip_serializing_if = "EmailSettings::is_default")]
+    pub email: EmailSettings,
     /// Partner levels, lowest first (default none).
     #[serde(default)]
     pub levels: Vec<Level>,
@@ -462,6 +547,9 @@ pub enum ProgramError {
     /// The same product listed twice on a program.
     #[error("product {0} is listed twice")]
     DuplicateProduct(String),
+    /// An e-mail setting that is not usable in a mail header.
+    #[error("{0} {1:?} is not usable (an address like partners@example.com; no line breaks)")]
+    BadEmailSetting(&'static str, String),
 }
 
 impl Program {
@@ -488,6 +576,7 @@ impl Program {
             require_tax_info: true,
             payout_review: PayoutReview::Automatic,
             notify_on_commission: true,
+            email: EmailSettings::default(),
             levels: Vec::new(),
             lock_rate_at_first_sale: false,
             default_destination: default_destination.into(),
@@ -510,6 +599,7 @@ impl Program {
         if self.name.trim().is_empty() {
             return Err(ProgramError::Empty("name"));
         }
+        self.email.validate()?;
         self.plan.reward.validate("plan.reward")?;
         match (&self.plan.tier2, self.tiers) {
             (Some(r), Tiers::Two) => r.validate("plan.tier2")?,
@@ -860,6 +950,45 @@ pub(crate) mod tests {
         assert!(serde_json::from_str::<Program>(&typo).is_err());
         let badtz = j.replace("\"plan\"", "\"time_zone\": \"Mars/Olympus\", \"plan\"");
         assert!(serde_json::from_str::<Program>(&badtz).is_err());
+    }
+
+    #[test]
+    fn email_settings_are_optional_and_header_safe() {
+        let j = r#"{
+            "id": "p1", "name": "Main",
+            "default_destination": "https://example.com/pricing",
+            "plan": {"reward": {"type": "percentage", "rate": 0.25}},
+            "email": {"sender_name": "Main Partners", "sender_address": "partners@example.com",
+                      "reply_to": "help@example.com", "footer": "Example Inc., 1 Main St",
+                      "support_contact": "help@example.com", "locale": "de-DE"}
+        }"#;
+        let p: Program = serde_json::from_str(j).unwrap();
+        p.validate().unwrap();
+        assert_eq!(p.email.locale, crate::display::Locale::DeDe);
+        assert!(base().email.is_default());
+        // Not written when unset: older program files and versions stay byte-identical.
+        assert!(!serde_json::to_string(&base()).unwrap().contains("email"));
+        let bad = [
+            ("sender_address", "not-an-address"),
+            ("sender_address", "a@b.com\r\nBcc: x@evil.test"),
+            ("reply_to", "Help <help@example.com>"),
+            ("sender_name", "Main\r\nBcc: x@evil.test"),
+        ];
+        for (field, value) in bad {
+            let mut q = base();
+            let v = value.to_string();
+            match field {
+                "sender_address" => q.email.sender_address = Some(v),
+                "reply_to" => q.email.reply_to = Some(v),
+                _ => q.email.sender_name = Some(v),
+            }
+            assert!(
+                matches!(q.validate(), Err(ProgramError::BadEmailSetting(..))),
+                "{field} {value}"
+            );
+        }
+        let typo = j.replace("\"footer\"", "\"fotter\"");
+        assert!(serde_json::from_str::<Program>(&typo).is_err());
     }
 
     #[test]

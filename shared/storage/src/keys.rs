@@ -536,6 +536,34 @@ pub fn attention_month_pk(month: &str) -> String {
     format!("ATTENTION_MONTH#{month}")
 }
 
+// ---- mail ------------------------------------------------------------------------------
+
+/// The delivery record of one outbox message sent as e-mail (its claim, then what was sent).
+pub fn mail_delivery(message_id: &str) -> Key {
+    Key::new(format!("MAIL#{message_id}"), "DELIVERY")
+}
+/// GSI1 of a delivery: the mail log by UTC day of the claim (technical time), sharded so a
+/// payout run's thousands of e-mails in a minute spread over [`DUE_SHARDS`] partitions.
+pub fn mail_log_gsi(day: &str, message_id: &str, claimed_ms: i64) -> (String, String) {
+    (
+        mail_log_pk(day, shard_of(message_id)),
+        format!("{}#{message_id}", ts(claimed_ms)),
+    )
+}
+pub fn mail_log_pk(day: &str, shard: u32) -> String {
+    format!("MAILLOG#{day}#{shard}")
+}
+/// A partner's e-mail standing: their opt-out of optional mail and what SES reported about
+/// their address (kept apart from the partner item, which `partnerctl apply` rewrites).
+pub fn mail_standing(partner_id: &str) -> Key {
+    Key::new(partner_pk(partner_id), "MAIL_STANDING")
+}
+/// What SES reported about an address (a hard bounce, a complaint), whoever it belongs to
+/// (partners, invited friends).
+pub fn address_problem(normalized_email: &str) -> Key {
+    Key::new(format!("MAIL_ADDRESS#{normalized_email}"), "PROBLEM")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

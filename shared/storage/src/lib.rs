@@ -17,6 +17,7 @@ pub mod events;
 pub mod keys;
 pub mod ledger;
 pub mod links;
+pub mod mail;
 #[cfg(feature = "testing")]
 pub mod metrics;
 pub mod outbox;

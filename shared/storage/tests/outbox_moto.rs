@@ -19,6 +19,7 @@ fn earned(i: i64) -> Envelope {
             amount_minor: 100,
             currency: "USD".into(),
             available_at_ms: 2_000,
+            product_id: None,
         },
     }
 }

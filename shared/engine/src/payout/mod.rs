@@ -149,11 +149,60 @@ pub async fn move_item(
             ledger::post(&mut tx, &entry)?;
         }
     }
+    let after = moved(item, to, now, extra);
+    let told = payout_message(&after, at_ms);
+    if let Some(env) = &told {
+        storage::outbox::enqueue(&mut tx, env)?;
+    }
     match tx.commit(&engine.table).await {
-        Ok(()) => Ok(Some(moved(item, to, now, extra))),
+        Ok(()) => {
+            if let Some(env) = told {
+                engine.deliver_new(&[env]).await;
+            }
+            Ok(Some(after))
+        }
         Err(StoreError::ConditionFailed { .. }) => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The partner's e-mail about an item that reached `sent`, `failed` or `returned` (written in
+/// the transaction of the move, which happens once: the item's state is its condition).
+fn payout_message(item: &PayoutItem, at_ms: i64) -> Option<messages::Envelope> {
+    let reason = || {
+        item.rail_note
+            .clone()
+            .unwrap_or_else(|| "no reason given".into())
+    };
+    let message = match item.state {
+        PayoutItemState::Sent => messages::Message::PayoutSent {
+            partner_id: item.partner_id.clone(),
+            program_id: item.program_id.clone(),
+            item_id: item.item_id.clone(),
+            currency: item.currency.code().to_string(),
+            amount_minor: item.amount,
+            rail: item.method.rail().to_string(),
+            reference: item.reference.clone(),
+            run_date: item.date.clone(),
+        },
+        PayoutItemState::Failed | PayoutItemState::Returned => messages::Message::PayoutFailed {
+            partner_id: item.partner_id.clone(),
+            program_id: item.program_id.clone(),
+            item_id: item.item_id.clone(),
+            currency: item.currency.code().to_string(),
+            amount_minor: item.amount,
+            rail: item.method.rail().to_string(),
+            reason: reason(),
+            returned: item.state == PayoutItemState::Returned,
+            run_date: item.date.clone(),
+        },
+        _ => return None,
+    };
+    Some(messages::Envelope {
+        id: format!("payout-{}:{}", item.state.as_str(), item.item_id),
+        at_ms,
+        message,
+    })
 }
 
 /// The item as [`payouts::transition`] leaves it.

@@ -742,6 +742,12 @@ impl BookingPlan {
                                     amount_minor: ch.amount.minor,
                                     currency: ch.amount.currency.code().to_string(),
                                     available_at_ms: avail,
+                                    product_id: row
+                                        .facts
+                                        .lines
+                                        .iter()
+                                        .find(|l| l.amount.minor > 0 && !l.metered)
+                                        .and_then(|l| l.product_id.clone()),
                                 },
                             };
                             storage::outbox::enqueue(tx, &env)?;
@@ -833,7 +839,7 @@ impl BookingPlan {
             }
         }
         if let Some(l) = &self.level {
-            l.write(tx, &program.id)?;
+            l.write(tx, program, envelopes)?;
         }
         Ok((ids, complete))
     }

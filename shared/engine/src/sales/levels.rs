@@ -40,6 +40,8 @@ pub(crate) struct LevelEffect {
     /// The history changed: it is the one to price with, and it is mirrored on the membership.
     changed: bool,
     mirror_on_membership: bool,
+    /// The level the sale lifted the partner to, above the one stored before.
+    promoted_to: Option<u32>,
 }
 
 impl LevelEffect {
@@ -60,9 +62,36 @@ impl LevelEffect {
     }
 
     /// The writes of the booking transaction: the level sale and, when recomputed, the
-    /// partner's levels (conditional on the version read) and the membership's mirror.
-    pub(crate) fn write(&self, tx: &mut Tx, program_id: &str) -> Result<(), EngineError> {
+    /// partner's levels (conditional on the version read), the membership's mirror and, when
+    /// the partner reached a higher level, the message that tells them (once per level: the
+    /// stored level it is compared with moves in the same transaction).
+    pub(crate) fn write(
+        &self,
+        tx: &mut Tx,
+        program: &Program,
+        envelopes: &mut Vec<messages::Envelope>,
+    ) -> Result<(), EngineError> {
+        let program_id = program.id.as_str();
         partners::put_level_sale(tx, &self.partner_id, program_id, &self.sale)?;
+        if let Some(level) = self.promoted_to {
+            let (name, rate) = match program.level(level) {
+                Ok(Some(l)) => (l.name.clone(), (l.rate * rust_decimal::Decimal::from(100))),
+                _ => (format!("level {level}"), rust_decimal::Decimal::ZERO),
+            };
+            let env = messages::Envelope {
+                id: format!("level-promoted:{program_id}:{}:{level}", self.partner_id),
+                at_ms: self.sale.paid_at.timestamp_millis(),
+                message: messages::Message::LevelPromoted {
+                    partner_id: self.partner_id.clone(),
+                    program_id: program_id.to_string(),
+                    level,
+                    level_name: name,
+                    rate_percent: rate.normalize().to_string(),
+                },
+            };
+            storage::outbox::enqueue(tx, &env)?;
+            envelopes.push(env);
+        }
         if let Some((levels, read_version)) = &self.recomputed {
             partners::put_partner_levels(tx, levels, *read_version)?;
             if self.changed && self.mirror_on_membership {
@@ -119,6 +148,7 @@ pub(crate) async fn effect_of_new_sale(
         recomputed: None,
         changed: false,
         mirror_on_membership: membership.is_some(),
+        promoted_to: None,
     };
     if settled_before(program, history, effect.sale.paid_at) {
         return Ok(Some(effect));
@@ -140,6 +170,9 @@ pub(crate) async fn effect_of_new_sale(
     };
     let read_version = stored.map_or(0, |l| l.version);
     effect.changed = change_ms.is_some();
+    let before = stored.map_or_else(|| history.current_level(), |l| l.level);
+    let reached = derived.current_level();
+    effect.promoted_to = (effect.changed && reached > before).then_some(reached);
     effect.recomputed = Some((
         PartnerLevels {
             partner_id: partner_id.to_string(),
