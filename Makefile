@@ -11,6 +11,7 @@ help:
 	@echo "make lint   - cargo fmt --check, clippy -D warnings, cfn-lint template.yaml"
 	@echo "make bench  - benchmarks (release builds); figures go to docs/performance.md"
 	@echo "make bench-payout - requests of a payout run over 10,000 partners (PAYOUT_BENCH_PARTNERS)"
+	@echo "make bench-notify - SES calls and DynamoDB requests per partner e-mail"
 
 # The system tests run the functions' binaries: cargo test builds a package's binaries only
 # when the package has integration tests, so every function crate has some (a separate
@@ -52,13 +53,18 @@ dev:
 bench-init:
 	infra/bench-init.sh
 
-bench: bench-init bench-requests bench-payout
+bench: bench-init bench-requests bench-notify bench-payout
 
 # DynamoDB and SQS requests per invoice.paid, counted against moto (dev profile: counts do not
 # depend on optimisation).
 .PHONY: bench-requests
 bench-requests:
 	infra/moto.sh run -- $(CARGO) bench --profile dev -p engine --bench requests
+
+# SES calls and DynamoDB requests per notification (functions/notifier/benches/requests.rs).
+.PHONY: bench-notify
+bench-notify:
+	infra/moto.sh run -- $(CARGO) bench --profile dev -p notifier --bench requests
 
 # DynamoDB requests of a payout run over PAYOUT_BENCH_PARTNERS (10000) partners, 10 commissions
 # each, then with their paid history doubled (the count must stay within 5 %). Seeding writes

@@ -55,8 +55,10 @@ echo "==> creating table $TABLE_NAME and the queues of template.yaml on $AWS_END
 # Queue names start with the table's name, so stacks side by side on one moto (the system
 # tests) never read each other's queues.
 target/debug/partnerctl setup-local --queue-prefix "$TABLE_NAME" >"$dev_dir/queues.env"
+# A queue variable set by the caller (even to nothing: `EMAIL_QUEUE_URL=` switches the e-mail
+# consumer off) keeps its value.
 while IFS='=' read -r name value; do
-  if [[ "$name" =~ ^[A-Z][A-Z0-9_]*$ ]]; then
+  if [[ "$name" =~ ^[A-Z][A-Z0-9_]*$ ]] && [ -z "${!name+set}" ]; then
     export "$name=$value"
   fi
 done <"$dev_dir/queues.env"
@@ -88,7 +90,11 @@ export DEVGW_URL="http://127.0.0.1:$PORT"
     AWS_SECRET_ACCESS_KEY TABLE_NAME STRIPE_SIGNING_SECRET SALE_FEED_SECRET TRACKING_KEY STRIPE_MODE; do
     printf 'export %s=%q\n' "$v" "${!v}"
   done
-  sed -n 's/^\([A-Z][A-Z0-9_]*\)=\(.*\)$/export \1=\2/p' "$dev_dir/queues.env"
+  while IFS='=' read -r name _; do
+    if [[ "$name" =~ ^[A-Z][A-Z0-9_]*$ ]]; then
+      printf 'export %s=%q\n' "$name" "${!name}"
+    fi
+  done <"$dev_dir/queues.env"
 } >"$dev_dir/env"
 
 # Local SES (moto) accepts mail only from verified senders: the demo's domain, and MAIL_DOMAIN

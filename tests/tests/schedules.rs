@@ -229,7 +229,9 @@ async fn an_outbox_message_whose_first_send_failed_is_delivered_by_the_sweep() {
     let report = run(&stack, "outbox-sweep", created + 600_000).await;
     assert_eq!(
         report["sent"],
-        json!({"commission_earned": 2, "commission_reversed": 0, "partner_invite": 0}),
+        json!({"commission_earned": 2, "commission_reversed": 0, "partner_invite": 0,
+               "payout_waiting": 0, "forfeit_warning": 0, "forfeited": 0, "payout_sent": 0,
+               "payout_failed": 0, "level_promoted": 0}),
         "{report:#}"
     );
     assert_eq!(outbox(&stack, "commission_earned"), (0, vec![]));
@@ -259,8 +261,8 @@ async fn an_outbox_message_whose_first_send_failed_is_delivered_by_the_sweep() {
 
 #[tokio::test]
 async fn a_message_of_a_kind_without_a_consumer_stays_in_the_outbox() {
-    // As template.yaml deploys it today: no consumer queue at all.
-    let stack = Stack::start().await;
+    // The e-mail consumer switched off (its queue variable blank): no consumer queue at all.
+    let stack = Stack::start_with(&[("EMAIL_QUEUE_URL", "")]).await;
     let tag = unique("noconsumer");
     let created = sale(&stack, &tag, 1).await * 1000;
 
@@ -291,6 +293,12 @@ async fn a_message_of_a_kind_without_a_consumer_stays_in_the_outbox() {
             ("commission_reversed".into(), "EMAIL_QUEUE_URL".into(), 0),
             ("partner_invite".into(), "EMAIL_QUEUE_URL".into(), 0),
             ("crm_sync_partner".into(), "CRM_SYNC_QUEUE_URL".into(), 0),
+            ("payout_waiting".into(), "EMAIL_QUEUE_URL".into(), 0),
+            ("forfeit_warning".into(), "EMAIL_QUEUE_URL".into(), 0),
+            ("forfeited".into(), "EMAIL_QUEUE_URL".into(), 0),
+            ("payout_sent".into(), "EMAIL_QUEUE_URL".into(), 0),
+            ("payout_failed".into(), "EMAIL_QUEUE_URL".into(), 0),
+            ("level_promoted".into(), "EMAIL_QUEUE_URL".into(), 0),
         ]
     );
     let text = stack.partnerctl(&["outbox"]);
