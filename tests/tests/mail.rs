@@ -59,7 +59,10 @@ async fn commission_mail_is_sent_listed_and_stops_after_a_hard_bounce() {
     assert_eq!(bob["kind"], "commission_earned");
     assert_eq!(bob["subject"], "You earned $24.75");
     let text = bob["text"].as_str().unwrap_or_default();
-    assert!(text.contains("You earned a commission of $24.75."), "{text}");
+    assert!(
+        text.contains("You earned a commission of $24.75."),
+        "{text}"
+    );
     assert!(text.contains("Product:       prod_demo"), "{text}");
     assert!(text.contains("Demo Inc., 1 Example Street"), "{text}");
     let alice = of(&rows, &tag, "alice@example.com")[0];
@@ -67,7 +70,8 @@ async fn commission_mail_is_sent_listed_and_stops_after_a_hard_bounce() {
     // The human-readable log shows the same, body included.
     let listing = stack.partnerctl(&["mail"]);
     assert!(
-        listing.contains("to bob@example.com") && listing.contains("| You earned a commission of $24.75."),
+        listing.contains("to bob@example.com")
+            && listing.contains("| You earned a commission of $24.75."),
         "{listing}"
     );
 
@@ -125,7 +129,10 @@ async fn commission_mail_is_sent_listed_and_stops_after_a_hard_bounce() {
     let bob = of(&rows, &tag2, "bob@example.com")[0];
     assert_eq!(bob["state"], "skipped", "{bob:#}");
     assert!(
-        bob["note"].as_str().unwrap_or_default().contains("hard_bounce"),
+        bob["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("hard_bounce"),
         "{bob:#}"
     );
 }

@@ -87,7 +87,7 @@ async fn click_lead_paid_invoice_and_balances_as_in_the_readme() {
             view["balances"],
             json!([{
                 "partner_id": partner, "program_id": "demo", "currency": "USD",
-                "pending": pending, "available": 0, "in_payout": 0, "paid": 0
+                "pending": pending, "available": 0, "in_payout": 0, "paid": 0, "lots": {}, "told": []
             }]),
             "{view:#}"
         );

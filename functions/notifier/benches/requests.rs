@@ -155,7 +155,10 @@ async fn main() {
         "|---|---:|---:|---:|---|".to_string(),
     ];
     for (what, make) in [
-        ("payout sent (money mail, leased claim)", payout_sent as fn(usize) -> String),
+        (
+            "payout sent (money mail, leased claim)",
+            payout_sent as fn(usize) -> String,
+        ),
         ("commission earned (optional mail)", earned),
         ("invitation to a friend (address checked)", invite),
     ] {
@@ -165,7 +168,10 @@ async fn main() {
         }
         lines.push(row(&counter, what, N));
         for i in 0..N {
-            assert_eq!(n.deliver(&make(i)).await.expect("again"), Outcome::Duplicate);
+            assert_eq!(
+                n.deliver(&make(i)).await.expect("again"),
+                Outcome::Duplicate
+            );
         }
         lines.push(row(&counter, &format!("{what}, delivered again"), N));
     }
@@ -179,11 +185,20 @@ async fn main() {
         let o = n.deliver(&earned_by(N + 1 + i, i)).await.expect("skip");
         assert!(matches!(o, Outcome::Skipped(_)), "{o:?}");
     }
-    lines.push(row(&counter, "commission earned to an opted-out partner (skipped)", N));
+    lines.push(row(
+        &counter,
+        "commission earned to an opted-out partner (skipped)",
+        N,
+    ));
     for i in 0..N {
-        let body = notifier::events::sample_bounce(&format!("p{i}@partners.test"), &format!("fb-{i}"));
+        let body =
+            notifier::events::sample_bounce(&format!("p{i}@partners.test"), &format!("fb-{i}"));
         n.handle(&body).await.expect("bounce");
     }
-    lines.push(row(&counter, "hard bounce reported (partner found by e-mail)", N));
+    lines.push(row(
+        &counter,
+        "hard bounce reported (partner found by e-mail)",
+        N,
+    ));
     println!("{}", lines.join("\n"));
 }

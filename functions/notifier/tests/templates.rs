@@ -11,7 +11,7 @@ use storage::partners::Partner;
 const T0: i64 = 1_796_371_200_000; // 2026-12-04T08:00:00Z
 
 fn program() -> Program {
-    let mut p: Program = serde_json::from_value(serde_json::json!({
+    let p: Program = serde_json::from_value(serde_json::json!({
         "id": "demo", "name": "Demo partner program",
         "plan": {"reward": {"type": "percentage", "rate": "0.25"}},
         "default_destination": "https://example.com/pricing",

@@ -1,7 +1,7 @@
 //! Partner levels in business time, against moto: the same invoices of three customers,
 //! delivered in any order (or all at once), give the same commissions, with and without the
 //! rate lock; a late invoice that moves a level crossing re-prices the later sales of the
-//! partner's other customers with `adjusted` entries.
+//! partner's other customers with `adjusted` entries; the promotion is told once.
 
 use engine::attribution::BindSource;
 use engine::sales::{invoice_paid, PaidInvoice};
@@ -104,6 +104,22 @@ async fn deliver(lock: bool, order: &[usize], concurrent: bool) -> Vec<i64> {
         "promoted after customer 2's first sale"
     );
     assert_eq!(levels.reprice_from_ms, None, "re-pricing finished");
+    // Told once, whatever the order: the promotion's message is written with the levels.
+    let told = storage::outbox::unsent_of_kind(w.t(), messages::Kind::LevelPromoted)
+        .await
+        .expect("outbox");
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].message_id, "level-promoted:demo:alice:1");
+    assert!(
+        told[0].body.contains("\"level_name\":\"Partner+\""),
+        "{}",
+        told[0].body
+    );
+    assert!(
+        told[0].body.contains("\"rate_percent\":\"40\""),
+        "{}",
+        told[0].body
+    );
     amounts
 }
 

@@ -333,6 +333,9 @@ mod tests {
                 Kind::PayoutWaiting,
                 Kind::ForfeitWarning,
                 Kind::Forfeited,
+                Kind::PayoutSent,
+                Kind::PayoutFailed,
+                Kind::LevelPromoted,
             ]
         );
         let blank =

@@ -323,16 +323,20 @@ Resources:
 
     #[test]
     fn template_has_no_queue_without_a_reader() {
-        // The scheduled jobs' and the payout run's dead-letter queues (an operator reads them),
-        // the payout queue (its worker reads it); no outbox queue that nothing consumes: each
-        // consumer brings its own queue.
+        // The dead-letter queues (an operator reads them), the payout queue (its worker reads
+        // it), the e-mail and mail-events queues (the notifier reads them); no outbox queue that
+        // nothing consumes: each consumer brings its own queue.
         let qs = queue_definitions(TEMPLATE).unwrap();
         let ids: Vec<_> = qs.iter().map(|q| q.logical_id.as_str()).collect();
         assert_eq!(
             ids,
             vec![
+                "EmailDeadLetterQueue",
                 "HousekeepingDeadLetterQueue",
+                "MailEventsDeadLetterQueue",
                 "PayoutDeadLetterQueue",
+                "EmailQueue",
+                "MailEventsQueue",
                 "PayoutQueue"
             ]
         );

@@ -173,6 +173,9 @@ async fn the_sweep_delivers_only_routed_kinds_and_reads_nothing_without_routes()
             (Kind::PayoutWaiting, 0),
             (Kind::ForfeitWarning, 0),
             (Kind::Forfeited, 0),
+            (Kind::PayoutSent, 0),
+            (Kind::PayoutFailed, 0),
+            (Kind::LevelPromoted, 0),
         ]
     );
     let queries = counter
