@@ -124,6 +124,24 @@ impl Stack {
         self.request("POST", path, headers, body).await
     }
 
+    /// The merchant binds customer `cus_{tag}_{i}` to bob by his code, then Stripe reports the
+    /// customer's paid invoice (`invoice.paid` of `events/stripe/`, the next whole second): bob
+    /// earns 24.75, alice (his recruiter) 4.95. Returns the invoice's business time, seconds.
+    pub async fn bob_sale(&self, tag: &str, i: usize) -> i64 {
+        let lead = self
+            .track_lead(
+                serde_json::json!({"code": "bob", "customer_key": format!("cus_{tag}_{i}")}),
+            )
+            .await;
+        assert_eq!(lead.status, 201, "{}", lead.text());
+        let created = crate::stripe::next_second().await;
+        let paid = self
+            .deliver_stripe(&crate::stripe::invoice_paid_for(tag, i, created), created)
+            .await;
+        assert_eq!(paid.status, 200, "{}", paid.text());
+        created
+    }
+
     /// `POST /v1/track/lead` of the demo program (its tracking key, infra/dev/demo.yaml), as the
     /// merchant's backend reports a sign-up: `lead` is the JSON body.
     pub async fn track_lead(&self, lead: serde_json::Value) -> Reply {

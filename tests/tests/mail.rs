@@ -8,21 +8,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use system_tests::{stripe, Stack};
-
-/// The merchant binds customer `cus_{tag}_{i}` to bob by his code, then Stripe reports the
-/// customer's paid invoice of 99.00: bob earns 24.75, alice (his recruiter) 4.95.
-async fn sale(stack: &Stack, tag: &str, i: usize) {
-    let lead = stack
-        .track_lead(json!({"code": "bob", "customer_key": format!("cus_{tag}_{i}")}))
-        .await;
-    assert_eq!(lead.status, 201, "{}", lead.text());
-    let created = stripe::next_second().await;
-    let paid = stack
-        .deliver_stripe(&stripe::invoice_paid_for(tag, i, created), created)
-        .await;
-    assert_eq!(paid.status, 200, "{}", paid.text());
-}
+use system_tests::Stack;
 
 /// `partnerctl mail` (today's log) until `done` holds for it, for at most 60 s.
 async fn mail_until(stack: &Stack, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
@@ -47,7 +33,7 @@ fn of<'a>(rows: &'a [Value], tag: &str, to: &str) -> Vec<&'a Value> {
 async fn commission_mail_is_sent_listed_and_stops_after_a_hard_bounce() {
     let stack = Stack::start().await;
     let tag = format!("mail{}", std::process::id());
-    sale(&stack, &tag, 1).await;
+    stack.bob_sale(&tag, 1).await;
 
     let rows = mail_until(&stack, "both commission e-mails sent", |rows| {
         ["bob@example.com", "alice@example.com"]
@@ -117,7 +103,7 @@ async fn commission_mail_is_sent_listed_and_stops_after_a_hard_bounce() {
     assert!(attention.contains("email-hard-bounce"), "{attention}");
 
     // The next sale: bob's commission e-mail is skipped and says why; alice's is sent.
-    sale(&stack, &tag, 2).await;
+    stack.bob_sale(&tag, 2).await;
     let tag2 = format!("{tag}_2");
     let rows = mail_until(&stack, "the second sale's e-mails handled", |rows| {
         !of(rows, &tag2, "bob@example.com").is_empty()

@@ -4,25 +4,14 @@
 //! the outbox (`partnerctl outbox`) and reaches no queue.
 
 use serde_json::{json, Value};
-use system_tests::{stripe, Reply, Stack};
+use system_tests::{Reply, Stack};
 
 /// The demo program's hold (infra/dev/demo.yaml: 90 days).
 const HOLD_MS: i64 = 90 * 86_400_000;
 
-/// The merchant binds customer `cus_{tag}_{i}` to bob by his code, then Stripe reports the
-/// customer's paid invoice (the next whole second): bob earns 24.75, alice 4.95. Returns the
-/// invoice's business time, seconds.
+/// [`Stack::bob_sale`]: bob earns 24.75, alice 4.95; the invoice's business time, seconds.
 async fn sale(stack: &Stack, tag: &str, i: usize) -> i64 {
-    let lead = stack
-        .track_lead(json!({"code": "bob", "customer_key": format!("cus_{tag}_{i}")}))
-        .await;
-    assert_eq!(lead.status, 201, "{}", lead.text());
-    let created = stripe::next_second().await;
-    let paid = stack
-        .deliver_stripe(&stripe::invoice_paid_for(tag, i, created), created)
-        .await;
-    assert_eq!(paid.status, 200, "{}", paid.text());
-    created
+    stack.bob_sale(tag, i).await
 }
 
 fn rfc3339(ms: i64) -> String {

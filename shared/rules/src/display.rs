@@ -123,7 +123,7 @@ fn grouped(n: u128, group: char, min: usize) -> String {
     }
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(group);
         }
         out.push(c);

@@ -60,6 +60,21 @@ impl StoreError {
         StoreError::InvalidTransaction(format!("request not built: {e}"))
     }
 
+    /// A failed conditional write: `ConditionFailed { label }` when its condition did not hold,
+    /// else classified as [`StoreError::dynamo`] does.
+    pub(crate) fn conditional<E>(e: SdkError<E, HttpResponse>, label: &str, failed: bool) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        if failed {
+            StoreError::ConditionFailed {
+                label: label.to_string(),
+            }
+        } else {
+            StoreError::dynamo(e)
+        }
+    }
+
     /// Classify a failed SDK call ([`sdk_failure_is_transient`]).
     pub(crate) fn dynamo<E>(e: SdkError<E, HttpResponse>) -> Self
     where

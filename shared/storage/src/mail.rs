@@ -159,7 +159,7 @@ pub async fn claim(table: &Table, d: &MailDelivery, lease: Lease) -> Result<Clai
     let spec = spec
         .add_n("claims", 1)
         .condition(&cond, &[("#st", "state")], values);
-    match table.update_item(&key, spec, "mail claim").await {
+    match crate::tx::update_item(table, &key, spec, "mail claim").await {
         Ok(()) => return Ok(Claimed::Yours),
         Err(StoreError::ConditionFailed { .. }) => {}
         Err(e) => return Err(e),
@@ -192,9 +192,7 @@ pub async fn mark_sent(
         .set_n("sent_ms", now)
         .remove("lease_until_ms")
         .condition("attribute_exists(PK)", &[], vec![]);
-    table
-        .update_item(&keys::mail_delivery(message_id), spec, "mail sent")
-        .await
+    crate::tx::update_item(table, &keys::mail_delivery(message_id), spec, "mail sent").await
 }
 
 /// SES refused the mail (nothing was sent): record its answer; a redelivery may claim it again.
@@ -208,9 +206,13 @@ pub async fn mark_refused(table: &Table, message_id: &str, answer: &str) -> Resu
             &[("#st", "state")],
             vec![(":claimed", s(DeliveryState::Claimed.as_str()))],
         );
-    match table
-        .update_item(&keys::mail_delivery(message_id), spec, "mail refused")
-        .await
+    match crate::tx::update_item(
+        table,
+        &keys::mail_delivery(message_id),
+        spec,
+        "mail refused",
+    )
+    .await
     {
         Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
         Err(e) => Err(e),
@@ -368,9 +370,13 @@ pub async fn set_opt_out(table: &Table, partner_id: &str, opt_out: bool) -> Resu
         .set_s("partner_id", partner_id)
         .set("opt_out", AttributeValue::Bool(opt_out))
         .set_n("opt_out_changed_ms", table.clock.now_ms());
-    table
-        .update_item(&keys::mail_standing(partner_id), spec, "mail opt-out")
-        .await
+    crate::tx::update_item(
+        table,
+        &keys::mail_standing(partner_id),
+        spec,
+        "mail opt-out",
+    )
+    .await
 }
 
 /// Record what SES reported about an address: on the address, and on the standing of every
@@ -391,9 +397,13 @@ pub async fn record_problem(
         let spec = UpdateSpec::new()
             .set_s("partner_id", &p.partner_id)
             .set("problem", av);
-        table
-            .update_item(&keys::mail_standing(&p.partner_id), spec, "mail problem")
-            .await?;
+        crate::tx::update_item(
+            table,
+            &keys::mail_standing(&p.partner_id),
+            spec,
+            "mail problem",
+        )
+        .await?;
         marked.push(p.partner_id);
     }
     Ok(marked)

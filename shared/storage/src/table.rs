@@ -147,52 +147,12 @@ impl Table {
             .set_expression_attribute_values((!values.is_empty()).then_some(values))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::ConditionFailed {
-                    label: label.to_string(),
-                })
-            }
-            Err(e) => Err(StoreError::dynamo(e)),
-        }
-    }
-
-    /// One standard `UpdateItem` (outside any transaction). A failed condition of `spec` is
-    /// `Err(ConditionFailed { label })`.
-    pub async fn update_item(
-        &self,
-        key: &Key,
-        spec: crate::tx::UpdateSpec,
-        label: &str,
-    ) -> Result<(), StoreError> {
-        let (expr, cond, names, values) = spec.into_parts();
-        let r = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .set_key(Some(Self::key_item(key)))
-            .update_expression(expr)
-            .set_condition_expression(cond)
-            .set_expression_attribute_names((!names.is_empty()).then_some(names))
-            .set_expression_attribute_values(values)
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::ConditionFailed {
-                    label: label.to_string(),
-                })
-            }
-            Err(e) => Err(StoreError::dynamo(e)),
-        }
+        r.map(|_| ()).map_err(|e| {
+            let failed = e
+                .as_service_error()
+                .is_some_and(|s| s.is_conditional_check_failed_exception());
+            StoreError::conditional(e, label, failed)
+        })
     }
 
     /// Query a partition (table or index) with an optional `begins_with` on the sort key, all pages.

@@ -160,6 +160,34 @@ impl UpdateSpec {
     }
 }
 
+/// One standard `UpdateItem` (outside any transaction). A failed condition of `spec` is
+/// `Err(ConditionFailed { label })`.
+pub async fn update_item(
+    table: &Table,
+    key: &Key,
+    spec: UpdateSpec,
+    label: &str,
+) -> Result<(), StoreError> {
+    let (expr, cond, names, values) = spec.into_parts();
+    let r = table
+        .client
+        .update_item()
+        .table_name(&table.name)
+        .set_key(Some(Table::key_item(key)))
+        .update_expression(expr)
+        .set_condition_expression(cond)
+        .set_expression_attribute_names((!names.is_empty()).then_some(names))
+        .set_expression_attribute_values(values)
+        .send()
+        .await;
+    r.map(|_| ()).map_err(|e| {
+        let failed = e
+            .as_service_error()
+            .is_some_and(|s| s.is_conditional_check_failed_exception());
+        StoreError::conditional(e, label, failed)
+    })
+}
+
 #[derive(Default)]
 pub struct Tx {
     actions: Vec<Action>,
