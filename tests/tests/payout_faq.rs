@@ -62,6 +62,13 @@ async fn sale(
     assert_eq!(r.json()["outcome"], "booked", "{}", r.text());
 }
 
+/// A stack whose e-mail consumer is switched off (`EMAIL_QUEUE_URL` blank): what the payout
+/// rules tell partners stays in the outbox, where these tests read it (tests/tests/mail.rs
+/// follows messages on to SES).
+async fn faq_stack() -> Stack {
+    Stack::start_with(&[("EMAIL_QUEUE_URL", "")]).await
+}
+
 fn outbox(stack: &Stack, kind: &str) -> Vec<Value> {
     stack.partnerctl_json(&["outbox", "--kind", kind])["messages"]
         .as_array()
@@ -86,7 +93,7 @@ fn preview(stack: &Stack, at: DateTime<Utc>) -> Value {
 #[tokio::test]
 async fn eighty_dollars_carried_then_paid_with_the_next_forty() {
     let _one = ONE_STACK_AT_A_TIME.lock().await;
-    let stack = Stack::start().await;
+    let stack = faq_stack().await;
     let t1 = stripe::next_second().await;
     sale(&stack, "alice", "cus_faq_a", "in_faq_a1", 32_000, t1).await; // $80
     let f1 = friday_after(t1, 90);
@@ -170,7 +177,7 @@ async fn eighty_dollars_carried_then_paid_with_the_next_forty() {
 #[tokio::test]
 async fn six_months_then_forfeited_with_a_warning_thirty_days_before() {
     let _one = ONE_STACK_AT_A_TIME.lock().await;
-    let stack = Stack::start().await;
+    let stack = faq_stack().await;
     let t1 = stripe::next_second().await;
     sale(&stack, "bob", "cus_faq_f", "in_faq_f1", 20_000, t1).await; // bob $50, alice $10
     let available = chrono::DateTime::from_timestamp(t1 + 90 * DAY_S, 0).expect("time");
@@ -261,7 +268,7 @@ async fn six_months_then_forfeited_with_a_warning_thirty_days_before() {
 #[tokio::test]
 async fn reviewed_items_the_account_anchor_and_a_payout_method_added() {
     let _one = ONE_STACK_AT_A_TIME.lock().await;
-    let stack = Stack::start().await;
+    let stack = faq_stack().await;
     let demo = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../infra/dev/demo.yaml"

@@ -133,6 +133,33 @@ async fn a_friday_payout_run_pays_bob_once_through_the_manual_rail() {
     let marked_again = stack.partnerctl_json(&["payouts", "mark", &run, "--sent"]);
     assert_eq!(marked_again.as_array().map(Vec::len), Some(0));
     assert_eq!(buckets(&stack, "bob"), (0, 0, 0, 12_375), "paid once");
+    // And told so by e-mail, once (the notifier through local SES; `partnerctl mail`).
+    let mut told = vec![];
+    for _ in 0..600 {
+        told = stack
+            .partnerctl_json(&["mail", "--partner", "bob"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m["kind"] == "payout_sent")
+            .collect::<Vec<_>>();
+        if told.iter().any(|m| m["state"] == "sent") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(told.len(), 1, "{told:#?}");
+    assert_eq!(told[0]["state"], "sent", "{told:#?}");
+    assert_eq!(told[0]["recipient"], "bob@example.com");
+    assert_eq!(told[0]["subject"], "We sent you $123.75");
+    assert!(
+        told[0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(reference),
+        "{told:#?}"
+    );
     let mut kinds: Vec<String> = stack.partnerctl_json(&["partner", "bob"])["entries"]
         .as_array()
         .expect("entries")

@@ -102,7 +102,14 @@ pub async fn production() -> Result<Deps, PayoutFnError> {
     })?;
     let aws = storage::table::aws_config().await;
     let table = storage::Table::from_env(&aws)?;
-    let engine = engine::Engine::new(table, keys).with_program_cache(engine::PROGRAM_CACHE_TTL);
+    // Messages the worker writes (why a balance waits, forfeitures, payouts sent) go to their
+    // consumer's queue at once; a failed send waits for the outbox sweep.
+    let engine = engine::Engine::new(table, keys)
+        .with_program_cache(engine::PROGRAM_CACHE_TTL)
+        .with_outbox(
+            aws_sdk_sqs::Client::new(&aws),
+            storage::outbox::Routes::from_env(),
+        );
     let queue = match job {
         Job::Schedule => Some(SqsChunkQueue {
             sqs: aws_sdk_sqs::Client::new(&aws),

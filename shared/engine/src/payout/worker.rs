@@ -418,7 +418,10 @@ async fn write_waiting(
         outbox::enqueue(&mut tx, env)?;
     }
     match tx.commit(&engine.table).await {
-        Ok(()) => Ok(true),
+        Ok(()) => {
+            engine.deliver_new(&envelopes).await;
+            Ok(true)
+        }
         // A concurrent delivery of the chunk booked and told it first.
         Err(e)
             if e.is_condition_failed_on("outbox message")
