@@ -79,6 +79,37 @@ async fn sample_events_through_the_invoke_api() {
         "partnerctl customer: {view:#}"
     );
 
+    // events/notifier/email.json: bob's commission e-mail and alice's payout e-mail, one batch;
+    // events/notifier/bounce.json: SES reports an invited friend's address as hard-bounced
+    for (file, what) in [("email.json", "e-mails"), ("bounce.json", "bounce")] {
+        let path = format!("{}/../events/notifier/{file}", env!("CARGO_MANIFEST_DIR"));
+        let event: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("sample")).expect("JSON");
+        let r = stack.invoke("notifier", &event).await;
+        assert_eq!(r.header("x-amz-function-error"), None, "{}", r.text());
+        assert_eq!(
+            r.json()["batchItemFailures"],
+            json!([]),
+            "{what}: {}",
+            r.text()
+        );
+    }
+    let sent = stack.partnerctl_json(&["mail"]);
+    let subjects: Vec<&str> = sent
+        .as_array()
+        .expect("mail log")
+        .iter()
+        .filter(|m| m["state"] == "sent")
+        .filter_map(|m| m["subject"].as_str())
+        .collect();
+    assert!(subjects.contains(&"You earned $24.75"), "{sent:#}");
+    assert!(subjects.contains(&"We sent you $124.75"), "{sent:#}");
+    let attention = stack.partnerctl(&["attention"]);
+    assert!(
+        attention.contains("email-hard-bounce") && attention.contains("friend@example.org"),
+        "{attention}"
+    );
+
     // an unknown function is the Invoke API's 404
     let unknown = stack
         .invoke("no-such-function", &sample("redirect/click.json"))
