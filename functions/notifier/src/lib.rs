@@ -119,6 +119,10 @@ impl<M: Mailer> Notifier<M> {
     /// Deliver one outbox message (the e-mail queue's body).
     pub async fn deliver(&self, body: &str) -> Result<Outcome, NotifyError> {
         let env = Envelope::from_json(body).map_err(|e| NotifyError::Malformed(e.to_string()))?;
+        self.deliver_envelope(env).await
+    }
+
+    async fn deliver_envelope(&self, env: Envelope) -> Result<Outcome, NotifyError> {
         let kind = env.message.message_kind();
         if kind.consumer() != Consumer::Email {
             return Err(NotifyError::Malformed(format!("{kind} is not an e-mail")));
@@ -338,7 +342,9 @@ impl<M: Mailer> Notifier<M> {
         let v: serde_json::Value =
             serde_json::from_str(body).map_err(|e| NotifyError::Malformed(e.to_string()))?;
         if v.get("type").is_some() && v.get("id").is_some() {
-            self.deliver(body).await
+            let env: Envelope =
+                serde_json::from_value(v).map_err(|e| NotifyError::Malformed(e.to_string()))?;
+            self.deliver_envelope(env).await
         } else {
             self.record_event(body).await
         }

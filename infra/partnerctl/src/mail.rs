@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use storage::mail::{self, DeliveryState, MailDelivery, MailStanding};
 use storage::Table;
 
+use crate::show::time;
 use crate::{CliError, Format};
 
 /// Which deliveries to list.
@@ -15,12 +16,6 @@ pub struct LogFilter {
     /// Only claims never confirmed sent (at-most-once mail whose send got no answer, or a
     /// process that died between its claim and its send).
     pub unconfirmed: bool,
-}
-
-fn time(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-        .unwrap_or_default()
 }
 
 /// The mail log of the UTC days `days` (technical time of the claim), oldest first.

@@ -129,22 +129,15 @@ impl Table {
         values: Vec<(&str, AttributeValue)>,
         label: &str,
     ) -> Result<(), StoreError> {
-        let names: HashMap<String, String> = names
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
-        let values: HashMap<String, AttributeValue> = values
-            .into_iter()
-            .map(|(a, b)| (a.to_string(), b))
-            .collect();
+        let (names, values) = expression_maps(names, values);
         let r = self
             .client
             .put_item()
             .table_name(&self.name)
             .set_item(Some(item))
             .condition_expression(cond)
-            .set_expression_attribute_names((!names.is_empty()).then_some(names))
-            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
             .send()
             .await;
         r.map(|_| ()).map_err(|e| {
@@ -516,4 +509,26 @@ mod tests {
             );
         }
     }
+}
+
+pub(crate) type NameMap = Option<HashMap<String, String>>;
+pub(crate) type ValueMap = Option<HashMap<String, AttributeValue>>;
+
+/// Expression attribute names and values as the SDK wants them (`None` when empty).
+pub(crate) fn expression_maps(
+    names: &[(&str, &str)],
+    values: Vec<(&str, AttributeValue)>,
+) -> (NameMap, ValueMap) {
+    let names: HashMap<String, String> = names
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let values: HashMap<String, AttributeValue> = values
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b))
+        .collect();
+    (
+        (!names.is_empty()).then_some(names),
+        (!values.is_empty()).then_some(values),
+    )
 }

@@ -10,7 +10,7 @@ use rules::{BalanceDelta, Currency};
 
 use crate::error::StoreError;
 use crate::keys::{self, Key};
-use crate::table::{Item, Table, MAX_ATTEMPTS};
+use crate::table::{expression_maps, Item, Table, MAX_ATTEMPTS};
 
 /// DynamoDB's limit on actions in one `TransactWriteItems`.
 pub const MAX_ACTIONS: usize = 100;
@@ -591,28 +591,6 @@ impl Tx {
         }
         commit_actions(table, actions).await
     }
-}
-
-type NameMap = Option<HashMap<String, String>>;
-type ValueMap = Option<HashMap<String, AttributeValue>>;
-
-/// Expression attribute names and values as the SDK wants them (`None` when empty).
-fn expression_maps(
-    names: &[(&str, &str)],
-    values: Vec<(&str, AttributeValue)>,
-) -> (NameMap, ValueMap) {
-    let names: HashMap<String, String> = names
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
-    let values: HashMap<String, AttributeValue> = values
-        .into_iter()
-        .map(|(a, b)| (a.to_string(), b))
-        .collect();
-    (
-        (!names.is_empty()).then_some(names),
-        (!values.is_empty()).then_some(values),
-    )
 }
 
 fn with_table(item: TransactWriteItem, name: &str) -> Result<TransactWriteItem, StoreError> {
