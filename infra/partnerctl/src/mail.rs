@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use storage::mail::{self, DeliveryState, MailDelivery, MailStanding};
+use storage::mail::{self, DeliveryState, MailDelivery};
 use storage::Table;
 
 use crate::show::time;
@@ -93,37 +93,6 @@ pub async fn log(
         out.push('\n');
     }
     Ok(out)
-}
-
-/// A partner's e-mail standing, as `partnerctl partner` shows it.
-pub fn standing_line(st: &MailStanding, address: &str) -> String {
-    let mut parts = vec![];
-    if st.opt_out {
-        parts.push("opted out of optional mail".to_string());
-    }
-    match st.problem_of(address) {
-        Some(p) => parts.push(format!(
-            "{} {} on {} ({}): optional mail stopped",
-            p.address,
-            p.kind.as_str(),
-            mail::day_of(p.at_ms),
-            p.detail
-        )),
-        None => {
-            if let Some(p) = &st.problem {
-                parts.push(format!(
-                    "an earlier address {} had a {} (not the current one)",
-                    p.address,
-                    p.kind.as_str()
-                ));
-            }
-        }
-    }
-    if parts.is_empty() {
-        "mail: every message".into()
-    } else {
-        format!("mail: {}", parts.join("; "))
-    }
 }
 
 /// Start verifying a sender in SES: a domain (`example.com`: SES answers the TXT record to

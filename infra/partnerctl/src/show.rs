@@ -64,6 +64,37 @@ pub fn time(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
+/// A partner's e-mail standing, as `partnerctl partner` shows it.
+pub fn standing_line(st: &storage::mail::MailStanding, address: &str) -> String {
+    let mut parts = vec![];
+    if st.opt_out {
+        parts.push("opted out of optional mail".to_string());
+    }
+    match st.problem_of(address) {
+        Some(p) => parts.push(format!(
+            "{} {} on {} ({}): optional mail stopped",
+            p.address,
+            p.kind.as_str(),
+            storage::mail::day_of(p.at_ms),
+            p.detail
+        )),
+        None => {
+            if let Some(p) = &st.problem {
+                parts.push(format!(
+                    "an earlier address {} had a {} (not the current one)",
+                    p.address,
+                    p.kind.as_str()
+                ));
+            }
+        }
+    }
+    if parts.is_empty() {
+        "mail: every message".into()
+    } else {
+        format!("mail: {}", parts.join("; "))
+    }
+}
+
 pub fn money(minor: i64, currency: rules::Currency) -> String {
     rules::Money::new(minor, currency).to_string()
 }
@@ -288,10 +319,7 @@ pub async fn partner(table: &Table, format: Format, partner_id: &str) -> Result<
             .join(", ")
     );
     let address = profile.as_ref().map(|p| p.email.as_str()).unwrap_or("");
-    out.push_str(&format!(
-        "{}\n",
-        crate::mail::standing_line(&view.mail, address)
-    ));
+    out.push_str(&format!("{}\n", standing_line(&view.mail, address)));
     out.push_str(&render(
         format,
         "\nbalances",

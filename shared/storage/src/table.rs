@@ -483,6 +483,28 @@ impl ItemExt for Item {
     }
 }
 
+pub(crate) type NameMap = Option<HashMap<String, String>>;
+pub(crate) type ValueMap = Option<HashMap<String, AttributeValue>>;
+
+/// Expression attribute names and values as the SDK wants them (`None` when empty).
+pub(crate) fn expression_maps(
+    names: &[(&str, &str)],
+    values: Vec<(&str, AttributeValue)>,
+) -> (NameMap, ValueMap) {
+    let names: HashMap<String, String> = names
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let values: HashMap<String, AttributeValue> = values
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b))
+        .collect();
+    (
+        (!names.is_empty()).then_some(names),
+        (!values.is_empty()).then_some(values),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::backoff_delay;
@@ -509,26 +531,4 @@ mod tests {
             );
         }
     }
-}
-
-pub(crate) type NameMap = Option<HashMap<String, String>>;
-pub(crate) type ValueMap = Option<HashMap<String, AttributeValue>>;
-
-/// Expression attribute names and values as the SDK wants them (`None` when empty).
-pub(crate) fn expression_maps(
-    names: &[(&str, &str)],
-    values: Vec<(&str, AttributeValue)>,
-) -> (NameMap, ValueMap) {
-    let names: HashMap<String, String> = names
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
-    let values: HashMap<String, AttributeValue> = values
-        .into_iter()
-        .map(|(a, b)| (a.to_string(), b))
-        .collect();
-    (
-        (!names.is_empty()).then_some(names),
-        (!values.is_empty()).then_some(values),
-    )
 }
