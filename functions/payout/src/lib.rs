@@ -1,10 +1,11 @@
-//! The payout run's two Lambda functions, one binary told apart by `JOB`
-//! (template.yaml: `PayoutFunction`, `PayoutWorkerFunction`):
+//! The payout run's three Lambda functions, one binary told apart by `JOB`
+//! (template.yaml: `PayoutFunction`, `PayoutWorkerFunction`, `PayoutPollerFunction`):
 //!
 //! | `JOB` | trigger | does |
 //! |---|---|---|
 //! | `schedule` | EventBridge rule, daily at 00:15 UTC (every time zone is on its local payout date at one of these) | for every program due on its local date (catching up a missed day once), takes the run with a lease, releases the holds that ended by the event's `time`, and fans the payable balances out to the payout queue ([`engine::payout::run::start_due_runs`]) |
-//! | `worker` | the payout queue (SQS, `ReportBatchItemFailures`) | works each chunk: writes each payout item with its reservation, approves, and with an automatic rail submits and settles ([`engine::payout::worker::work_chunk`]); the last chunk finishes the run |
+//! | `worker` | the payout queue (SQS, `ReportBatchItemFailures`) | works each chunk: writes each payout item with its reservation, approves, and hands the items an automatic rail carries to it in recorded batches ([`engine::payout::worker::work_chunk`]); the last chunk finishes the run |
+//! | `poll` | EventBridge rule, every 15 minutes | hands over items an operator approved, then takes over every rail batch due for a status read (or whose worker died) and books what the rail says ([`engine::payout::handover::poll_due`]) |
 //!
 //! The event's `time` is the run's business time; the lease and the submit guard use the
 //! injected clock. Both are idempotent: a repeated schedule joins the run or finds it done, a
@@ -16,11 +17,14 @@
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use engine::payout::rail::Rail;
+use engine::payout::handover::BatchReport;
+use engine::payout::rail::Rails;
 use engine::payout::run::RunStarted;
 use engine::payout::{ChunkMessage, ChunkQueue, SqsChunkQueue};
 use serde::Serialize;
 use tracking::KeyRing;
+
+pub mod rails_config;
 
 /// Environment variable naming the function's job ([`Job`]).
 pub const JOB_ENV: &str = "JOB";
@@ -35,15 +39,17 @@ pub const PAYOUT_QUEUE_URL_ENV: &str = "PAYOUT_QUEUE_URL";
 pub enum Job {
     Schedule,
     Worker,
+    Poll,
 }
 
 impl Job {
-    pub const ALL: [Job; 2] = [Job::Schedule, Job::Worker];
+    pub const ALL: [Job; 3] = [Job::Schedule, Job::Worker, Job::Poll];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Job::Schedule => "schedule",
             Job::Worker => "worker",
+            Job::Poll => "poll",
         }
     }
 
@@ -71,6 +77,8 @@ pub enum PayoutFnError {
     Store(#[from] storage::StoreError),
     #[error(transparent)]
     Engine(#[from] engine::EngineError),
+    #[error("SSM parameter {name}: {reason}")]
+    Ssm { name: String, reason: String },
 }
 
 /// What the schedule did (the function's result, visible in the invocation record).
@@ -88,6 +96,8 @@ pub struct Deps {
     pub engine: engine::Engine,
     /// The payout queue (the schedule's; the worker does not send).
     pub queue: Option<SqsChunkQueue>,
+    /// The automatic rails this deployment has credentials for (the worker's and the poller's).
+    pub rails: Rails,
 }
 
 /// The job and its dependencies from the environment (`JOB`, `TRACKING_KEY`, `TABLE_NAME`, and
@@ -116,9 +126,58 @@ pub async fn production() -> Result<Deps, PayoutFnError> {
             queue_url: get(PAYOUT_QUEUE_URL_ENV)
                 .ok_or(PayoutFnError::Missing(PAYOUT_QUEUE_URL_ENV))?,
         }),
-        Job::Worker => None,
+        Job::Worker | Job::Poll => None,
     };
-    Ok(Deps { job, engine, queue })
+    let rails = match job {
+        Job::Schedule => Rails::manual(),
+        Job::Worker | Job::Poll => {
+            let config = rails_config::load(&get, &aws).await?;
+            config
+                .build(engine.table.clock.clone())
+                .map_err(|e| PayoutFnError::Invalid {
+                    name: "rails",
+                    reason: e.to_string(),
+                })?
+        }
+    };
+    Ok(Deps {
+        job,
+        engine,
+        queue,
+        rails,
+    })
+}
+
+/// Most batches one poll takes over per shard of the poll index (16 shards).
+pub const POLL_LIMIT_PER_SHARD: usize = 50;
+
+/// What the poller did (the function's result).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PollReport {
+    /// Approved items handed over (operators' approvals).
+    pub handed_over: usize,
+    pub batches: Vec<BatchReport>,
+}
+
+/// The rails poller: hand over what operators approved, then work every batch due.
+pub async fn poll(
+    engine: &engine::Engine,
+    rails: &Rails,
+    owner: &str,
+) -> Result<PollReport, PayoutFnError> {
+    let owner = format!("poll:{owner}");
+    let handed =
+        engine::payout::handover::hand_over_approved(engine, rails, &owner, POLL_LIMIT_PER_SHARD)
+            .await?;
+    let batches =
+        engine::payout::handover::poll_due(engine, rails, &owner, POLL_LIMIT_PER_SHARD).await?;
+    for b in &batches {
+        tracing::info!(batch = %b.batch_id, rail = %b.rail, outcome = b.outcome, sent = b.sent, failed = b.failed, returned = b.returned, waiting = b.waiting, "rail batch polled");
+    }
+    Ok(PollReport {
+        handed_over: handed.len(),
+        batches,
+    })
 }
 
 /// The daily schedule at the event's business time; `owner` names this invocation in the
@@ -153,7 +212,7 @@ pub async fn schedule(
 /// Work a batch of chunks; every chunk that failed (a body that is not a chunk, or an error
 /// while working it) is a batch item failure: it comes back after the visibility timeout, and
 /// after the queue's `maxReceiveCount` waits in the dead-letter queue. The others are done.
-pub async fn work(engine: &engine::Engine, rail: &dyn Rail, event: SqsEvent) -> SqsBatchResponse {
+pub async fn work(engine: &engine::Engine, rails: &Rails, event: SqsEvent) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
@@ -164,7 +223,7 @@ pub async fn work(engine: &engine::Engine, rail: &dyn Rail, event: SqsEvent) -> 
                 tracing::error!(message_id = %id, error = %e, "not a payout chunk; it goes to the dead-letter queue after its retries");
                 Err(())
             }
-            Ok(chunk) => match engine::payout::worker::work_chunk(engine, rail, &chunk).await {
+            Ok(chunk) => match engine::payout::worker::work_chunk(engine, rails, &chunk).await {
                 Ok(done) => {
                     tracing::info!(
                         message_id = %id,

@@ -1,7 +1,6 @@
 //! Lambda bootstrap: read the job (`JOB`), build the engine (and the schedule's queue client)
 //! once, then serve the schedule's EventBridge events or the worker's SQS batches.
 
-use engine::payout::rail::ManualRail;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main]
@@ -14,7 +13,7 @@ async fn main() -> Result<(), Error> {
         .without_time() // CloudWatch stamps every line
         .init();
     let deps = payout::production().await?;
-    tracing::info!(job = deps.job.as_str(), "payout initialised");
+    tracing::info!(job = deps.job.as_str(), rails = ?deps.rails, "payout initialised");
     let deps = &deps;
     match (deps.job, &deps.queue) {
         (payout::Job::Schedule, Some(queue)) => {
@@ -31,12 +30,23 @@ async fn main() -> Result<(), Error> {
         }
         (payout::Job::Schedule, None) => Err("the schedule has no payout queue".into()),
         (payout::Job::Worker, _) => {
-            // The manual rail: items wait APPROVED for `partnerctl payouts export` (issue 16
-            // brings the automatic rails).
-            let rail = &ManualRail;
+            // Items whose method no configured rail carries wait approved for the manual
+            // export (`partnerctl payouts export`).
+            let rails = &deps.rails;
             run(service_fn(
                 move |ev: LambdaEvent<aws_lambda_events::sqs::SqsEvent>| async move {
-                    Ok::<_, Error>(payout::work(&deps.engine, rail, ev.payload).await)
+                    Ok::<_, Error>(payout::work(&deps.engine, rails, ev.payload).await)
+                },
+            ))
+            .await
+        }
+        (payout::Job::Poll, _) => {
+            let rails = &deps.rails;
+            run(service_fn(
+                move |ev: LambdaEvent<serde_json::Value>| async move {
+                    payout::poll(&deps.engine, rails, &ev.context.request_id)
+                        .await
+                        .map_err(Error::from)
                 },
             ))
             .await

@@ -5,7 +5,7 @@
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
-use engine::payout::rail::ManualRail;
+use engine::payout::rail::Rails;
 use engine::payout::SqsChunkQueue;
 use rules::program::{Duration, Reward};
 use rules::PayoutItemState;
@@ -102,7 +102,7 @@ async fn the_schedule_fans_out_through_sqs_and_the_worker_writes_the_items() {
     });
     let good = batch.records[0].message_id.clone().unwrap();
 
-    let response = payout::work(&w.engine, &ManualRail, batch.clone()).await;
+    let response = payout::work(&w.engine, &Rails::manual(), batch.clone()).await;
     let failed: Vec<&str> = response
         .batch_item_failures
         .iter()
@@ -129,7 +129,7 @@ async fn the_schedule_fans_out_through_sqs_and_the_worker_writes_the_items() {
     batch
         .records
         .retain(|r| r.message_id.as_deref() == Some(good.as_str()));
-    let response = payout::work(&w.engine, &ManualRail, batch).await;
+    let response = payout::work(&w.engine, &Rails::manual(), batch).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(
         payouts::run_items(w.t(), "demo", "2026-04-10")

@@ -11,7 +11,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_sdk_sqs::types::Message;
 use engine::payout::export::{self, Mark};
 use engine::payout::preview::{self, run_time_for, Preview};
-use engine::payout::rail::ManualRail;
+use engine::payout::rail::Rails;
 use engine::payout::review::{review_run, ReviewAction, Reviewed};
 use engine::payout::{ChunkMessage, SqsChunkQueue};
 use rules::Currency;
@@ -697,7 +697,7 @@ pub async fn replay_dead_letters(
     for m in receive(sqs, queue_url, 120, 100).await? {
         let id = m.message_id().unwrap_or_default().to_string();
         let outcome: Result<String, String> = match letter(&m) {
-            Letter::Chunk(c) => engine::payout::worker::work_chunk(engine, &ManualRail, &c)
+            Letter::Chunk(c) => engine::payout::worker::work_chunk(engine, &Rails::manual(), &c)
                 .await
                 .map(|done| {
                     format!(

@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use chrono::{NaiveDate, TimeZone, Utc};
 use engine::attribution::BindSource;
 use engine::payout::export::{self, Mark};
-use engine::payout::rail::ManualRail;
+use engine::payout::rail::Rails;
 use engine::payout::{run, worker, ChunkMessage, ChunkQueue};
 use engine::sales::invoice_paid;
 use engine::{Engine, EngineError};
@@ -92,7 +92,7 @@ async fn weekly_run(engine: &Engine, date: NaiveDate, at_ms: i64, phases: &mut P
     let chunks = std::mem::take(&mut *q.0.lock().expect("lock"));
     phases.mark("schedule (lease, release, payable index, fan-out)");
     for c in &chunks {
-        worker::work_chunk(engine, &ManualRail, c)
+        worker::work_chunk(engine, &Rails::manual(), c)
             .await
             .expect("chunk");
     }

@@ -7,7 +7,7 @@
 use chrono::{NaiveDate, TimeZone, Utc};
 use engine::attribution::BindSource;
 use engine::payout::export::{self, Mark};
-use engine::payout::rail::ManualRail;
+use engine::payout::rail::Rails;
 use engine::payout::review::{review_run, ReviewAction};
 use engine::payout::{preview, run, worker, ChunkMessage, ChunkQueue};
 use engine::sales::invoice_paid;
@@ -63,7 +63,7 @@ async fn friday(w: &World, d: NaiveDate) -> RunSummary {
         .expect("run");
     let chunks = std::mem::take(&mut *q.0.lock().unwrap());
     for c in &chunks {
-        worker::work_chunk(&w.engine, &ManualRail, c)
+        worker::work_chunk(&w.engine, &Rails::manual(), c)
             .await
             .expect("chunk");
     }

@@ -11,13 +11,15 @@ use std::sync::{Arc, Mutex};
 use chrono::{NaiveDate, TimeZone, Utc};
 use engine::attribution::BindSource;
 use engine::payout::export::{self, Mark};
-use engine::payout::rail::{ManualRail, Rail, RailError, RailOutcome, ReturnedPayout};
+use engine::payout::handover;
+use engine::payout::rail::{Rail, RailAnswer, RailError, RailOutcome, Rails};
+use storage::rail_batches::RailBatch;
 use engine::payout::{run, worker, ChunkMessage, ChunkQueue};
 use engine::sales::invoice_paid;
 use engine::{Engine, EngineError};
 use rules::program::{Duration, Reward};
 use rules::{Currency, PayoutItemState, PayoutMethod, TaxInfoState};
-use storage::payouts::{self, PayoutItem, RunState};
+use storage::payouts::{self, RunState};
 use storage::{ledger, partners};
 use testkit::engine::*;
 
@@ -80,49 +82,62 @@ struct RecordingRail {
     paid: Arc<Mutex<BTreeMap<String, i64>>>,
 }
 
+impl RecordingRail {
+    fn rails(&self) -> Rails {
+        Rails::new(vec![Arc::new(self.clone())])
+    }
+}
+
 #[async_trait::async_trait]
 impl Rail for RecordingRail {
     fn name(&self) -> &'static str {
         "recording"
     }
-    fn automatic(&self) -> bool {
+    fn carries(&self, _method: &rules::PayoutMethod) -> bool {
         true
     }
-    async fn submit(&self, items: &[PayoutItem]) -> Result<Vec<RailOutcome>, RailError> {
-        let mut out = vec![];
-        for item in items {
-            self.submissions.lock().unwrap().push(item.item_id.clone());
-            self.paid
-                .lock()
-                .unwrap()
-                .entry(item.item_id.clone())
-                .or_insert(item.amount);
-            out.push(RailOutcome::Sent {
-                at_ms: item.released_through_ms,
-                reference: format!("rec-{}", item.reference),
+    fn batch_limit(&self) -> usize {
+        98
+    }
+    fn watch_ms(&self) -> i64 {
+        0
+    }
+    fn resend_window_ms(&self) -> Option<i64> {
+        None
+    }
+    async fn hand_over(&self, batch: &RailBatch, open: &[bool]) -> Result<RailAnswer, RailError> {
+        let mut outcomes = vec![];
+        for (m, open) in batch.members.iter().zip(open) {
+            if *open {
+                // Keyed by item id, as real rails keep idempotency keys: paid once, counted.
+                self.submissions
+                    .lock()
+                    .unwrap()
+                    .push(format!("{}@{}", m.item_id, batch.batch_id));
+                self.paid
+                    .lock()
+                    .unwrap()
+                    .entry(m.item_id.clone())
+                    .or_insert(m.amount);
+            }
+            outcomes.push(RailOutcome::Sent {
+                at_ms: T0,
+                reference: format!("rec-{}", m.reference),
             });
         }
         if self.steps.step() {
             return Err(RailError::Unavailable("died after submit".into()));
         }
-        Ok(out)
-    }
-    async fn status(&self, item: &PayoutItem) -> Result<RailOutcome, RailError> {
-        let known = self.paid.lock().unwrap().contains_key(&item.item_id);
-        if self.steps.step() {
-            return Err(RailError::Unavailable("died after status".into()));
-        }
-        Ok(if known {
-            RailOutcome::Sent {
-                at_ms: item.released_through_ms,
-                reference: format!("rec-{}", item.reference),
-            }
-        } else {
-            RailOutcome::Unknown
+        Ok(RailAnswer {
+            rail_ref: None,
+            outcomes,
         })
     }
-    async fn returned(&self, _since_ms: i64) -> Result<Vec<ReturnedPayout>, RailError> {
-        Ok(vec![])
+    async fn status(&self, batch: &RailBatch) -> Result<RailAnswer, RailError> {
+        Ok(RailAnswer {
+            rail_ref: None,
+            outcomes: vec![RailOutcome::pending(); batch.members.len()],
+        })
     }
 }
 
@@ -180,22 +195,22 @@ async fn sale(w: &World, case: &str, partner: &str, total: i64) {
 /// Run the schedule and work every chunk it sent (as the queue's consumer would).
 async fn run_and_work(
     engine: &Engine,
-    rail: &dyn Rail,
+    rails: &Rails,
     q: &RecordingQueue,
 ) -> Result<(), EngineError> {
     run::run_program(engine, q, "demo", friday_date(), friday(), "test").await?;
-    work_queue(engine, rail, q).await
+    work_queue(engine, rails, q).await
 }
 
 /// Work the queued chunks; a chunk whose worker failed goes back on the queue (SQS redelivers
 /// it after its visibility timeout).
 async fn work_queue(
     engine: &Engine,
-    rail: &dyn Rail,
+    rails: &Rails,
     q: &RecordingQueue,
 ) -> Result<(), EngineError> {
     for m in q.take() {
-        if let Err(e) = worker::work_chunk(engine, rail, &m).await {
+        if let Err(e) = worker::work_chunk(engine, rails, &m).await {
             q.0.lock().unwrap().push(m);
             return Err(e);
         }
@@ -248,7 +263,7 @@ async fn a_run_pays_who_is_due_and_says_why_the_others_wait() {
         .unwrap();
 
     let q = RecordingQueue::default();
-    run_and_work(&w.engine, &ManualRail, &q).await.expect("run");
+    run_and_work(&w.engine, &Rails::manual(), &q).await.expect("run");
 
     let run = payouts::get_run(w.t(), "demo", "2026-04-10")
         .await
@@ -286,7 +301,7 @@ async fn a_run_pays_who_is_due_and_says_why_the_others_wait() {
     assert_eq!(payable, vec!["bob", "carol"]);
 
     // The same run again finds it done; a second export repeats nothing.
-    run_and_work(&w.engine, &ManualRail, &q)
+    run_and_work(&w.engine, &Rails::manual(), &q)
         .await
         .expect("again");
     let first = export::export_run(&w.engine, "demo", "2026-04-10", "x1")
@@ -339,6 +354,7 @@ async fn overlapping_runs_make_one_set_of_items() {
     sale(&w, "a1", "alice", 49_900).await;
     sale(&w, "b1", "bob", 99_900).await;
     let rail = RecordingRail::default();
+    let rails = rail.rails();
     let (q1, q2) = (RecordingQueue::default(), RecordingQueue::default());
     let (r1, r2) = tokio::join!(
         run::run_program(&w.engine, &q1, "demo", friday_date(), friday(), "one"),
@@ -354,10 +370,10 @@ async fn overlapping_runs_make_one_set_of_items() {
     // Each chunk delivered twice, at the same time.
     let work = chunks
         .iter()
-        .map(|m| worker::work_chunk(&w.engine, &rail, m));
+        .map(|m| worker::work_chunk(&w.engine, &rails, m));
     let again = chunks
         .iter()
-        .map(|m| worker::work_chunk(&w.engine, &rail, m));
+        .map(|m| worker::work_chunk(&w.engine, &rails, m));
     for r in futures::future::join_all(work.chain(again)).await {
         r.expect("chunk");
     }
@@ -401,9 +417,10 @@ async fn a_run_that_dies_after_any_step_pays_everyone_exactly_once() {
             steps: steps.clone(),
             ..Default::default()
         };
+        let rails = rail.rails();
         let q = RecordingQueue::default();
         steps.arm(n);
-        let failed = run_and_work(&faulty, &rail, &q).await.is_err();
+        let failed = run_and_work(&faulty, &rails, &q).await.is_err();
         let steps_taken = steps.count.load(Ordering::SeqCst);
         steps.disarm();
         // SQS redelivers after the visibility timeout, and the next invocation of the schedule
@@ -413,10 +430,18 @@ async fn a_run_that_dies_after_any_step_pays_everyone_exactly_once() {
         ));
         // Redelivery of what failed, then the schedule again (its lease was given back, or
         // the run is fanned out or done).
-        work_queue(&faulty, &rail, &q)
+        work_queue(&faulty, &rails, &q)
             .await
             .expect("redelivered chunk");
-        run_and_work(&faulty, &rail, &q).await.expect("re-run");
+        run_and_work(&faulty, &rails, &q).await.expect("re-run");
+        // The rails poller, once the batch is due again (a rail call that failed is read or
+        // sent again under the same ids at the next poll).
+        clock.advance(std::time::Duration::from_millis(
+            (handover::POLL_PENDING_MS + 1) as u64,
+        ));
+        handover::poll_due(&faulty, &rails, "poller", 50)
+            .await
+            .expect("poll");
         let items = payouts::run_items(w.t(), "demo", "2026-04-10")
             .await
             .unwrap();
@@ -432,10 +457,16 @@ async fn a_run_that_dies_after_any_step_pays_everyone_exactly_once() {
             ],
             "fault at step {n}"
         );
+        // A batch may reach the rail again after a crash, but always under the id it was
+        // recorded with: each item travels under exactly one batch id.
         let mut subs = rail.submissions.lock().unwrap().clone();
         subs.sort();
-        let want: Vec<String> = items.iter().map(|i| i.item_id.clone()).collect();
-        assert_eq!(subs, want, "fault at step {n}: each item submitted once");
+        subs.dedup();
+        let want: Vec<String> = items
+            .iter()
+            .map(|i| format!("{}@{}", i.item_id, i.rail_batch.clone().unwrap_or_default()))
+            .collect();
+        assert_eq!(subs, want, "fault at step {n}: each item under one batch id");
         assert_eq!(
             four_buckets(&w, "alice").await,
             (0, 0, 0, 12_475),
@@ -536,7 +567,8 @@ async fn a_refund_racing_the_item_lands_in_it_or_as_a_later_clawback_never_both(
                 event_id: "evt_refund_r".into(),
             }),
         };
-        let work = || worker::work_chunk(&w.engine, &ManualRail, &chunks[0]);
+        let manual = Rails::manual();
+        let work = || worker::work_chunk(&w.engine, &manual, &chunks[0]);
         match race {
             Race::RefundFirst => {
                 money_back(&w.engine, refund.clone()).await.expect("refund");

@@ -75,6 +75,51 @@ impl PayoutMethod {
     }
 }
 
+/// Currencies PayPal takes without decimals although ISO 4217 gives them some or none
+/// (developer.paypal.com, "Currency codes": HUF, JPY and TWD do not support decimals).
+pub const PAYPAL_NO_DECIMALS: [&str; 3] = ["HUF", "JPY", "TWD"];
+
+impl PayoutMethod {
+    /// The part of `amount` (minor units of `currency`) the method's rail can carry: for
+    /// PayPal in a currency it takes without decimals while ISO has them (HUF, TWD), whole
+    /// units only, rounded down; the fraction stays in the balance for a later payout.
+    pub fn payable_part(&self, currency: Currency, amount: i64) -> i64 {
+        match self {
+            PayoutMethod::PayPal { .. } if PAYPAL_NO_DECIMALS.contains(&currency.code()) => {
+                let unit = 10_i64.pow(currency.exponent());
+                amount - amount.rem_euclid(unit)
+            }
+            _ => amount,
+        }
+    }
+}
+
+/// PayPal's `amount.value` for `amount` minor units of `currency`: a decimal string with the
+/// currency's decimals, none for [`PAYPAL_NO_DECIMALS`]. `None` when PayPal cannot carry the
+/// amount exactly (a fraction of a forint) or does not pay the currency at all.
+pub fn paypal_value(currency: Currency, amount: i64) -> Option<String> {
+    if !PAYPAL_CURRENCIES.contains(&currency.code()) || amount < 0 {
+        return None;
+    }
+    let exp = currency.exponent();
+    let unit = 10_i64.pow(exp);
+    if PAYPAL_NO_DECIMALS.contains(&currency.code()) {
+        if amount % unit != 0 {
+            return None;
+        }
+        return Some((amount / unit).to_string());
+    }
+    if exp == 0 {
+        return Some(amount.to_string());
+    }
+    Some(format!(
+        "{}.{:0width$}",
+        amount / unit,
+        amount % unit,
+        width = exp as usize
+    ))
+}
+
 /// State of the partner's tax form (W-9 or the "international" questions).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -450,6 +495,8 @@ pub fn decide_balance(
         .iter()
         .any(|b| matches!(b, PayoutBlocker::BelowMinimum { .. }));
     let pay = |amount: i64, under_minimum: bool| {
+        // What the method's rail can carry; the rest (a fraction PayPal cannot express) waits.
+        let amount = partner.method.payable_part(as_of.currency, amount);
         let (taken, left) = accrual::take_oldest(queue, amount);
         BalanceOutcome::Pay {
             amount,
@@ -535,6 +582,48 @@ pub enum ReviewOutcome {
 
 #[cfg(test)]
 mod tests {
+    use super::{paypal_value, PayoutMethod as PM};
+
+    /// PayPal's amount strings, in worked minor units (developer.paypal.com "Currency codes").
+    #[test]
+    fn paypal_amount_values_table() {
+        let c = |code: &str| Currency::new(code).unwrap();
+        let cases: &[(&str, i64, Option<&str>)] = &[
+            ("USD", 12_475, Some("124.75")),
+            ("USD", 5, Some("0.05")),
+            ("USD", 10_000, Some("100.00")),
+            ("EUR", 99, Some("0.99")),
+            ("JPY", 1_250, Some("1250")), // no decimals in ISO or PayPal
+            ("HUF", 1_234_500, Some("12345")), // ISO 2 decimals, PayPal none
+            ("HUF", 1_234_550, None),     // half a forint: PayPal cannot carry it
+            ("TWD", 99_900, Some("999")),
+            ("KWD", 12_345, None), // PayPal does not pay KWD (a reason to wait, decided earlier)
+            ("USD", -1, None),
+        ];
+        for (code, minor, want) in cases {
+            assert_eq!(
+                paypal_value(c(code), *minor).as_deref(),
+                *want,
+                "{code} {minor}"
+            );
+        }
+    }
+
+    #[test]
+    fn paypal_pays_whole_forints_and_the_fraction_waits() {
+        let pp = PM::PayPal {
+            email: "a@example.com".into(),
+        };
+        let huf = Currency::new("HUF").unwrap();
+        assert_eq!(pp.payable_part(huf, 1_234_550), 1_234_500);
+        assert_eq!(pp.payable_part(Currency::USD, 1_234_550), 1_234_550);
+        assert_eq!(pp.payable_part(Currency::JPY, 1_234), 1_234);
+        let stripe = PM::StripeConnect {
+            account_id: "acct_1".into(),
+        };
+        assert_eq!(stripe.payable_part(huf, 1_234_550), 1_234_550);
+    }
+
     use super::*;
     use crate::program::tests::base;
 

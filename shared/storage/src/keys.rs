@@ -492,6 +492,34 @@ pub fn payout_chunk_prefix(generation: u32) -> String {
     format!("CHUNK#{generation:04}#")
 }
 
+/// GSI2 of an approved payout item: waiting to be handed to its rail (sparse: removed when it
+/// is submitted, held or cancelled). The poller hands over what an operator approved.
+pub fn approved_item_gsi(item_id: &str, approved_ms: i64) -> (String, String) {
+    (
+        approved_items_pk(shard_of(item_id)),
+        format!("{}#{item_id}", ts(approved_ms)),
+    )
+}
+pub fn approved_items_pk(shard: u32) -> String {
+    format!("PAYOUT_APPROVED#{shard}")
+}
+/// A hand-over of payout items to an automatic rail (a PayPal batch, a group of Stripe
+/// transfers), written before the rail is called.
+pub fn rail_batch(batch_id: &str) -> Key {
+    Key::new(format!("RAILBATCH#{batch_id}"), "BATCH")
+}
+/// GSI2 of an open rail batch: due for its next status read at `next_poll_ms` (sparse: removed
+/// once the batch is closed).
+pub fn rail_poll_gsi(batch_id: &str, next_poll_ms: i64) -> (String, String) {
+    (
+        rail_poll_pk(shard_of(batch_id)),
+        format!("{}#{batch_id}", ts(next_poll_ms)),
+    )
+}
+pub fn rail_poll_pk(shard: u32) -> String {
+    format!("RAIL_POLL#{shard}")
+}
+
 // ---- outbox ----------------------------------------------------------------------------
 
 /// An outbox message (the transactional outbox).

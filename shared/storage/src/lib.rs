@@ -24,6 +24,7 @@ pub mod outbox;
 pub mod partners;
 pub mod payouts;
 pub mod programs;
+pub mod rail_batches;
 pub mod schema;
 pub mod table;
 #[cfg(feature = "testing")]

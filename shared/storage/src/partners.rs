@@ -103,11 +103,20 @@ pub async fn mark_method_unusable(
     unusable: &UnusableMethod,
 ) -> Result<(), StoreError> {
     let mut tx = Tx::new();
+    mark_method_unusable_in(&mut tx, partner_id, unusable)?;
+    tx.commit(table).await
+}
+
+/// [`mark_method_unusable`] inside a transaction (the one that books what the rail said).
+pub fn mark_method_unusable_in(
+    tx: &mut Tx,
+    partner_id: &str,
+    unusable: &UnusableMethod,
+) -> Result<(), StoreError> {
     let spec = UpdateSpec::new()
         .set_s("partner_id", partner_id)
         .set("unusable", to_attribute(unusable)?);
-    tx.update(&keys::payout_standing(partner_id), spec, "payout standing")?;
-    tx.commit(table).await
+    tx.update(&keys::payout_standing(partner_id), spec, "payout standing")
 }
 
 fn to_attribute<T: Serialize>(v: &T) -> Result<AttributeValue, StoreError> {

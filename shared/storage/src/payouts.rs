@@ -360,6 +360,10 @@ pub struct PayoutItem {
     /// What the rail said last (a failure reason, a rail reference).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rail_note: Option<String>,
+    /// The automatic rail's hand-over that carries it ([`crate::rail_batches`]), set when it
+    /// is marked submitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rail_batch: Option<String>,
     /// Technical time of the last state change.
     pub updated_at_ms: i64,
     /// The accrual lots the item took (day → minor units): money it gives back rejoins the
@@ -426,12 +430,46 @@ pub fn transition(
     for (k, v) in extra {
         spec = spec.set_s(k, *v);
     }
+    spec = approved_index(spec, item, from, to, now_ms);
     let spec = spec.condition(
         "#st = :from",
         &[("#st", "state")],
         vec![(":from", AttributeValue::S(from.as_str().into()))],
     );
     tx.update(&item.key(), spec, "payout item")
+}
+
+/// An item entering `approved` goes on the approved index ([`keys::approved_item_gsi`]); one
+/// leaving it comes off.
+fn approved_index(
+    spec: UpdateSpec,
+    item: &PayoutItem,
+    from: PayoutItemState,
+    to: PayoutItemState,
+    now_ms: i64,
+) -> UpdateSpec {
+    if to == PayoutItemState::Approved {
+        let (pk, sk) = keys::approved_item_gsi(&item.item_id, now_ms);
+        spec.set_s(keys::GSI2PK, pk).set_s(keys::GSI2SK, sk)
+    } else if from == PayoutItemState::Approved {
+        spec.remove(keys::GSI2PK).remove(keys::GSI2SK)
+    } else {
+        spec
+    }
+}
+
+/// Approved items waiting to be handed to a rail, oldest approval first in each shard (at most
+/// `limit` per shard).
+pub async fn approved_items(table: &Table, limit: usize) -> Result<Vec<PayoutItem>, StoreError> {
+    let mut out = vec![];
+    for shard in 0..keys::DUE_SHARDS {
+        out.extend(
+            table
+                .query_as::<PayoutItem>(Query::gsi2(keys::approved_items_pk(shard)).limit(limit))
+                .await?,
+        );
+    }
+    Ok(out)
 }
 
 /// An operator's approval of a reviewed item for `amount` (less than its amount when a
@@ -456,7 +494,8 @@ pub fn approve_for(
         .set_s("state", PayoutItemState::Approved.as_str())
         .set_n("updated_at_ms", now_ms)
         .set_n("amount", amount)
-        .set_s("approved_by", by)
+        .set_s("approved_by", by);
+    let spec = approved_index(spec, item, from, PayoutItemState::Approved, now_ms)
         .condition(
             "#st = :from AND #amount = :amount",
             &[("#st", "state"), ("#amount", "amount")],

@@ -187,6 +187,7 @@ mod tests {
             },
             export_id: Some("x1".into()),
             rail_note: None,
+            rail_batch: None,
             updated_at_ms: 0,
             lots: Default::default(),
             under_minimum: false,

@@ -6,7 +6,10 @@
 //! * [`worker`]: one chunk at a time, decides (rules) who is paid what, writes each payout
 //!   item with its `payout_reserved` entry in one transaction, moves items forward, and
 //!   records the chunk so the run knows when it is finished.
-//! * [`rail`]: how money leaves ([`rail::Rail`]); this rail is manual.
+//! * [`rail`]: how money leaves ([`rail::Rail`]: PayPal Payouts, Stripe Connect, or the manual
+//!   export when a method has no automatic rail).
+//! * [`handover`]: items handed to a rail in recorded batches, their status read back by the
+//!   poller until final, money that came back returned to the balance.
 //! * [`export`]: the manual rail's PayPal Payouts Web file and the operator's settlement.
 //!
 //! Exactly once, by construction: an item is keyed by (run, partner, program, currency) and
@@ -17,6 +20,7 @@
 
 pub mod assess;
 pub mod export;
+pub mod handover;
 pub mod preview;
 pub mod rail;
 pub mod review;
@@ -127,9 +131,26 @@ pub async fn move_item(
     at_ms: i64,
     extra: &[(&str, &str)],
 ) -> Result<Option<PayoutItem>, EngineError> {
+    move_item_marking(engine, item, from, to, at_ms, extra, None).await
+}
+
+/// [`move_item`], marking the item's payout method unusable in the same transaction (a rail
+/// rejected the receiver: the next run waits until the partner changes it).
+pub async fn move_item_marking(
+    engine: &Engine,
+    item: &PayoutItem,
+    from: PayoutItemState,
+    to: PayoutItemState,
+    at_ms: i64,
+    extra: &[(&str, &str)],
+    unusable: Option<&storage::partners::UnusableMethod>,
+) -> Result<Option<PayoutItem>, EngineError> {
     let now = engine.table.clock.now_ms();
     let mut tx = Tx::new();
     payouts::transition(&mut tx, item, from, to, now, extra)?;
+    if let Some(u) = unusable {
+        storage::partners::mark_method_unusable_in(&mut tx, &item.partner_id, u)?;
+    }
     if let Some(kind) = to.entry_kind() {
         let entry = LedgerEntry::new(
             entry_id(kind, item),
@@ -221,6 +242,7 @@ fn moved(
         match *k {
             "rail_note" => after.rail_note = Some((*v).to_string()),
             "export_id" => after.export_id = Some((*v).to_string()),
+            "rail_batch" => after.rail_batch = Some((*v).to_string()),
             _ => {}
         }
     }
@@ -247,32 +269,4 @@ pub async fn move_and_read(
         Some(after) => Ok((true, after)),
         None => Ok((false, reload(engine, item).await?)),
     }
-}
-
-/// Settle a submitted item with what the rail said: `sent` books `paid`, `failed` books
-/// `payout_released` (the money is available again). Returns the item as it is after.
-pub async fn settle(
-    engine: &Engine,
-    item: &PayoutItem,
-    outcome: &rail::RailOutcome,
-) -> Result<PayoutItem, EngineError> {
-    let (to, at_ms, note) = match outcome {
-        rail::RailOutcome::Sent { at_ms, reference } => {
-            (PayoutItemState::Sent, *at_ms, reference.as_str())
-        }
-        rail::RailOutcome::Failed { at_ms, reason } => {
-            (PayoutItemState::Failed, *at_ms, reason.as_str())
-        }
-        rail::RailOutcome::Unknown | rail::RailOutcome::Pending => return Ok(item.clone()),
-    };
-    Ok(move_and_read(
-        engine,
-        item,
-        PayoutItemState::Submitted,
-        to,
-        at_ms,
-        &[("rail_note", note)],
-    )
-    .await?
-    .1)
 }

@@ -1,43 +1,66 @@
 //! The rails money leaves by, behind one trait.
 //!
-//! Designed for PayPal Payouts (a batch POST whose `sender_item_id` is the item id, a status
-//! read by batch and item, items that turn RETURNED or REVERSED later) and Stripe Connect (one
-//! transfer per item under an idempotency key derived from the item id, `transfer.reversed`
-//! events): [`Rail::submit`] hands over a batch, [`Rail::status`] answers for one item, and
-//! [`Rail::returned`] lists money that came back. Idempotency keys derive from the payout item
-//! id, never from which items share a batch, so a re-run that batches differently still
-//! cannot pay an item twice.
+//! An automatic rail receives a [`RailBatch`]: the items handed over together, already
+//! recorded (with their id) and marked submitted in one transaction before the rail is called
+//! ([`super::handover`]). It answers one [`RailOutcome`] per member, in the batch's order:
 //!
-//! This rail is [`ManualRail`]: not automatic, its items are exported as a PayPal
-//! Payouts Web file and settled by an operator (`partnerctl payouts export` / `mark`).
+//! * PayPal Payouts (`rails::paypal`): one `POST /v1/payments/payouts` per batch, the batch id
+//!   as `sender_batch_id` and `PayPal-Request-Id`, each item's id as `sender_item_id`; the
+//!   status is read back by `payout_batch_id` ([`RailBatch::rail_ref`]) until every item is final.
+//! * Stripe Connect (`rails::stripe_connect`): one `POST /v1/transfers` per member under the
+//!   idempotency key `{item id}:{attempt}`; a take-over (attempt > 1) lists the item's
+//!   `transfer_group` first and only transfers when the list shows none for the item.
+//!
+//! Idempotency keys derive from item ids and the recorded batch, never from whoever happens to
+//! call, so a re-run after a crash sends the same thing under the same ids.
+//!
+//! Without an automatic rail for a method (no credentials configured), items wait approved for
+//! an operator's export (`partnerctl payouts export` / `mark`: the manual rail).
 
-use storage::payouts::PayoutItem;
+use std::sync::Arc;
 
-/// What a rail knows about one item.
+use rules::PayoutMethod;
+use storage::rail_batches::RailBatch;
+
+/// What a rail says about one member of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RailOutcome {
-    /// The rail has no record of the item (it never arrived): submitting it again is safe.
-    Unknown,
-    /// Accepted, not final yet.
-    Pending,
+    /// Nothing new: accepted, in progress (PayPal PENDING, ONHOLD, UNCLAIMED, …), or not asked.
+    Pending { note: Option<String> },
     /// The money left: booked `paid` at the rail's time.
     Sent { at_ms: i64, reference: String },
-    /// Refused or failed before money left: booked `payout_released`.
+    /// Refused or failed before money reached the receiver: booked `payout_released`; the
+    /// receiver is marked unusable until the partner changes it.
     Failed { at_ms: i64, reason: String },
+    /// Sent, then the money came back (PayPal RETURNED, REVERSED, REFUNDED after SUCCESS):
+    /// booked `payout_returned` once; the receiver is marked unusable.
+    Returned { at_ms: i64, reason: String },
+    /// Not sent this time, for a reason a later attempt may not have (a platform balance too
+    /// low, the rail unavailable for this item): the item stays submitted, an operator sees
+    /// why, and the next attempt asks the rail before sending again.
+    Deferred { reason: String },
 }
 
-/// Money that came back after it was sent.
+impl RailOutcome {
+    /// Nothing to book.
+    pub fn pending() -> RailOutcome {
+        RailOutcome::Pending { note: None }
+    }
+}
+
+/// A rail's answer for a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReturnedPayout {
-    pub item_id: String,
-    pub at_ms: i64,
-    pub reason: String,
+pub struct RailAnswer {
+    /// The rail's own id of the batch, once it has one (PayPal's `payout_batch_id`).
+    pub rail_ref: Option<String>,
+    /// One per member, in the batch's order.
+    pub outcomes: Vec<RailOutcome>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum RailError {
-    /// Worth trying again later (5xx, timeout, rate limit): the item stays submitted and the
-    /// next attempt asks the rail first.
+    /// Worth trying again later (5xx, timeout, rate limit beyond the backoff): the items stay
+    /// submitted and the next attempt sends the same batch under the same id or reads it.
     #[error("rail unavailable: {0}")]
     Unavailable(String),
     /// The rail refused the request itself (credentials, format): an operator must look.
@@ -47,42 +70,63 @@ pub enum RailError {
 
 #[async_trait::async_trait]
 pub trait Rail: Send + Sync {
-    /// The rail's name (`manual`, `paypal`, `stripe`), recorded on the items it carries.
+    /// The rail's name (`paypal`, `stripe_connect`), recorded on its batches and items.
     fn name(&self) -> &'static str;
-    /// Whether the run hands items to the rail itself; a manual rail's items wait, approved,
-    /// for an operator's export.
-    fn automatic(&self) -> bool;
-    /// Hand over items already marked submitted; answers, per item and in order, what the
-    /// rail says now. Each item's idempotency key is its `item_id`.
-    async fn submit(&self, items: &[PayoutItem]) -> Result<Vec<RailOutcome>, RailError>;
-    /// What the rail knows about one item.
-    async fn status(&self, item: &PayoutItem) -> Result<RailOutcome, RailError>;
-    /// Money that came back since `since_ms`.
-    async fn returned(&self, since_ms: i64) -> Result<Vec<ReturnedPayout>, RailError>;
+    /// Whether this rail pays `method` (PayPal e-mails, Stripe Connect accounts).
+    fn carries(&self, method: &PayoutMethod) -> bool;
+    /// Most members per batch (each batch is recorded in one transaction with its items'
+    /// state changes, so at most 98).
+    fn batch_limit(&self) -> usize;
+    /// How long a batch whose items are all final is still read for money coming back
+    /// (technical ms; 0: never, the rail's events say it).
+    fn watch_ms(&self) -> i64;
+    /// How long after it was written a batch the rail never acknowledged may be sent again
+    /// (PayPal keeps a `sender_batch_id` 30 days); `None`: always.
+    fn resend_window_ms(&self) -> Option<i64>;
+    /// Hand the batch over (again: same ids; `attempt` counts take-overs). `open[i]` says
+    /// whether member `i`'s item still waits for the rail; a rail that sends one request per
+    /// member sends only those.
+    async fn hand_over(&self, batch: &RailBatch, open: &[bool]) -> Result<RailAnswer, RailError>;
+    /// What the rail says now about a batch it acknowledged ([`RailBatch::rail_ref`]).
+    async fn status(&self, batch: &RailBatch) -> Result<RailAnswer, RailError>;
 }
 
-/// The manual rail: an operator exports approved items as a PayPal Payouts Web file
-/// (`partnerctl payouts export`), uploads it, and marks the outcome (`partnerctl payouts
-/// mark`). The run never calls it.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ManualRail;
+/// The automatic rails a deployment has credentials for. An item whose method no rail
+/// carries waits approved for the manual export.
+#[derive(Clone, Default)]
+pub struct Rails {
+    rails: Vec<Arc<dyn Rail>>,
+}
 
-#[async_trait::async_trait]
-impl Rail for ManualRail {
-    fn name(&self) -> &'static str {
-        "manual"
+impl Rails {
+    /// No automatic rail: every item waits for the manual export.
+    pub fn manual() -> Rails {
+        Rails::default()
     }
-    fn automatic(&self) -> bool {
-        false
+    pub fn new(rails: Vec<Arc<dyn Rail>>) -> Rails {
+        Rails { rails }
     }
-    async fn submit(&self, items: &[PayoutItem]) -> Result<Vec<RailOutcome>, RailError> {
-        // Exported by an operator: pending until marked.
-        Ok(vec![RailOutcome::Pending; items.len()])
+    /// The rail that pays `method`, if one is configured.
+    pub fn for_method(&self, method: &PayoutMethod) -> Option<&dyn Rail> {
+        self.rails
+            .iter()
+            .find(|r| r.carries(method))
+            .map(|r| r.as_ref())
     }
-    async fn status(&self, _item: &PayoutItem) -> Result<RailOutcome, RailError> {
-        Ok(RailOutcome::Pending)
+    /// The rail named `name` (a recorded batch's).
+    pub fn by_name(&self, name: &str) -> Option<&dyn Rail> {
+        self.rails
+            .iter()
+            .find(|r| r.name() == name)
+            .map(|r| r.as_ref())
     }
-    async fn returned(&self, _since_ms: i64) -> Result<Vec<ReturnedPayout>, RailError> {
-        Ok(vec![])
+    pub fn names(&self) -> Vec<&'static str> {
+        self.rails.iter().map(|r| r.name()).collect()
+    }
+}
+
+impl std::fmt::Debug for Rails {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.names()).finish()
     }
 }

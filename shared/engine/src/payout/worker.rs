@@ -14,15 +14,14 @@ use storage::payouts::{self, PayoutChunk, PayoutItem, RunState, RunSummary, Wait
 use storage::{StoreError, Tx};
 
 use super::assess::{assess, waiting_of, Assessed};
-use super::rail::{Rail, RailOutcome};
-use super::{move_and_read, reload, settle, ChunkMessage};
+use super::handover;
+use super::rail::Rails;
+use super::{move_and_read, reload, ChunkMessage};
 use crate::{utc, Engine, EngineError, OPTIMISTIC_ATTEMPTS};
 
-/// How long an item just marked submitted belongs to the worker that marked it (technical
-/// time): longer than the worker function's timeout (template.yaml: 120 s) and shorter than
-/// the payout queue's visibility timeout (720 s), so a redelivered chunk finds it stale and
-/// asks the rail, while a concurrent duplicate delivery leaves it alone.
-pub const SUBMIT_LEASE_MS: i64 = 180_000;
+/// How long a batch just handed to a rail belongs to the worker that wrote it
+/// ([`handover::BATCH_LEASE_MS`]).
+pub const SUBMIT_LEASE_MS: i64 = handover::BATCH_LEASE_MS;
 
 /// The program as it stood at the run's business time (its minimum, its tax rule).
 pub(crate) async fn program_at(
@@ -44,7 +43,7 @@ pub(crate) async fn program_at(
 /// from where they are.
 pub async fn work_chunk(
     engine: &Engine,
-    rail: &dyn Rail,
+    rails: &Rails,
     msg: &ChunkMessage,
 ) -> Result<PayoutChunk, EngineError> {
     let t = msg.business_time_ms;
@@ -109,11 +108,20 @@ pub async fn work_chunk(
             }
         }
     }
+    let owner = format!(
+        "worker:{}:{}:{}:{}:{}",
+        msg.program_id,
+        msg.date,
+        msg.generation,
+        msg.chunk,
+        engine.table.clock.now_ms()
+    );
     let items = drive(
         engine,
-        rail,
+        rails,
         items,
         program.payout_review == PayoutReview::Automatic,
+        &owner,
     )
     .await?;
     for item in &items {
@@ -197,6 +205,7 @@ async fn reserve(
                     method: partner.payout_method.clone(),
                     export_id: None,
                     rail_note: None,
+                    rail_batch: None,
                     updated_at_ms: engine.table.clock.now_ms(),
                     lots: ledger::stored_lots(taken),
                     under_minimum: *under_minimum,
@@ -435,88 +444,57 @@ async fn write_waiting(
 }
 
 /// Move items as far as they go now: created items are approved when `approve` (programs
-/// without manual review; under review they wait for an operator:
-/// [`super::review`]), and with an automatic rail approved items are marked submitted
-/// *before* the rail is called, submitted ones ask the rail what happened first, and the
-/// rail's answers are settled. Returns the items as they are after.
+/// without manual review; under review they wait for an operator: [`super::review`]); approved
+/// items whose method an automatic rail carries are handed over in recorded batches
+/// ([`handover::hand_over`]); submitted items of a batch whose lease ended (its worker died) are
+/// taken over ([`handover::resume`]): sent again under the same ids or read. Items no rail
+/// carries wait approved for the manual export. Returns the items as they are after.
 pub async fn drive(
     engine: &Engine,
-    rail: &dyn Rail,
+    rails: &Rails,
     items: Vec<PayoutItem>,
     approve: bool,
+    owner: &str,
 ) -> Result<Vec<PayoutItem>, EngineError> {
     let mut done = vec![];
-    let mut to_submit = vec![];
+    let mut to_hand_over: BTreeMap<&'static str, Vec<PayoutItem>> = BTreeMap::new();
+    let mut to_resume = vec![];
     for mut item in items {
-        // At most a few steps per item; the bound guards against a state that never settles.
-        for _ in 0..4 {
-            match item.state {
-                PayoutItemState::Created if approve => {
-                    item = move_and_read(
-                        engine,
-                        &item,
-                        PayoutItemState::Created,
-                        PayoutItemState::Approved,
-                        item.released_through_ms,
-                        &[],
-                    )
-                    .await?
-                    .1;
-                }
-                PayoutItemState::Approved if rail.automatic() => {
-                    let (mine, after) = move_and_read(
-                        engine,
-                        &item,
-                        PayoutItemState::Approved,
-                        PayoutItemState::Submitted,
-                        item.released_through_ms,
-                        &[("rail", rail.name())],
-                    )
-                    .await?;
-                    item = after;
-                    if mine {
-                        to_submit.push(item.clone());
-                        break;
-                    }
-                    if item.state == PayoutItemState::Submitted {
-                        // A concurrent worker submitted it and is calling the rail: leave it
-                        // (if that worker died, the chunk's redelivery asks the rail first).
-                        break;
-                    }
-                }
-                PayoutItemState::Submitted if rail.automatic() => {
-                    if engine.table.clock.now_ms() - item.updated_at_ms < SUBMIT_LEASE_MS {
-                        // Submitted moments ago by a worker that may still be calling the rail
-                        // (a duplicate delivery of the chunk): leave it to that worker.
-                        break;
-                    }
-                    // Recovery: whoever submitted it is gone; ask the rail what happened.
-                    match rail.status(&item).await? {
-                        RailOutcome::Unknown => to_submit.push(item.clone()),
-                        RailOutcome::Pending => {}
-                        outcome => item = settle(engine, &item, &outcome).await?,
-                    }
-                    break;
-                }
-                _ => break,
-            }
+        if item.state == PayoutItemState::Created && approve {
+            item = move_and_read(
+                engine,
+                &item,
+                PayoutItemState::Created,
+                PayoutItemState::Approved,
+                item.released_through_ms,
+                &[],
+            )
+            .await?
+            .1;
         }
-        if !to_submit.iter().any(|s| s.item_id == item.item_id) {
-            done.push(item);
+        match (item.state, rails.for_method(&item.method)) {
+            (PayoutItemState::Approved, Some(rail)) => {
+                to_hand_over.entry(rail.name()).or_default().push(item);
+            }
+            (PayoutItemState::Submitted, _) if item.rail_batch.is_some() => {
+                to_resume.push(item);
+            }
+            _ => done.push(item),
         }
     }
-    if !to_submit.is_empty() {
-        let outcomes = rail.submit(&to_submit).await?;
-        if outcomes.len() != to_submit.len() {
-            return Err(EngineError::Inconsistent(format!(
-                "rail {} answered {} of {} items",
-                rail.name(),
-                outcomes.len(),
-                to_submit.len()
-            )));
+    for (name, items) in to_hand_over {
+        let rail = rails
+            .by_name(name)
+            .ok_or_else(|| EngineError::Inconsistent(format!("rail {name} vanished")))?;
+        done.extend(handover::hand_over(engine, rail, items, owner).await?);
+    }
+    if !to_resume.is_empty() {
+        for batch_id in handover::batches_of(&to_resume) {
+            // Busy while its worker may still be calling the rail; free once that lease ended.
+            handover::resume(engine, rails, &batch_id, owner).await?;
         }
-        for (item, outcome) in to_submit.iter().zip(&outcomes) {
-            done.push(settle(engine, item, outcome).await?);
+        for item in &to_resume {
+            done.push(reload(engine, item).await?);
         }
     }
     done.sort_by(|a, b| a.item_id.cmp(&b.item_id));
