@@ -5,7 +5,6 @@
 //! balanced.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{NaiveDate, TimeZone, Utc};
@@ -14,7 +13,7 @@ use engine::payout::export::{self, Mark};
 use engine::payout::handover;
 use engine::payout::rail::{Rail, RailAnswer, RailError, RailOutcome, Rails};
 use storage::rail_batches::RailBatch;
-use engine::payout::{run, worker, ChunkMessage, ChunkQueue};
+use engine::payout::{run, worker};
 use engine::sales::invoice_paid;
 use engine::{Engine, EngineError};
 use rules::program::{Duration, Reward};
@@ -22,6 +21,7 @@ use rules::{Currency, PayoutItemState, PayoutMethod, TaxInfoState};
 use storage::payouts::{self, RunState};
 use storage::{ledger, partners};
 use testkit::engine::*;
+use testkit::faults::{faulty_engine, RecordingQueue, Steps};
 
 /// Friday 2026-04-10 00:15 UTC: past the 90-day hold of the sales of T0 + 1 day.
 fn friday() -> i64 {
@@ -31,46 +31,6 @@ fn friday() -> i64 {
 }
 fn friday_date() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 4, 10).unwrap()
-}
-
-#[derive(Default)]
-struct RecordingQueue(Mutex<Vec<ChunkMessage>>);
-
-#[async_trait::async_trait]
-impl ChunkQueue for RecordingQueue {
-    async fn send(&self, chunks: &[ChunkMessage]) -> Result<(), EngineError> {
-        self.0.lock().unwrap().extend_from_slice(chunks);
-        Ok(())
-    }
-}
-
-impl RecordingQueue {
-    fn take(&self) -> Vec<ChunkMessage> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
-
-/// A shared step counter: the `n`-th step (a DynamoDB write or a rail call) takes effect and
-/// then fails, as if the process died right after it.
-#[derive(Clone, Default)]
-struct Steps {
-    count: Arc<AtomicI64>,
-    fail_at: Arc<AtomicI64>,
-}
-
-impl Steps {
-    /// True when this step is the one that fails (after it took effect).
-    fn step(&self) -> bool {
-        let n = self.count.fetch_add(1, Ordering::SeqCst) + 1;
-        n == self.fail_at.load(Ordering::SeqCst)
-    }
-    fn arm(&self, n: i64) {
-        self.count.store(0, Ordering::SeqCst);
-        self.fail_at.store(n, Ordering::SeqCst);
-    }
-    fn disarm(&self) {
-        self.fail_at.store(0, Ordering::SeqCst);
-    }
 }
 
 /// An automatic rail that records what it received, keyed by item id the way real rails keep
@@ -141,42 +101,6 @@ impl Rail for RecordingRail {
     }
 }
 
-/// Fails a DynamoDB write after DynamoDB performed it (the client sees an error), at the
-/// shared step counter's armed step.
-#[derive(Debug, Clone)]
-struct FailAfterWrite(Steps);
-
-impl std::fmt::Debug for Steps {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Steps")
-    }
-}
-
-impl aws_smithy_runtime_api::client::interceptors::Intercept for FailAfterWrite {
-    fn name(&self) -> &'static str {
-        "FailAfterWrite"
-    }
-    fn modify_before_completion(
-        &self,
-        _ctx: &mut aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextMut<'_>,
-        _rc: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
-        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
-    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
-        let op = cfg
-            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
-            .map(|m| m.name().to_string())
-            .unwrap_or_default();
-        let write = matches!(
-            op.as_str(),
-            "PutItem" | "UpdateItem" | "DeleteItem" | "TransactWriteItems" | "BatchWriteItem"
-        );
-        if write && self.0.step() {
-            return Err(format!("process died after {op}").into());
-        }
-        Ok(())
-    }
-}
-
 async fn seeded() -> World {
     let w = World::new().await;
     w.seed(
@@ -211,7 +135,7 @@ async fn work_queue(
 ) -> Result<(), EngineError> {
     for m in q.take() {
         if let Err(e) = worker::work_chunk(engine, rails, &m).await {
-            q.0.lock().unwrap().push(m);
+            q.put_back(m);
             return Err(e);
         }
     }
@@ -400,19 +324,8 @@ async fn a_run_that_dies_after_any_step_pays_everyone_exactly_once() {
         sale(&w, "b1", "bob", 99_900).await;
         sale(&w, "c1", "carol", 19_900).await; // waits: below the minimum
         let steps = Steps::default();
-        let client = aws_sdk_dynamodb::Client::from_conf(
-            w.t()
-                .client
-                .config()
-                .to_builder()
-                .interceptor(FailAfterWrite(steps.clone()))
-                .build(),
-        );
         let clock = storage::ManualClock::at(T0);
-        let faulty = Engine::new(
-            storage::Table::new(client, w.t().name.clone()).with_clock(Arc::new(clock.clone())),
-            w.engine.keys.clone(),
-        );
+        let faulty = faulty_engine(&w.engine, &steps, &clock);
         let rail = RecordingRail {
             steps: steps.clone(),
             ..Default::default()
@@ -421,7 +334,7 @@ async fn a_run_that_dies_after_any_step_pays_everyone_exactly_once() {
         let q = RecordingQueue::default();
         steps.arm(n);
         let failed = run_and_work(&faulty, &rails, &q).await.is_err();
-        let steps_taken = steps.count.load(Ordering::SeqCst);
+        let steps_taken = steps.taken();
         steps.disarm();
         // SQS redelivers after the visibility timeout, and the next invocation of the schedule
         // comes later still: past the run's and the submission's leases.

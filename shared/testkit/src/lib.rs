@@ -21,6 +21,8 @@ pub mod catalogue;
 pub mod engine;
 pub mod events;
 pub mod fake_stripe;
+#[cfg(feature = "engine")]
+pub mod faults;
 #[cfg(feature = "moto")]
 pub mod moto;
 #[cfg(feature = "redirect")]
