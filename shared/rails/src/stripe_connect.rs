@@ -2,8 +2,9 @@
 //! "Idempotent requests", "Errors"; Connect guide "Separate charges and transfers").
 //!
 //! * One `POST /v1/transfers` per item: `amount` (minor units), `currency`, `destination`
-//!   (the connected account), `transfer_group` = the payout item id, `metadata[payout_item]`
-//!   and `metadata[payout_batch]`; `Idempotency-Key: {item id}:{attempt}`. Stripe stores the
+//!   (the connected account), `transfer_group` = the payout item id, `metadata[payout_item]`,
+//!   `metadata[payout_batch]` and the item's key (`program`, `date`, `partner`, `currency`, read
+//!   back from `transfer.reversed` events); `Idempotency-Key: {item id}:{attempt}`. Stripe stores the
 //!   first answer to a key, errors included, and may forget a key after 24 hours, so a key is
 //!   used by one attempt only.
 //! * A take-over (attempt > 1) lists the item's transfer group first
@@ -143,6 +144,11 @@ impl StripeConnect {
             ("transfer_group", &m.item_id),
             ("metadata[payout_item]", &m.item_id),
             ("metadata[payout_batch]", &batch.batch_id),
+            // The item's key, for `transfer.reversed` events.
+            ("metadata[program]", &batch.program_id),
+            ("metadata[date]", &batch.date),
+            ("metadata[partner]", &m.partner_id),
+            ("metadata[currency]", m.currency.code()),
             ("description", &format!("Partner payout {}", m.reference)),
         ]);
         let mut headers = self.headers();
