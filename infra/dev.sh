@@ -30,7 +30,7 @@ cd "$root"
 if [ "${1:-}" != "--inside-moto" ]; then
   echo "==> building every binary of the workspace (cargo build --bins)" >&2
   ${CARGO:-cargo} build --bins
-  for bin in partnerctl devgw; do
+  for bin in partnerctl devgw fakerails; do
     [ -x "target/debug/$bin" ] || { echo "target/debug/$bin was not built" >&2; exit 1; }
   done
   exec infra/moto.sh run -- "$0" --inside-moto
@@ -63,6 +63,25 @@ while IFS='=' read -r name value; do
   fi
 done <"$dev_dir/queues.env"
 
+# The payout rails: local fakes of PayPal Payouts and Stripe Connect (infra/fakerails), unless
+# FAKE_RAILS=off (then partners' items wait for the manual export). The worker and the poller
+# read the fakes' credentials from moto's SSM, as they read the real ones in AWS.
+fakerails=""
+if [ "${FAKE_RAILS:-on}" != "off" ]; then
+  rm -f "$dev_dir/rails.env"
+  target/debug/fakerails --urls-file "$dev_dir/rails.env" >/dev/null &
+  fakerails=$!
+  for _ in $(seq 1 100); do [ -s "$dev_dir/rails.env" ] && break; sleep 0.05; done
+  while IFS='=' read -r name value; do
+    [[ "$name" =~ ^[A-Z][A-Z0-9_]*$ ]] && export "$name=$value"
+  done <"$dev_dir/rails.env"
+  echo "==> fake PayPal on $PAYPAL_API_BASE, fake Stripe on $STRIPE_CONNECT_API_BASE (GET /_fake/received)" >&2
+  export PAYPAL_CREDENTIALS_JSON='{"client_id": "fake-client", "secret": "fake-secret"}'
+  export STRIPE_CONNECT_KEY_LOCAL=sk_test_fake
+  export PAYPAL_CREDENTIALS_PARAM=/partner-engine/paypal-credentials
+  export STRIPE_CONNECT_KEY_PARAM=/partner-engine/stripe-connect-key
+fi
+
 # Secrets the functions read from SSM in AWS, with the local values (infra/dev/ssm-parameters.txt).
 py="$root/.venv/bin/python"
 [ -x "$py" ] || py=python3
@@ -89,6 +108,9 @@ export DEVGW_URL="http://127.0.0.1:$PORT"
   for v in DEVGW_URL PORT AWS_ENDPOINT_URL AWS_REGION AWS_DEFAULT_REGION AWS_ACCESS_KEY_ID \
     AWS_SECRET_ACCESS_KEY TABLE_NAME STRIPE_SIGNING_SECRET SALE_FEED_SECRET TRACKING_KEY STRIPE_MODE; do
     printf 'export %s=%q\n' "$v" "${!v}"
+  done
+  for v in PAYPAL_API_BASE STRIPE_CONNECT_API_BASE; do
+    [ -n "${!v:-}" ] && printf 'export %s=%q\n' "$v" "${!v}"
   done
   while IFS='=' read -r name _; do
     if [[ "$name" =~ ^[A-Z][A-Z0-9_]*$ ]]; then
@@ -119,6 +141,10 @@ stop() {
   trap - INT TERM
   kill -TERM "$devgw" 2>/dev/null || true
   wait "$devgw" 2>/dev/null || true
+  if [ -n "$fakerails" ]; then
+    kill -TERM "$fakerails" 2>/dev/null || true
+    wait "$fakerails" 2>/dev/null || true
+  fi
 }
 trap 'stop; exit 130' INT
 trap 'stop; exit 143' TERM

@@ -434,6 +434,9 @@ fn spawn_dev_sh(
         // The longest click-write wait the redirect allows: on a loaded CI machine moto can take
         // more than production's 250 ms, and the tests read their clicks back.
         .env("CLICK_WRITE_TIMEOUT_MS", "5000")
+        // The manual payout rail (items wait approved for `partnerctl payouts export`) unless a
+        // test asks for the fake PayPal and Stripe (`FAKE_RAILS=on`, make dev's default).
+        .env("FAKE_RAILS", "off")
         // The test's own settings (Stack::start_with), last: they win.
         .envs(extra_env.iter().copied())
         .stdin(Stdio::null())

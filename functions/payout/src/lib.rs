@@ -159,18 +159,37 @@ pub struct PollReport {
     pub batches: Vec<BatchReport>,
 }
 
-/// The rails poller: hand over what operators approved, then work every batch due.
+/// How far ahead "read now" reaches (every open batch).
+const READ_NOW_HORIZON_MS: i64 = 366 * 86_400_000;
+
+/// The rails poller: hand over what operators approved, then work every batch due. An event
+/// whose `detail` is `{"read_now": true}` (events/payout-poller/read-now.json, an operator's
+/// invocation) reads every open batch now instead of only those due.
 pub async fn poll(
     engine: &engine::Engine,
     rails: &Rails,
+    event: &serde_json::Value,
     owner: &str,
 ) -> Result<PollReport, PayoutFnError> {
     let owner = format!("poll:{owner}");
     let handed =
         engine::payout::handover::hand_over_approved(engine, rails, &owner, POLL_LIMIT_PER_SHARD)
             .await?;
-    let batches =
-        engine::payout::handover::poll_due(engine, rails, &owner, POLL_LIMIT_PER_SHARD).await?;
+    let now = engine.table.clock.now_ms();
+    let read_now = event["detail"]["read_now"].as_bool().unwrap_or(false);
+    let due_by = if read_now {
+        now + READ_NOW_HORIZON_MS
+    } else {
+        now
+    };
+    let batches = engine::payout::handover::poll_due_by(
+        engine,
+        rails,
+        &owner,
+        POLL_LIMIT_PER_SHARD,
+        due_by,
+    )
+    .await?;
     for b in &batches {
         tracing::info!(batch = %b.batch_id, rail = %b.rail, outcome = b.outcome, sent = b.sent, failed = b.failed, returned = b.returned, waiting = b.waiting, "rail batch polled");
     }

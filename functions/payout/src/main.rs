@@ -44,7 +44,7 @@ async fn main() -> Result<(), Error> {
             let rails = &deps.rails;
             run(service_fn(
                 move |ev: LambdaEvent<serde_json::Value>| async move {
-                    payout::poll(&deps.engine, rails, &ev.context.request_id)
+                    payout::poll(&deps.engine, rails, &ev.payload, &ev.context.request_id)
                         .await
                         .map_err(Error::from)
                 },

@@ -241,6 +241,10 @@ enum PayoutAction {
         #[arg(long, env = "USER", default_value = "operator")]
         operator: String,
     },
+    /// The automatic rails' open batches (PayPal batches, Stripe transfer groups): id, rail,
+    /// run, attempt, the rail's own id, when the poller reads it next, its last note; with an
+    /// id, that batch (open or closed) and each item's state.
+    Batches { batch: Option<String> },
     /// Payout chunks and schedule runs that failed their retries and wait in
     /// PayoutDeadLetterQueue; --replay works them again (idempotent).
     DeadLetters {
@@ -741,6 +745,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     };
                     println!("{}", serde_json::to_string(&standing).unwrap_or_default());
                 }
+                Some(PayoutAction::Batches { batch }) => print!(
+                    "{}",
+                    payouts::batches(&table(), cli.format, batch.as_deref(), now).await?
+                ),
                 Some(PayoutAction::DeadLetters {
                     replay,
                     queue_url,

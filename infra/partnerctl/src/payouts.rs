@@ -1,6 +1,7 @@
 //! `partnerctl payouts`: the payout runs (state, progress, summary, whether a fanned-out run
 //! has finished), one run's items and waiting balances, the manual rail's export (PayPal Payouts
-//! Web files) and settlement, and the payout run's dead letters with their replay.
+//! Web files) and settlement, the automatic rails' batches, and the payout run's dead letters
+//! with their replay.
 //!
 //! A run is named `PROGRAM:DATE` (the program's local payout date, `YYYY-MM-DD`).
 
@@ -747,4 +748,91 @@ mod tests {
             assert!(parse_run(bad).is_err(), "{bad}");
         }
     }
+}
+
+/// An open rail batch, as `partnerctl payouts batches` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchView {
+    pub batch: storage::rail_batches::RailBatch,
+    /// Each member's item state now.
+    pub states: Vec<(String, String)>,
+}
+
+/// Open rail batches (on the poll index, due now or later), or one batch by id: what was
+/// handed to which rail under which id, when it is read again, what the rail said last.
+pub async fn batches(
+    table: &Table,
+    format: Format,
+    only: Option<&str>,
+    now_ms: i64,
+) -> Result<String, CliError> {
+    let ids = match only {
+        Some(id) => vec![id.to_string()],
+        None => {
+            // Everything open: due at any time up to a year from now.
+            let horizon = now_ms + 366 * 86_400_000;
+            storage::rail_batches::due(table, horizon, 1_000).await?
+        }
+    };
+    let mut views = vec![];
+    for id in ids {
+        let Some(batch) = storage::rail_batches::get(table, &id).await? else {
+            return Err(CliError::Usage(format!("no rail batch {id}")));
+        };
+        let keys: Vec<_> = batch.members.iter().map(|m| m.item_key(&batch)).collect();
+        let found = table.batch_get_as::<PayoutItem>(&keys).await?;
+        let states = batch
+            .members
+            .iter()
+            .map(|m| {
+                let state = found
+                    .iter()
+                    .find(|i| i.item_id == m.item_id)
+                    .map(|i| i.state.as_str().to_string())
+                    .unwrap_or_else(|| "missing".into());
+                (m.item_id.clone(), state)
+            })
+            .collect();
+        views.push(BatchView { batch, states });
+    }
+    if format == Format::Json {
+        return json(&views);
+    }
+    let mut out = String::new();
+    if views.is_empty() {
+        out.push_str("no open rail batches\n");
+    }
+    for v in &views {
+        let b = &v.batch;
+        let _ = writeln!(
+            out,
+            "{}  {}  {}:{}  items {}  attempt {}  rail id {}  {}  next read {}  written {}",
+            b.batch_id,
+            b.rail,
+            b.program_id,
+            b.date,
+            b.members.len(),
+            b.attempt,
+            b.rail_ref.as_deref().unwrap_or("-"),
+            if b.open { "open" } else { "closed" },
+            b.next_poll_ms.map(crate::show::time).unwrap_or_else(|| "-".into()),
+            crate::show::time(b.created_at_ms),
+        );
+        if let Some(n) = &b.note {
+            let _ = writeln!(out, "  note: {n}");
+        }
+        if only.is_some() {
+            for (m, (_, state)) in b.members.iter().zip(&v.states) {
+                let _ = writeln!(
+                    out,
+                    "  {}  {}  {}  {}",
+                    m.item_id,
+                    money(m.amount, m.currency),
+                    m.method.rail(),
+                    state
+                );
+            }
+        }
+    }
+    Ok(out)
 }

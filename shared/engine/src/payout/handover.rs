@@ -191,8 +191,20 @@ pub async fn poll_due(
     limit: usize,
 ) -> Result<Vec<BatchReport>, EngineError> {
     let now = engine.table.clock.now_ms();
+    poll_due_by(engine, rails, owner, limit, now).await
+}
+
+/// [`poll_due`] for every open batch due by `due_by_ms` (an operator's "read them now": a
+/// batch someone holds is still left alone).
+pub async fn poll_due_by(
+    engine: &Engine,
+    rails: &Rails,
+    owner: &str,
+    limit: usize,
+    due_by_ms: i64,
+) -> Result<Vec<BatchReport>, EngineError> {
     let mut out = vec![];
-    for id in rail_batches::due(&engine.table, now, limit).await? {
+    for id in rail_batches::due(&engine.table, due_by_ms, limit).await? {
         out.push(resume(engine, rails, &id, owner).await?);
     }
     Ok(out)
