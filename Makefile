@@ -12,6 +12,7 @@ help:
 	@echo "make bench  - benchmarks (release builds); figures go to docs/performance.md"
 	@echo "make bench-payout - requests of a payout run over 10,000 partners (PAYOUT_BENCH_PARTNERS)"
 	@echo "make bench-notify - SES calls and DynamoDB requests per partner e-mail"
+	@echo "make bench-rails  - rail calls and DynamoDB requests of a run paid through PayPal / Stripe Connect (RAILS_BENCH_PARTNERS)"
 
 # The system tests run the functions' binaries: cargo test builds a package's binaries only
 # when the package has integration tests, so every function crate has some (a separate
@@ -53,7 +54,7 @@ dev:
 bench-init:
 	infra/bench-init.sh
 
-bench: bench-init bench-requests bench-notify bench-payout
+bench: bench-init bench-requests bench-notify bench-payout bench-rails
 
 # DynamoDB and SQS requests per invoice.paid, counted against moto (dev profile: counts do not
 # depend on optimisation).
@@ -69,6 +70,10 @@ bench-notify:
 # DynamoDB requests of a payout run over PAYOUT_BENCH_PARTNERS (10000) partners, 10 commissions
 # each, then with their paid history doubled (the count must stay within 5 %). Seeding writes
 # about 3 million items to moto with BatchWriteItem: it takes most of an hour on 2 cores.
+.PHONY: bench-rails
+bench-rails:
+	$(if $(RAILS_BENCH_PARTNERS),RAILS_BENCH_PARTNERS='$(RAILS_BENCH_PARTNERS)') infra/moto.sh run -- $(CARGO) bench --profile dev -p rails --bench rails_run
+
 .PHONY: bench-payout
 bench-payout:
 	$(if $(PAYOUT_BENCH_PARTNERS),PAYOUT_BENCH_PARTNERS='$(PAYOUT_BENCH_PARTNERS)') infra/moto.sh run -- $(CARGO) bench --profile dev -p engine --bench payout_run
