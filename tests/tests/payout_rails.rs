@@ -15,10 +15,15 @@ const HOLD_DAYS: i64 = 90;
 /// One of the fake's JSON routes (README "Payout rails": `GET /_fake/received`, …).
 async fn fake(base: &str, method: &str, path: &str, body: Option<Value>) -> Value {
     let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
-    system_tests::http::send(method, &format!("{base}{path}"), &[("content-type", "application/json")], body)
-        .await
-        .expect("the fake answers")
-        .json()
+    system_tests::http::send(
+        method,
+        &format!("{base}{path}"),
+        &[("content-type", "application/json")],
+        body,
+    )
+    .await
+    .expect("the fake answers")
+    .json()
 }
 
 fn read_now() -> Value {
@@ -69,20 +74,35 @@ async fn a_payout_run_pays_bob_once_through_the_fake_paypal_and_books_a_reversal
     let items = posts[0]["body"]["items"].as_array().expect("items");
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["receiver"], "bob@example.com");
-    assert_eq!(items[0]["amount"], json!({"value": "123.75", "currency": "USD"}));
+    assert_eq!(
+        items[0]["amount"],
+        json!({"value": "123.75", "currency": "USD"})
+    );
     let sender_item_id = items[0]["sender_item_id"].as_str().unwrap().to_string();
     let sender_batch_id = posts[0]["body"]["sender_batch_header"]["sender_batch_id"]
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(buckets(&stack, "bob"), (0, 0, 12_375, 0), "reserved while PayPal works");
+    assert_eq!(
+        buckets(&stack, "bob"),
+        (0, 0, 12_375, 0),
+        "reserved while PayPal works"
+    );
 
     // The operator sees the batch; the poller reads PayPal's answer.
     let listed = stack.partnerctl(&["payouts", "batches"]);
-    assert!(listed.contains(&sender_batch_id) && listed.contains("paypal"), "{listed}");
+    assert!(
+        listed.contains(&sender_batch_id) && listed.contains("paypal"),
+        "{listed}"
+    );
     let polled = stack.invoke("payout-poller", &read_now()).await;
     assert_eq!(polled.status, 200, "{}", polled.text());
-    assert_eq!(polled.header("x-amz-function-error"), None, "{}", polled.text());
+    assert_eq!(
+        polled.header("x-amz-function-error"),
+        None,
+        "{}",
+        polled.text()
+    );
     let report = polled.json();
     assert_eq!(report["batches"][0]["sent"], 1, "{report:#}");
     assert_eq!(buckets(&stack, "bob"), (0, 0, 0, 12_375), "paid");
@@ -104,7 +124,11 @@ async fn a_payout_run_pays_bob_once_through_the_fake_paypal_and_books_a_reversal
         let r = stack.invoke("payout-poller", &read_now()).await;
         assert_eq!(r.header("x-amz-function-error"), None, "{}", r.text());
     }
-    assert_eq!(buckets(&stack, "bob"), (0, 12_375, 0, 0), "back in available, once");
+    assert_eq!(
+        buckets(&stack, "bob"),
+        (0, 12_375, 0, 0),
+        "back in available, once"
+    );
     let standing = stack.partnerctl(&["payouts", "partner", "bob"]);
     assert!(standing.contains("REVERSED"), "{standing}");
 

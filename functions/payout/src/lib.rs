@@ -182,14 +182,9 @@ pub async fn poll(
     } else {
         now
     };
-    let batches = engine::payout::handover::poll_due_by(
-        engine,
-        rails,
-        &owner,
-        POLL_LIMIT_PER_SHARD,
-        due_by,
-    )
-    .await?;
+    let batches =
+        engine::payout::handover::poll_due_by(engine, rails, &owner, POLL_LIMIT_PER_SHARD, due_by)
+            .await?;
     for b in &batches {
         tracing::info!(batch = %b.batch_id, rail = %b.rail, outcome = b.outcome, sent = b.sent, failed = b.failed, returned = b.returned, waiting = b.waiting, "rail batch polled");
     }

@@ -59,11 +59,10 @@ pub async fn load(
     ) {
         (Some(param), _, _) => {
             let raw = read_parameter(aws, &param).await?;
-            let s: PayPalSecret =
-                serde_json::from_str(&raw).map_err(|e| PayoutFnError::Ssm {
-                    name: param.clone(),
-                    reason: format!("not {{\"client_id\", \"secret\"}}: {e}"),
-                })?;
+            let s: PayPalSecret = serde_json::from_str(&raw).map_err(|e| PayoutFnError::Ssm {
+                name: param.clone(),
+                reason: format!("not {{\"client_id\", \"secret\"}}: {e}"),
+            })?;
             Some(Credentials {
                 client_id: s.client_id,
                 secret: s.secret,

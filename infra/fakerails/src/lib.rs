@@ -65,7 +65,9 @@ impl Req {
             .collect()
     }
     pub fn form(&self) -> Vec<(String, String)> {
-        url::form_urlencoded::parse(&self.body).into_owned().collect()
+        url::form_urlencoded::parse(&self.body)
+            .into_owned()
+            .collect()
     }
     /// The body for the record.
     pub fn body_value(&self) -> Value {
@@ -207,9 +209,7 @@ pub fn seq_id(prefix: &str, n: usize, width: usize) -> String {
     let hex = {
         use sha2::{Digest, Sha256};
         let d = Sha256::digest(format!("{prefix}{n}").as_bytes());
-        d.iter()
-            .map(|b| format!("{:02X}", b))
-            .collect::<String>()
+        d.iter().map(|b| format!("{:02X}", b)).collect::<String>()
     };
     let body: String = hex.chars().take(width).collect();
     format!("{prefix}{body}")

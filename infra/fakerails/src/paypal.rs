@@ -47,7 +47,9 @@ pub enum Route {
 pub enum ReceiverRule {
     Success,
     /// FAILED with this error name (e.g. `RECEIVER_UNREGISTERED`, `RECEIVER_ACCOUNT_LOCKED`).
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
     Blocked,
     /// UNCLAIMED (no PayPal account yet); PayPal returns it after 30 days (move it RETURNED).
     Unclaimed,
@@ -211,7 +213,12 @@ fn move_item(st: &mut State, sender_item_id: &str, status: &str) -> bool {
     moved
 }
 
-const KEEP: [&str; 4] = ["authorization", "paypal-request-id", "content-type", "accept"];
+const KEEP: [&str; 4] = [
+    "authorization",
+    "paypal-request-id",
+    "content-type",
+    "accept",
+];
 
 fn answer(state: &Arc<Mutex<State>>, req: Req) -> Reply {
     let mut st = lock(state);
@@ -233,7 +240,12 @@ fn route(st: &mut State, req: &Req) -> Reply {
         ("POST", "/v1/payments/payouts") => Route::CreateBatch,
         ("GET", p) if p.starts_with("/v1/payments/payouts/") => Route::ShowBatch,
         _ => {
-            return error(404, "RESOURCE_NOT_FOUND", "The specified resource does not exist.", json!([]))
+            return error(
+                404,
+                "RESOURCE_NOT_FOUND",
+                "The specified resource does not exist.",
+                json!([]),
+            )
         }
     };
     let fault = match st
@@ -246,10 +258,20 @@ fn route(st: &mut State, req: &Req) -> Reply {
     };
     match &fault {
         Some(Fault::ServerError { status }) => {
-            return error(*status, "INTERNAL_SERVICE_ERROR", "An internal service error has occurred.", json!([]))
+            return error(
+                *status,
+                "INTERNAL_SERVICE_ERROR",
+                "An internal service error has occurred.",
+                json!([]),
+            )
         }
         Some(Fault::RateLimit) => {
-            let mut r = error(429, "RATE_LIMIT_REACHED", "Too many requests. Blocked due to rate limiting.", json!([]));
+            let mut r = error(
+                429,
+                "RATE_LIMIT_REACHED",
+                "Too many requests. Blocked due to rate limiting.",
+                json!([]),
+            );
             r.headers.push(("retry-after", "1".into()));
             return r;
         }
@@ -269,7 +291,12 @@ fn route(st: &mut State, req: &Req) -> Reply {
     };
     match fault {
         Some(Fault::ErrorAfterEffect) => {
-            reply = error(500, "INTERNAL_SERVICE_ERROR", "An internal service error has occurred.", json!([]))
+            reply = error(
+                500,
+                "INTERNAL_SERVICE_ERROR",
+                "An internal service error has occurred.",
+                json!([]),
+            )
         }
         Some(Fault::TimeoutAfterEffect { delay_ms }) => reply.delay_ms = delay_ms,
         _ => {}
@@ -282,8 +309,8 @@ fn unreachable_reply() -> Reply {
 }
 
 fn token(st: &mut State, req: &Req) -> Reply {
-    let expected = base64::engine::general_purpose::STANDARD
-        .encode(format!("{}:{}", st.client_id, st.secret));
+    let expected =
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", st.client_id, st.secret));
     let form: HashMap<String, String> = req.form().into_iter().collect();
     if req.header("authorization") != Some(format!("Basic {expected}")) {
         return Reply::json(
@@ -300,7 +327,8 @@ fn token(st: &mut State, req: &Req) -> Reply {
     st.token_seq += 1;
     let t = seq_id("A21AA", st.token_seq, 40);
     let now = chrono::Utc::now().timestamp_millis();
-    st.tokens.insert(t.clone(), now + st.token_lifetime_s * 1000);
+    st.tokens
+        .insert(t.clone(), now + st.token_lifetime_s * 1000);
     Reply::json(
         200,
         json!({
@@ -360,7 +388,12 @@ fn create_batch(st: &mut State, req: &Req) -> Reply {
         }
     }
     let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
-        return error(400, "MALFORMED_REQUEST", "The request JSON is not well formed.", json!([]));
+        return error(
+            400,
+            "MALFORMED_REQUEST",
+            "The request JSON is not well formed.",
+            json!([]),
+        );
     };
     let sender_batch_id = body["sender_batch_header"]["sender_batch_id"]
         .as_str()
@@ -384,10 +417,22 @@ fn create_batch(st: &mut State, req: &Req) -> Reply {
         }
     }
     if !problems.is_empty() {
-        return error(400, "VALIDATION_ERROR", "Invalid request - see details.", json!(problems));
+        return error(
+            400,
+            "VALIDATION_ERROR",
+            "Invalid request - see details.",
+            json!(problems),
+        );
     }
-    if let Some(orig) = st.batches.iter().find(|b| b.sender_batch_id == sender_batch_id) {
-        let href = format!("{}/v1/payments/payouts/{}", st.base_url, orig.payout_batch_id);
+    if let Some(orig) = st
+        .batches
+        .iter()
+        .find(|b| b.sender_batch_id == sender_batch_id)
+    {
+        let href = format!(
+            "{}/v1/payments/payouts/{}",
+            st.base_url, orig.payout_batch_id
+        );
         let mut r = error(
             400,
             "USER_BUSINESS_ERROR",
@@ -458,11 +503,20 @@ fn process(st: &mut State, idx: usize) {
 fn show_batch(st: &mut State, req: &Req) -> Reply {
     let id = req.path.trim_start_matches("/v1/payments/payouts/");
     let Some(idx) = st.batches.iter().position(|b| b.payout_batch_id == id) else {
-        return error(404, "INVALID_RESOURCE_ID", "The requested resource ID was not found.", json!([]));
+        return error(
+            404,
+            "INVALID_RESOURCE_ID",
+            "The requested resource ID was not found.",
+            json!([]),
+        );
     };
     process(st, idx);
     let q = req.query_pairs();
-    let page: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1).max(1);
+    let page: usize = q
+        .get("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     let size: usize = q
         .get("page_size")
         .and_then(|p| p.parse().ok())
@@ -559,8 +613,11 @@ fn control(st: &mut State, req: &Req, rest: &str) -> Reply {
                 Reply::json(404, json!({"error": "no such sender_item_id"}))
             }
         }
-        _ => Reply::json(404, json!({"error": "unknown control route", "routes": [
+        _ => Reply::json(
+            404,
+            json!({"error": "unknown control route", "routes": [
             "GET /_fake/received", "GET /_fake/batches", "POST /_fake/faults", "POST /_fake/receivers",
-            "POST /_fake/forget_request_ids", "POST /_fake/items/{sender_item_id}"]})),
+            "POST /_fake/forget_request_ids", "POST /_fake/items/{sender_item_id}"]}),
+        ),
     }
 }

@@ -81,7 +81,11 @@ fn error(status: u16, kind: &str, code: Option<&str>, message: &str, param: Opti
     let mut e = json!({"type": kind, "message": message});
     if let Some(c) = code {
         e["code"] = c.into();
-        e["doc_url"] = format!("https://stripe.com/docs/error-codes/{}", c.replace('_', "-")).into();
+        e["doc_url"] = format!(
+            "https://stripe.com/docs/error-codes/{}",
+            c.replace('_', "-")
+        )
+        .into();
     }
     if let Some(p) = param {
         e["param"] = p.into();
@@ -163,7 +167,12 @@ impl FakeStripeConnect {
     }
 }
 
-const KEEP: [&str; 4] = ["authorization", "idempotency-key", "stripe-version", "content-type"];
+const KEEP: [&str; 4] = [
+    "authorization",
+    "idempotency-key",
+    "stripe-version",
+    "content-type",
+];
 
 fn answer(state: &Arc<Mutex<State>>, req: Req) -> Reply {
     let mut st = lock(state);
@@ -186,22 +195,46 @@ fn route(st: &mut State, req: &Req) -> Reply {
     };
     match &fault {
         Some(Fault::ServerError { status }) => {
-            return error(*status, "api_error", None, "An unknown error occurred", None)
+            return error(
+                *status,
+                "api_error",
+                None,
+                "An unknown error occurred",
+                None,
+            )
         }
         Some(Fault::RateLimit) => {
-            let mut r = error(429, "invalid_request_error", Some("rate_limit"), "Request rate limit exceeded.", None);
+            let mut r = error(
+                429,
+                "invalid_request_error",
+                Some("rate_limit"),
+                "Request rate limit exceeded.",
+                None,
+            );
             r.headers.push(("retry-after", "1".into()));
             return r;
         }
         _ => {}
     }
     if req.header("authorization") != Some(format!("Bearer {}", st.key)) {
-        return error(401, "invalid_request_error", None, "Invalid API Key provided: sk_test_***", None);
+        return error(
+            401,
+            "invalid_request_error",
+            None,
+            "Invalid API Key provided: sk_test_***",
+            None,
+        );
     }
     let mut reply = match (req.method.as_str(), req.path.as_str()) {
         ("POST", "/v1/transfers") => create(st, req, fault.as_ref()),
         ("GET", "/v1/transfers") => list(st, req),
-        (m, p) => error(404, "invalid_request_error", None, &format!("Unrecognized request URL ({m}: {p})."), None),
+        (m, p) => error(
+            404,
+            "invalid_request_error",
+            None,
+            &format!("Unrecognized request URL ({m}: {p})."),
+            None,
+        ),
     };
     if let Some(Fault::TimeoutAfterEffect { delay_ms }) = fault {
         reply.delay_ms = delay_ms;
@@ -227,27 +260,58 @@ fn create(st: &mut State, req: &Req, fault: Option<&Fault>) -> Reply {
     let reply = create_new(st, &params, key.clone());
     let reply = match fault {
         // Stripe stores a 500 under the key like any other answer.
-        Some(Fault::ErrorAfterEffect) => error(500, "api_error", None, "An unknown error occurred", None),
+        Some(Fault::ErrorAfterEffect) => {
+            error(500, "api_error", None, "An unknown error occurred", None)
+        }
         _ => reply,
     };
     if let Some(k) = key {
-        st.keys.insert(k, (fingerprint, reply.status, reply.body.clone()));
+        st.keys
+            .insert(k, (fingerprint, reply.status, reply.body.clone()));
     }
     reply
 }
 
 fn create_new(st: &mut State, p: &BTreeMap<String, String>, key: Option<String>) -> Reply {
-    let Some(amount) = p.get("amount").and_then(|a| a.parse::<i64>().ok()).filter(|a| *a > 0) else {
-        return error(400, "invalid_request_error", Some("parameter_missing"), "Missing required param: amount.", Some("amount"));
+    let Some(amount) = p
+        .get("amount")
+        .and_then(|a| a.parse::<i64>().ok())
+        .filter(|a| *a > 0)
+    else {
+        return error(
+            400,
+            "invalid_request_error",
+            Some("parameter_missing"),
+            "Missing required param: amount.",
+            Some("amount"),
+        );
     };
     let Some(currency) = p.get("currency").cloned() else {
-        return error(400, "invalid_request_error", Some("parameter_missing"), "Missing required param: currency.", Some("currency"));
+        return error(
+            400,
+            "invalid_request_error",
+            Some("parameter_missing"),
+            "Missing required param: currency.",
+            Some("currency"),
+        );
     };
     let Some(destination) = p.get("destination").cloned() else {
-        return error(400, "invalid_request_error", Some("parameter_missing"), "Missing required param: destination.", Some("destination"));
+        return error(
+            400,
+            "invalid_request_error",
+            Some("parameter_missing"),
+            "Missing required param: destination.",
+            Some("destination"),
+        );
     };
     if st.missing.contains(&destination) || !destination.starts_with("acct_") {
-        return error(400, "invalid_request_error", Some("resource_missing"), &format!("No such destination: '{destination}'"), Some("destination"));
+        return error(
+            400,
+            "invalid_request_error",
+            Some("resource_missing"),
+            &format!("No such destination: '{destination}'"),
+            Some("destination"),
+        );
     }
     if let Some(status) = st.inactive.get(&destination) {
         return error(400, "invalid_request_error", Some("insufficient_capabilities_for_transfer"), &format!("Your destination account needs to have at least one of the following capabilities enabled: transfers, crypto_transfers, legacy_payments (transfers is {status})."), Some("destination"));
@@ -284,7 +348,11 @@ fn create_new(st: &mut State, p: &BTreeMap<String, String>, key: Option<String>)
 
 fn list(st: &State, req: &Req) -> Reply {
     let q = req.query_pairs();
-    let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(10).clamp(1, 100);
+    let limit: usize = q
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(10)
+        .clamp(1, 100);
     let group = q.get("transfer_group");
     let data: Vec<Value> = st
         .transfers
@@ -294,7 +362,10 @@ fn list(st: &State, req: &Req) -> Reply {
         .take(limit)
         .map(FakeTransfer::json)
         .collect();
-    Reply::json(200, json!({"object": "list", "url": "/v1/transfers", "has_more": false, "data": data}))
+    Reply::json(
+        200,
+        json!({"object": "list", "url": "/v1/transfers", "has_more": false, "data": data}),
+    )
 }
 
 fn control(st: &mut State, req: &Req, rest: &str) -> Reply {
@@ -310,7 +381,10 @@ fn control(st: &mut State, req: &Req, rest: &str) -> Reply {
             Err(e) => Reply::json(400, json!({"error": e.to_string()})),
         },
         ("POST", "/balance") => {
-            let c = body["currency"].as_str().unwrap_or("usd").to_ascii_lowercase();
+            let c = body["currency"]
+                .as_str()
+                .unwrap_or("usd")
+                .to_ascii_lowercase();
             let a = body["available"].as_i64().unwrap_or(0);
             st.balance.insert(c.clone(), a);
             Reply::json(200, json!({"currency": c, "available": a}))
@@ -320,7 +394,9 @@ fn control(st: &mut State, req: &Req, rest: &str) -> Reply {
             Reply::json(200, json!({"pruned": true}))
         }
         ("POST", p) if p.starts_with("/transfers/") && p.ends_with("/reverse") => {
-            let id = p.trim_start_matches("/transfers/").trim_end_matches("/reverse");
+            let id = p
+                .trim_start_matches("/transfers/")
+                .trim_end_matches("/reverse");
             match st.transfers.iter_mut().find(|t| t.id == id) {
                 Some(t) => {
                     t.reversed = true;
@@ -329,8 +405,11 @@ fn control(st: &mut State, req: &Req, rest: &str) -> Reply {
                 None => Reply::json(404, json!({"error": "no such transfer"})),
             }
         }
-        _ => Reply::json(404, json!({"error": "unknown control route", "routes": [
+        _ => Reply::json(
+            404,
+            json!({"error": "unknown control route", "routes": [
             "GET /_fake/received", "GET /_fake/transfers", "POST /_fake/faults", "POST /_fake/balance",
-            "POST /_fake/prune_keys", "POST /_fake/transfers/{id}/reverse"]})),
+            "POST /_fake/prune_keys", "POST /_fake/transfers/{id}/reverse"]}),
+        ),
     }
 }

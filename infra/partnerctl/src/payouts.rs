@@ -815,7 +815,9 @@ pub async fn batches(
             b.attempt,
             b.rail_ref.as_deref().unwrap_or("-"),
             if b.open { "open" } else { "closed" },
-            b.next_poll_ms.map(crate::show::time).unwrap_or_else(|| "-".into()),
+            b.next_poll_ms
+                .map(crate::show::time)
+                .unwrap_or_else(|| "-".into()),
             crate::show::time(b.created_at_ms),
         );
         if let Some(n) = &b.note {

@@ -12,13 +12,13 @@ use engine::attribution::BindSource;
 use engine::payout::export::{self, Mark};
 use engine::payout::handover;
 use engine::payout::rail::{Rail, RailAnswer, RailError, RailOutcome, Rails};
-use storage::rail_batches::RailBatch;
 use engine::payout::{run, worker};
 use engine::sales::invoice_paid;
 use engine::{Engine, EngineError};
 use rules::program::{Duration, Reward};
 use rules::{Currency, PayoutItemState, PayoutMethod, TaxInfoState};
 use storage::payouts::{self, RunState};
+use storage::rail_batches::RailBatch;
 use storage::{ledger, partners};
 use testkit::engine::*;
 use testkit::faults::{faulty_engine, RecordingQueue, Steps};
@@ -128,11 +128,7 @@ async fn run_and_work(
 
 /// Work the queued chunks; a chunk whose worker failed goes back on the queue (SQS redelivers
 /// it after its visibility timeout).
-async fn work_queue(
-    engine: &Engine,
-    rails: &Rails,
-    q: &RecordingQueue,
-) -> Result<(), EngineError> {
+async fn work_queue(engine: &Engine, rails: &Rails, q: &RecordingQueue) -> Result<(), EngineError> {
     for m in q.take() {
         if let Err(e) = worker::work_chunk(engine, rails, &m).await {
             q.put_back(m);
@@ -187,7 +183,9 @@ async fn a_run_pays_who_is_due_and_says_why_the_others_wait() {
         .unwrap();
 
     let q = RecordingQueue::default();
-    run_and_work(&w.engine, &Rails::manual(), &q).await.expect("run");
+    run_and_work(&w.engine, &Rails::manual(), &q)
+        .await
+        .expect("run");
 
     let run = payouts::get_run(w.t(), "demo", "2026-04-10")
         .await
@@ -379,7 +377,10 @@ async fn a_run_that_dies_after_any_step_pays_everyone_exactly_once() {
             .iter()
             .map(|i| format!("{}@{}", i.item_id, i.rail_batch.clone().unwrap_or_default()))
             .collect();
-        assert_eq!(subs, want, "fault at step {n}: each item under one batch id");
+        assert_eq!(
+            subs, want,
+            "fault at step {n}: each item under one batch id"
+        );
         assert_eq!(
             four_buckets(&w, "alice").await,
             (0, 0, 0, 12_475),

@@ -85,7 +85,10 @@ async fn measure(rail: &str, partners_n: usize, config: &aws_config::SdkConfig) 
             .expect("put partner");
         w.customer_of_pays(&id, &id, T0 + DAY, 49_900).await;
     }
-    eprintln!("{rail}: seeded {partners_n} partners in {:.0?}", started.elapsed());
+    eprintln!(
+        "{rail}: seeded {partners_n} partners in {:.0?}",
+        started.elapsed()
+    );
     let paypal = FakePayPal::start(loopback(), "bench", "secret")
         .await
         .expect("fake PayPal");
@@ -136,7 +139,9 @@ async fn measure(rail: &str, partners_n: usize, config: &aws_config::SdkConfig) 
         .await
         .expect("schedule");
     for c in q.take() {
-        worker::work_chunk(&engine, &rails, &c).await.expect("chunk");
+        worker::work_chunk(&engine, &rails, &c)
+            .await
+            .expect("chunk");
     }
     mark("schedule and workers (items, hand-over)", &mut phases);
     clock.advance(StdDuration::from_millis(POLL_PENDING_MS as u64 + 1));
@@ -175,7 +180,10 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(if benching { 1_000 } else { 20 });
     let config = testing::local_config().await;
-    println!("Measured with {n} payable partners (× {} for 10,000):", 10_000 / n.max(1));
+    println!(
+        "Measured with {n} payable partners (× {} for 10,000):",
+        10_000 / n.max(1)
+    );
     println!();
     println!("| rail | phase | DynamoDB requests | by kind | rail calls | by endpoint | per 10,000 partners (DynamoDB / rail) |");
     println!("|---|---|---:|---|---:|---|---:|");

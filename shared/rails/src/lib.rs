@@ -33,10 +33,16 @@ impl RailsConfig {
         let http = http::Http::new(REQUEST_TIMEOUT, clock)?;
         let mut rails: Vec<Arc<dyn Rail>> = vec![];
         if let Some((base, creds)) = &self.paypal {
-            rails.push(Arc::new(paypal::PayPal::new(http.clone(), base, creds.clone())));
+            rails.push(Arc::new(paypal::PayPal::new(
+                http.clone(),
+                base,
+                creds.clone(),
+            )));
         }
         if let Some((base, key)) = &self.stripe {
-            rails.push(Arc::new(stripe_connect::StripeConnect::new(http, base, key)));
+            rails.push(Arc::new(stripe_connect::StripeConnect::new(
+                http, base, key,
+            )));
         }
         Ok(Rails::new(rails))
     }

@@ -289,7 +289,11 @@ impl PayPal {
         }))
     }
 
-    async fn read(&self, batch: &RailBatch, payout_batch_id: &str) -> Result<RailAnswer, RailError> {
+    async fn read(
+        &self,
+        batch: &RailBatch,
+        payout_batch_id: &str,
+    ) -> Result<RailAnswer, RailError> {
         let mut by_item: std::collections::HashMap<String, ItemBody> = Default::default();
         let mut created = None;
         let mut page = 1;
@@ -303,7 +307,9 @@ impl PayPal {
             match answer.status {
                 200 => {}
                 s if s >= 500 => {
-                    return Err(RailError::Unavailable(format!("PayPal GET batch: HTTP {s}")))
+                    return Err(RailError::Unavailable(format!(
+                        "PayPal GET batch: HTTP {s}"
+                    )))
                 }
                 s => {
                     return Err(RailError::Refused(format!(
@@ -343,9 +349,11 @@ impl PayPal {
 fn outcome_of(i: &ItemBody, fallback_ms: i64) -> RailOutcome {
     let at_ms = time_ms(i.time_processed.as_deref()).unwrap_or(fallback_ms);
     let reason = || match &i.errors {
-        Some(e) if !e.name.is_empty() => format!("PayPal {}: {} {}", i.transaction_status, e.name, e.message)
-            .trim()
-            .to_string(),
+        Some(e) if !e.name.is_empty() => {
+            format!("PayPal {}: {} {}", i.transaction_status, e.name, e.message)
+                .trim()
+                .to_string()
+        }
         _ => format!("PayPal {}", i.transaction_status),
     };
     match i.transaction_status.as_str() {
@@ -529,15 +537,27 @@ mod tests {
             },
             errors: None,
         };
-        assert!(matches!(outcome_of(&item("SUCCESS"), 0), RailOutcome::Sent { .. }));
+        assert!(matches!(
+            outcome_of(&item("SUCCESS"), 0),
+            RailOutcome::Sent { .. }
+        ));
         for s in ["FAILED", "BLOCKED"] {
-            assert!(matches!(outcome_of(&item(s), 0), RailOutcome::Failed { .. }), "{s}");
+            assert!(
+                matches!(outcome_of(&item(s), 0), RailOutcome::Failed { .. }),
+                "{s}"
+            );
         }
         for s in ["RETURNED", "REFUNDED", "REVERSED"] {
-            assert!(matches!(outcome_of(&item(s), 0), RailOutcome::Returned { .. }), "{s}");
+            assert!(
+                matches!(outcome_of(&item(s), 0), RailOutcome::Returned { .. }),
+                "{s}"
+            );
         }
         for s in ["PENDING", "UNCLAIMED", "ONHOLD", "NEW"] {
-            assert!(matches!(outcome_of(&item(s), 0), RailOutcome::Pending { .. }), "{s}");
+            assert!(
+                matches!(outcome_of(&item(s), 0), RailOutcome::Pending { .. }),
+                "{s}"
+            );
         }
         let RailOutcome::Sent { at_ms, .. } = outcome_of(&item("SUCCESS"), 0) else {
             unreachable!()

@@ -152,7 +152,10 @@ impl StripeConnect {
             ("description", &format!("Partner payout {}", m.reference)),
         ]);
         let mut headers = self.headers();
-        headers.push(("idempotency-key", format!("{}:{}", m.item_id, batch.attempt)));
+        headers.push((
+            "idempotency-key",
+            format!("{}:{}", m.item_id, batch.attempt),
+        ));
         let answer = self
             .http
             .send(

@@ -77,14 +77,18 @@ impl<R: Rail> Rail for Dying<R> {
     async fn hand_over(&self, b: &RailBatch, open: &[bool]) -> Result<RailAnswer, RailError> {
         let a = self.inner.hand_over(b, open).await;
         if self.steps.step() {
-            return Err(RailError::Unavailable("process died after the rail call".into()));
+            return Err(RailError::Unavailable(
+                "process died after the rail call".into(),
+            ));
         }
         a
     }
     async fn status(&self, b: &RailBatch) -> Result<RailAnswer, RailError> {
         let a = self.inner.status(b).await;
         if self.steps.step() {
-            return Err(RailError::Unavailable("process died after the rail call".into()));
+            return Err(RailError::Unavailable(
+                "process died after the rail call".into(),
+            ));
         }
         a
     }
@@ -229,7 +233,10 @@ async fn paypal_pays_each_partner_once_in_one_recorded_batch() {
     let body = &posts[0].body;
     let items = s.items().await;
     let batch_id = items[0].rail_batch.clone().expect("batch on the item");
-    assert_eq!(body["sender_batch_header"]["sender_batch_id"], batch_id.as_str());
+    assert_eq!(
+        body["sender_batch_header"]["sender_batch_id"],
+        batch_id.as_str()
+    );
     assert!(posts[0]
         .headers
         .contains(&("paypal-request-id".to_string(), batch_id.clone())));
@@ -295,7 +302,11 @@ async fn money_that_comes_back_is_available_once_and_the_receiver_is_not_paid_ag
     );
     // bob: released before it left, told why, receiver marked unusable.
     assert_eq!(s.buckets("bob").await, (0, 24_975, 0, 0));
-    assert!(s.unusable("bob").await.unwrap().contains("RECEIVER_UNREGISTERED"));
+    assert!(s
+        .unusable("bob")
+        .await
+        .unwrap()
+        .contains("RECEIVER_UNREGISTERED"));
     // alice's money is reversed later; carol's unclaimed payout returns after 30 days.
     assert!(s.paypal.move_item("demo:2026-04-10:alice:USD", "REVERSED"));
     assert!(s.paypal.move_item("demo:2026-04-10:carol:USD", "RETURNED"));
@@ -313,7 +324,10 @@ async fn money_that_comes_back_is_available_once_and_the_receiver_is_not_paid_ag
     assert_eq!(s.buckets("carol").await, (0, 24_975, 0, 0));
     let entries = s.w.entries("alice", "demo").await;
     assert_eq!(
-        entries.iter().filter(|(k, _)| k == "payout_returned").count(),
+        entries
+            .iter()
+            .filter(|(k, _)| k == "payout_returned")
+            .count(),
         1,
         "{entries:?}"
     );
@@ -322,7 +336,10 @@ async fn money_that_comes_back_is_available_once_and_the_receiver_is_not_paid_ag
     }
     // The next Friday's run pays none of them to the same receivers.
     let q = RecordingQueue::default();
-    let next = Utc.with_ymd_and_hms(2026, 4, 17, 0, 15, 0).unwrap().timestamp_millis();
+    let next = Utc
+        .with_ymd_and_hms(2026, 4, 17, 0, 15, 0)
+        .unwrap()
+        .timestamp_millis();
     s.run(&q, NaiveDate::from_ymd_opt(2026, 4, 17).unwrap(), next)
         .await
         .unwrap();
@@ -352,11 +369,20 @@ async fn money_that_comes_back_is_available_once_and_the_receiver_is_not_paid_ag
 #[tokio::test]
 async fn paypal_faults_are_retried_under_the_same_ids() {
     for (name, fault) in [
-        ("5xx", Some((Route::CreateBatch, Fault::ServerError { status: 503 }))),
-        ("error after effect", Some((Route::CreateBatch, Fault::ErrorAfterEffect))),
+        (
+            "5xx",
+            Some((Route::CreateBatch, Fault::ServerError { status: 503 })),
+        ),
+        (
+            "error after effect",
+            Some((Route::CreateBatch, Fault::ErrorAfterEffect)),
+        ),
         (
             "time-out after effect",
-            Some((Route::CreateBatch, Fault::TimeoutAfterEffect { delay_ms: 2_500 })),
+            Some((
+                Route::CreateBatch,
+                Fault::TimeoutAfterEffect { delay_ms: 2_500 },
+            )),
         ),
         ("rate limit", Some((Route::Any, Fault::RateLimit))),
         ("forgotten request id", None),
@@ -417,7 +443,11 @@ async fn a_batch_paypal_never_acknowledged_in_29_days_needs_attention_and_is_not
     assert_eq!(after_window, posts_later, "never re-posted after 29 days");
     assert!(s.paypal.batches().is_empty());
     let item = &s.items().await[0];
-    assert_eq!(item.state, PayoutItemState::Submitted, "money stays reserved");
+    assert_eq!(
+        item.state,
+        PayoutItemState::Submitted,
+        "money stays reserved"
+    );
     let rec = attention::get(
         s.w.t(),
         &format!("payout_rail:{}", item.rail_batch.clone().unwrap()),
@@ -462,7 +492,11 @@ async fn stripe_transfers_once_and_waits_out_an_insufficient_platform_balance() 
     .await
     .unwrap()
     .expect("the operator sees why");
-    assert!(rec.reason.contains("balance_insufficient"), "{}", rec.reason);
+    assert!(
+        rec.reason.contains("balance_insufficient"),
+        "{}",
+        rec.reason
+    );
     // Topped up; the next poll lists bob's transfer group (none) and transfers under a new key.
     s.stripe.set_balance("usd", 100_000);
     s.poll_after(POLL_PENDING_MS + 1).await;
@@ -474,8 +508,14 @@ async fn stripe_transfers_once_and_waits_out_an_insufficient_platform_balance() 
         .find(|t| t.destination == "acct_bob")
         .unwrap();
     assert_eq!(bob.amount, 24_975);
-    assert_eq!(bob.idempotency_key.as_deref(), Some("demo:2026-04-10:bob:USD:2"));
-    assert_eq!(bob.transfer_group.as_deref(), Some("demo:2026-04-10:bob:USD"));
+    assert_eq!(
+        bob.idempotency_key.as_deref(),
+        Some("demo:2026-04-10:bob:USD:2")
+    );
+    assert_eq!(
+        bob.transfer_group.as_deref(),
+        Some("demo:2026-04-10:bob:USD")
+    );
     let keys: Vec<_> = s
         .stripe
         .received()
@@ -609,19 +649,28 @@ async fn a_run_that_dies_after_any_rail_call_or_write_pays_exactly_once() {
                 ],
                 "{rail}: fault at step {n}: paid exactly once"
             );
-            assert_eq!(s.buckets("alice").await, (0, 0, 0, 12_475), "{rail} step {n}");
+            assert_eq!(
+                s.buckets("alice").await,
+                (0, 0, 0, 12_475),
+                "{rail} step {n}"
+            );
             assert_eq!(s.buckets("bob").await, (0, 0, 0, 24_975), "{rail} step {n}");
             if rail == "paypal" {
                 // Money coming back, with a death after each step of booking it.
                 s.paypal.move_item("demo:2026-04-10:bob:USD", "RETURNED");
                 s.steps.arm(1);
                 let _ = handover::poll_due(&s.engine, &s.rails, "poller", 50).await;
-                s.clock.advance(StdDuration::from_millis(POLL_WATCH_MS as u64));
+                s.clock
+                    .advance(StdDuration::from_millis(POLL_WATCH_MS as u64));
                 s.steps.disarm();
                 for _ in 0..2 {
                     s.poll_after(POLL_WATCH_MS).await;
                 }
-                assert_eq!(s.buckets("bob").await, (0, 24_975, 0, 0), "step {n}: returned once");
+                assert_eq!(
+                    s.buckets("bob").await,
+                    (0, 24_975, 0, 0),
+                    "step {n}: returned once"
+                );
             }
             if !failed && taken < n {
                 eprintln!("{rail}: {} steps, each failed in turn", n - 1);

@@ -252,7 +252,11 @@ pub async fn due(table: &Table, now_ms: i64, limit: usize) -> Result<Vec<String>
                     .limit(limit),
             )
             .await?;
-        out.extend(items.iter().filter_map(|i| i.s("batch_id").map(str::to_string)));
+        out.extend(
+            items
+                .iter()
+                .filter_map(|i| i.s("batch_id").map(str::to_string)),
+        );
     }
     out.sort();
     Ok(out)

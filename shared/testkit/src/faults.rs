@@ -67,7 +67,6 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for FailAfterWrite 
     }
 }
 
-
 impl Steps {
     /// Steps taken since armed.
     pub fn taken(&self) -> i64 {

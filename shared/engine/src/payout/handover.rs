@@ -380,12 +380,16 @@ async fn work_batch(
         );
         needs_attention(engine, batch, "rail_deferred", &reason).await?;
     }
-    let waiting = after
-        .iter()
-        .any(|i| i.state == PayoutItemState::Submitted);
+    let waiting = after.iter().any(|i| i.state == PayoutItemState::Submitted);
     let next = if waiting {
         let age = now - batch.created_at_ms;
-        Some(now + if age < DAY_MS { POLL_PENDING_MS } else { POLL_PENDING_LATER_MS })
+        Some(
+            now + if age < DAY_MS {
+                POLL_PENDING_MS
+            } else {
+                POLL_PENDING_LATER_MS
+            },
+        )
     } else if rail.watch_ms() > 0
         && now < batch.created_at_ms + rail.watch_ms()
         && after.iter().any(|i| i.state == PayoutItemState::Sent)
@@ -429,10 +433,15 @@ pub async fn book(
             reason.clone(),
             Some(unusable(reason, *at_ms)),
         ),
-        (
-            RailOutcome::Returned { at_ms, reason } | RailOutcome::Failed { at_ms, reason },
-            Sent,
-        ) => (Sent, Returned, *at_ms, reason.clone(), Some(unusable(reason, *at_ms))),
+        (RailOutcome::Returned { at_ms, reason } | RailOutcome::Failed { at_ms, reason }, Sent) => {
+            (
+                Sent,
+                Returned,
+                *at_ms,
+                reason.clone(),
+                Some(unusable(reason, *at_ms)),
+            )
+        }
         _ => return Ok(item.clone()),
     };
     match move_item_marking(
