@@ -57,7 +57,7 @@ impl Rail for RecordingRail {
         true
     }
     fn batch_limit(&self) -> usize {
-        98
+        handover::MAX_BATCH_ITEMS
     }
     fn watch_ms(&self) -> i64 {
         0

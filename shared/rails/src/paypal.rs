@@ -411,8 +411,8 @@ impl Rail for PayPal {
         matches!(method, PayoutMethod::PayPal { .. })
     }
     fn batch_limit(&self) -> usize {
-        // One transaction records the batch with its items' state changes (≤ 98).
-        98.min(MAX_ITEMS_PER_BATCH)
+        // One transaction records the batch with its items' state changes.
+        engine::payout::handover::MAX_BATCH_ITEMS.min(MAX_ITEMS_PER_BATCH)
     }
     fn watch_ms(&self) -> i64 {
         WATCH_MS

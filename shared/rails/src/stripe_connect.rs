@@ -238,7 +238,7 @@ impl Rail for StripeConnect {
         matches!(method, PayoutMethod::StripeConnect { .. })
     }
     fn batch_limit(&self) -> usize {
-        98
+        engine::payout::handover::MAX_BATCH_ITEMS
     }
     fn watch_ms(&self) -> i64 {
         // Reversals arrive as `transfer.reversed` events.

@@ -508,6 +508,10 @@ pub fn approved_items_pk(shard: u32) -> String {
 pub fn rail_batch(batch_id: &str) -> Key {
     Key::new(format!("RAILBATCH#{batch_id}"), "BATCH")
 }
+/// The members of a rail batch (written once, with the header).
+pub fn rail_batch_members(batch_id: &str) -> Key {
+    Key::new(format!("RAILBATCH#{batch_id}"), "MEMBERS")
+}
 /// GSI2 of an open rail batch: due for its next status read at `next_poll_ms` (sparse: removed
 /// once the batch is closed).
 pub fn rail_poll_gsi(batch_id: &str, next_poll_ms: i64) -> (String, String) {

@@ -1,6 +1,6 @@
 //! Rail batches: which payout items were handed to an automatic rail together, under which id.
 //!
-//! A batch (`RAILBATCH#{id}` / `BATCH`) is written in the same transaction that marks its items
+//! A batch (`RAILBATCH#{id}`: `BATCH`, the header, and `MEMBERS`) is written in the same transaction that marks its items
 //! submitted, before the rail is called: a worker that dies after the call leaves a record that
 //! says exactly what was sent and under which id, and whoever picks it up sends the same batch
 //! again under the same id (PayPal's `sender_batch_id`, Stripe's idempotency keys) or reads its
@@ -55,6 +55,9 @@ pub struct RailBatch {
     pub rail: String,
     pub program_id: String,
     pub date: String,
+    /// Stored apart (`SK=MEMBERS`, written once): the header that every lease and poll updates
+    /// stays small (1 WRU a write instead of one per KB of members).
+    #[serde(default)]
     pub members: Vec<BatchMember>,
     /// Technical time the batch was written (PayPal keeps a `sender_batch_id` 30 days).
     pub created_at_ms: i64,
@@ -127,26 +130,48 @@ impl RailBatch {
     }
 }
 
-/// Write a new batch in `tx` (the transaction that marks its items submitted); fails with
-/// `ConditionFailed{"rail batch"}` when it exists.
+/// Write a new batch in `tx` (the transaction that marks its items submitted): its header and
+/// its members, two actions; fails with `ConditionFailed{"rail batch"}` when it exists.
 pub fn put_new(tx: &mut Tx, batch: &RailBatch) -> Result<(), StoreError> {
-    let mut item = to_item(batch, &batch.key())?;
+    let mut header = to_item(batch, &batch.key())?;
+    let members = header
+        .remove("members")
+        .unwrap_or(AttributeValue::L(vec![]));
     if let Some(at) = batch.next_poll_ms {
-        item = item.with_gsi2(keys::rail_poll_gsi(&batch.batch_id, at));
+        header = header.with_gsi2(keys::rail_poll_gsi(&batch.batch_id, at));
     }
-    tx.put_new(item, "rail batch")
+    tx.put_new(header, "rail batch")?;
+    let mut members_item = Table::key_item(&keys::rail_batch_members(&batch.batch_id));
+    members_item.insert("members".into(), members);
+    tx.put_new(members_item, "rail batch members")
+}
+
+/// The members of a batch whose header was read alone.
+async fn with_members(table: &Table, mut batch: RailBatch) -> Result<RailBatch, StoreError> {
+    #[derive(Deserialize)]
+    struct Members {
+        members: Vec<BatchMember>,
+    }
+    let m: Option<Members> = table
+        .get_as(&keys::rail_batch_members(&batch.batch_id))
+        .await?;
+    batch.members = m.map(|m| m.members).unwrap_or_default();
+    Ok(batch)
 }
 
 pub async fn get(table: &Table, batch_id: &str) -> Result<Option<RailBatch>, StoreError> {
     if !keys::safe_id(batch_id) {
         return Ok(None);
     }
-    table.get_as(&keys::rail_batch(batch_id)).await
+    match table.get_as::<RailBatch>(&keys::rail_batch(batch_id)).await? {
+        Some(b) => Ok(Some(with_members(table, b).await?)),
+        None => Ok(None),
+    }
 }
 
 /// Take an open batch whose lease ended (technical time `now_ms`) for `owner` until
 /// `now_ms + lease_ms`, counting one more attempt: one conditional `UpdateItem` returning the
-/// batch. `None` when it is closed or someone holds it.
+/// header, then its members. `None` when it is closed or someone holds it.
 pub async fn take_over(
     table: &Table,
     batch_id: &str,
@@ -172,7 +197,7 @@ pub async fn take_over(
         .await;
     match r {
         Ok(out) => match out.attributes {
-            Some(item) => Ok(Some(serde_dynamo::from_item(item)?)),
+            Some(item) => Ok(Some(with_members(table, serde_dynamo::from_item(item)?).await?)),
             None => Ok(None),
         },
         Err(e)

@@ -30,6 +30,10 @@ use super::rail::{Rail, RailError, RailOutcome, Rails};
 use super::{move_item_marking, reload};
 use crate::{Engine, EngineError};
 
+/// Most items per rail batch: the batch's header and members and its items' state changes are
+/// one transaction (97 + 2 actions, under DynamoDB's 100).
+pub const MAX_BATCH_ITEMS: usize = 97;
+
 /// How long the caller of a rail owns a batch (technical time): longer than the worker's and
 /// the poller's function timeouts (template.yaml: 120 s), shorter than the payout queue's
 /// visibility timeout (720 s), so a redelivered chunk finds a dead worker's batch free.
@@ -65,7 +69,7 @@ pub async fn hand_over(
     owner: &str,
 ) -> Result<Vec<PayoutItem>, EngineError> {
     let mut out = vec![];
-    let limit = rail.batch_limit().clamp(1, 98);
+    let limit = rail.batch_limit().clamp(1, MAX_BATCH_ITEMS);
     for group in items.chunks(limit) {
         out.extend(hand_over_group(engine, rail, group.to_vec(), owner).await?);
     }

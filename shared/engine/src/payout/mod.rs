@@ -36,10 +36,10 @@ use storage::{StoreError, Tx};
 use crate::{Engine, EngineError};
 
 /// Balances per chunk of a run's fan-out (one SQS message; a worker reads their partners,
-/// standings, balances and items in four `BatchGetItem` requests). 98, so that a chunk's items
+/// standings, balances and items in four `BatchGetItem` requests). 97, so that a chunk's items
 /// of one rail form one rail batch: a batch is recorded in one transaction with its items'
-/// state changes (98 + 1 actions, under DynamoDB's 100).
-pub const CHUNK_SIZE: usize = 98;
+/// state changes (97 + its header and members: 99 actions, under DynamoDB's 100).
+pub const CHUNK_SIZE: usize = 97;
 
 /// One chunk of a run's fan-out: the message the payout queue carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

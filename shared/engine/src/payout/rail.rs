@@ -75,7 +75,7 @@ pub trait Rail: Send + Sync {
     /// Whether this rail pays `method` (PayPal e-mails, Stripe Connect accounts).
     fn carries(&self, method: &PayoutMethod) -> bool;
     /// Most members per batch (each batch is recorded in one transaction with its items'
-    /// state changes, so at most 98).
+    /// state changes, so at most [`super::handover::MAX_BATCH_ITEMS`]).
     fn batch_limit(&self) -> usize;
     /// How long a batch whose items are all final is still read for money coming back
     /// (technical ms; 0: never, the rail's events say it).
