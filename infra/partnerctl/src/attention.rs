@@ -1,5 +1,6 @@
 //! `partnerctl attention`: the needs-attention records (what the Stripe webhook kept because it
-//! could not process it), and their replay after a fix.
+//! could not process it, and payout rail batches an operator must look at), and their replay
+//! after a fix.
 //!
 //! A replay runs the stored payload (exactly the body Stripe signed, verified when it arrived)
 //! through the webhook's own processing (`sale_webhook::replay`) with this command's engine, so
@@ -18,6 +19,7 @@ use storage::attention::{self, AttentionRecord, AttentionState};
 use storage::{SharedClock, SystemClock, Table};
 
 use crate::{CliError, Format};
+use engine::payout::handover::ATTENTION_SOURCE as PAYOUT_RAIL_SOURCE;
 
 fn when(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
@@ -197,6 +199,16 @@ pub async fn replay(
             "{id} is {} already ({}); nothing to replay",
             r.state.as_str(),
             r.resolution.as_deref().unwrap_or("")
+        )));
+    }
+    if r.source == PAYOUT_RAIL_SOURCE {
+        // Not an event: the poller works the batch again by itself.
+        return Err(CliError::Usage(format!(
+            "{id} is a payout rail batch, not an event to replay: the poller reads or sends it \
+             again under the same ids every time it is due (`partnerctl payouts batches {}`); \
+             once its items are settled (by the rail, or `partnerctl payouts mark`), \
+             `partnerctl attention dismiss {id}`",
+            r.event_id.as_deref().unwrap_or("")
         )));
     }
     let Some(payload) = r.payload.clone() else {

@@ -30,6 +30,9 @@ use super::rail::{Rail, RailError, RailOutcome, Rails};
 use super::{move_item_marking, reload};
 use crate::{Engine, EngineError};
 
+/// The source of the rails' needs-attention records (`payout_rail:{batch id}`).
+pub const ATTENTION_SOURCE: &str = "payout_rail";
+
 /// Most items per rail batch: the batch's header and members and its items' state changes are
 /// one transaction (97 + 2 actions, under DynamoDB's 100).
 pub const MAX_BATCH_ITEMS: usize = 97;
@@ -476,7 +479,7 @@ async fn needs_attention(
     attention::record(
         &engine.table,
         &NewAttention {
-            source: "payout_rail",
+            source: ATTENTION_SOURCE,
             event_id: Some(&batch.batch_id),
             event_type: Some(&batch.rail),
             reason_code,
