@@ -1,13 +1,15 @@
 //! [`SaleSink`] over the real engine (`shared/engine`): the calls, and the error classes.
 
+use engine::payout::connect;
 use engine::{attribution, sales, Engine, EngineError};
 
 use storage::attention::{self, NewAttention};
 use storage::StoreError;
 
 use crate::sink::{
-    BindOutcome, BindRequest, MoneyBack, MoneyBackOutcome, PaidInvoice, PaymentFailed, SaleOutcome,
-    SaleSink, SinkError, SubscriptionEnded,
+    AccountOutcome, AccountUpdate, BindOutcome, BindRequest, MoneyBack, MoneyBackOutcome,
+    PaidInvoice, PaymentFailed, ReversalOutcome, ReversedTransfer, SaleOutcome, SaleSink,
+    SinkError, SubscriptionEnded,
 };
 
 /// The engine as this function's sink.
@@ -69,6 +71,22 @@ impl SaleSink for EngineSink {
             .await
             .map(|(id, _)| id)
             .map_err(store_error)
+    }
+
+    async fn account_updated(&self, u: AccountUpdate) -> Result<AccountOutcome, SinkError> {
+        connect::account_updated(&self.engine, &u)
+            .await
+            .map_err(sink_error)
+    }
+
+    async fn transfer_reversed(
+        &self,
+        t: ReversedTransfer,
+        at_ms: i64,
+    ) -> Result<ReversalOutcome, SinkError> {
+        connect::transfer_reversed(&self.engine, &t, at_ms)
+            .await
+            .map_err(sink_error)
     }
 
     async fn api_version_accepted(&self, attention_id: &str) -> Result<bool, SinkError> {

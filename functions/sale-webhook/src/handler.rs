@@ -23,7 +23,8 @@ use crate::policy::EventPolicy;
 use crate::reply::{problem_type, Reply};
 use crate::signature::{self, SigningSecrets};
 use crate::sink::{
-    BindOutcome, MoneyBackOutcome, NewAttention, PaidInvoice, SaleOutcome, SaleSink, SinkError,
+    AccountOutcome, AccountUpdate, BindOutcome, MoneyBackOutcome, NewAttention, PaidInvoice,
+    ReversalOutcome, SaleOutcome, SaleSink, SinkError,
 };
 use crate::stripe_api::{InvoiceLines, LinesError};
 
@@ -274,6 +275,18 @@ async fn dispatch<S: SaleSink>(
                 .map(|()| ("subscription_ended", sub))
         }
         Action::MoneyBack(m) => money_back(sink, *m).await,
+        Action::AccountUpdated(u) => account_updated(sink, u).await,
+        Action::TransferReversed(t) => match sink.transfer_reversed(*t, env.created_ms).await {
+            Ok(ReversalOutcome::Unmatched { reason }) => {
+                let why = Unreadable {
+                    code: reason_code::TRANSFER_UNMATCHED,
+                    reason,
+                };
+                return park(deps, Some(env), &why, body).await;
+            }
+            Ok(o) => Ok(reversal_receipt(o)),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok((outcome, detail)) => {
@@ -379,6 +392,55 @@ async fn money_back<S: SaleSink>(
         ),
         MoneyBackOutcome::AlreadyApplied => ("already_processed", charge),
     })
+}
+
+async fn account_updated<S: SaleSink>(
+    sink: &S,
+    u: AccountUpdate,
+) -> Result<(&'static str, String), SinkError> {
+    sink.account_updated(u).await.map(|o| match o {
+        AccountOutcome::Recorded(a) => (
+            "account_recorded",
+            format!("{}: transfers {}", a.account_id, a.transfers.as_str()),
+        ),
+        AccountOutcome::Stale { recorded } => (
+            "account_stale",
+            match recorded {
+                Some(a) => format!(
+                    "{}: a newer event ({}) says transfers {}",
+                    a.account_id,
+                    a.event_id,
+                    a.transfers.as_str()
+                ),
+                None => "a newer event was recorded".into(),
+            },
+        ),
+    })
+}
+
+/// The receipt of a reversal that matched its payout item.
+fn reversal_receipt(o: ReversalOutcome) -> (&'static str, String) {
+    match o {
+        ReversalOutcome::Returned {
+            item_id,
+            booked_sent,
+        } => (
+            "payout_returned",
+            format!(
+                "{item_id}: back in the available balance, the partner's payouts held{}",
+                if booked_sent {
+                    " (its transfer booked sent first)"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        ReversalOutcome::AlreadyBooked { item_id, state } => (
+            "already_processed",
+            format!("{item_id} is {}", state.as_str()),
+        ),
+        ReversalOutcome::Unmatched { reason } => ("transfer_unmatched", reason),
+    }
 }
 
 /// Verify and act on a sale feed request: `Sale-Source` names the source, whose secrets must

@@ -30,7 +30,8 @@ use rules::{Currency, Money};
 use tracing::debug;
 
 use crate::sink::{
-    BindRequest, BindSource, ChargeFact, MoneyBack, PaidInvoice, PaymentFailed, SubscriptionEnded,
+    AccountUpdate, BindRequest, BindSource, ChargeFact, MoneyBack, PaidInvoice, PaymentFailed,
+    ReversedTransfer, SubscriptionEnded, TransfersCapability,
 };
 use crate::stripe::{self, Expandable, PriceRef, TESTED_API_VERSIONS};
 use rules::refund::{ChargeView, DisputeStatus, Observation, RefundStatus};
@@ -60,6 +61,11 @@ pub const MONEY_BACK_TYPES: &[&str] = &[
     "charge.dispute.funds_withdrawn",
     "charge.dispute.funds_reinstated",
 ];
+
+/// Stripe Connect payouts: a connected account's `transfers` capability
+/// ([`Action::AccountUpdated`]) and a reversal of one of our transfers
+/// ([`Action::TransferReversed`]).
+pub const CONNECT_PAYOUT_TYPES: &[&str] = &["account.updated", "transfer.reversed"];
 
 /// The customer metadata key that carries a click id.
 pub const REF_CLICK_KEY: &str = "ref_click";
@@ -117,6 +123,10 @@ pub enum Action {
     SubscriptionEnded(SubscriptionEnded),
     /// A refund or dispute of a charge.
     MoneyBack(Box<MoneyBack>),
+    /// A connected account's `transfers` capability, as of the event.
+    AccountUpdated(AccountUpdate),
+    /// The platform reversed one of our payout transfers.
+    TransferReversed(Box<ReversedTransfer>),
     Ignore(Ignored),
     /// A type we act on that we cannot fully read: an operator must look.
     NeedsAttention(Unreadable),
@@ -157,6 +167,9 @@ pub mod reason_code {
     pub const CONNECT_ACCOUNT: &str = "connect-account";
     /// Our processing failed in a way a redelivery would repeat.
     pub const PERMANENT_FAILURE: &str = "permanent-failure";
+    /// A reversed payout transfer that matches no payout item able to take the money back
+    /// (metadata inconsistent, unknown item, another transfer, a partial reversal).
+    pub const TRANSFER_UNMATCHED: &str = "transfer-unmatched";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,6 +258,8 @@ fn map(env: &Envelope, event: &stripe::Event<'_>) -> Result<Action, Unreadable> 
         kind if kind.starts_with("charge.dispute.") && MONEY_BACK_TYPES.contains(&kind) => {
             dispute(env, parse(object)?)?
         }
+        "account.updated" => account_updated(env, parse(object)?)?,
+        "transfer.reversed" => transfer_reversed(env, parse(object)?)?,
         "customer.subscription.deleted" => {
             let sub: stripe::Subscription = parse(object)?;
             match sub.customer {
@@ -349,6 +364,63 @@ fn dispute(env: &Envelope, d: stripe::Dispute) -> Result<Action, Unreadable> {
             event_id: env.id.clone(),
         }),
     })))
+}
+
+/// `account.updated`: the account's `transfers` capability as of the event. Delivered to a
+/// Connect endpoint, the event's `account` is the account itself.
+fn account_updated(env: &Envelope, a: stripe::Account) -> Result<Action, Unreadable> {
+    if !a.id.starts_with("acct_") {
+        return Err(Unreadable::shape(format!(
+            "account id {:?} is not an acct_ id",
+            a.id
+        )));
+    }
+    if let Some(other) = env.account.as_deref().filter(|e| *e != a.id) {
+        return Err(Unreadable::shape(format!(
+            "an event of connected account {other} about account {}",
+            a.id
+        )));
+    }
+    let Some(value) = a.capabilities.and_then(|c| c.transfers) else {
+        return Ok(Action::Ignore(Ignored::NothingToDo(
+            "the account has no transfers capability",
+        )));
+    };
+    let transfers = TransfersCapability::parse(&value).ok_or_else(|| {
+        Unreadable::shape(format!(
+            "account {}: transfers capability {value:?} is not known",
+            a.id
+        ))
+    })?;
+    Ok(Action::AccountUpdated(AccountUpdate {
+        event_id: env.id.clone(),
+        account_id: a.id,
+        transfers,
+        at_ms: env.created_ms,
+    }))
+}
+
+/// `transfer.reversed`: a reversal of one of our payouts (`metadata.payout_item`); any other
+/// transfer of the platform is not ours to book.
+fn transfer_reversed(env: &Envelope, t: stripe::Transfer) -> Result<Action, Unreadable> {
+    let transfer = ReversedTransfer {
+        event_id: env.id.clone(),
+        created_ms: t.created.checked_mul(1000).ok_or_else(|| {
+            Unreadable::shape(format!("transfer created {} is out of range", t.created))
+        })?,
+        transfer_id: t.id,
+        amount: t.amount,
+        amount_reversed: t.amount_reversed,
+        currency: t.currency,
+        reversed: t.reversed,
+        metadata: t.metadata.unwrap_or_default(),
+    };
+    if !transfer.is_payout() {
+        return Ok(Action::Ignore(Ignored::NothingToDo(
+            "not a partner payout: the transfer has no metadata.payout_item",
+        )));
+    }
+    Ok(Action::TransferReversed(Box::new(transfer)))
 }
 
 fn non_blank(s: Option<&str>) -> Option<String> {

@@ -34,6 +34,7 @@ pub use handler::{
 pub use reply::Reply;
 pub use signature::{SignatureError, SigningSecrets};
 pub use sink::{
-    BindOutcome, BindRejection, BindRequest, BindSource, ChargeFact, MoneyBack, MoneyBackOutcome,
-    PaidInvoice, PaymentFailed, SaleOutcome, SaleSink, SinkError, SubscriptionEnded,
+    AccountOutcome, AccountUpdate, BindOutcome, BindRejection, BindRequest, BindSource, ChargeFact,
+    MoneyBack, MoneyBackOutcome, PaidInvoice, PaymentFailed, ReversalOutcome, ReversedTransfer,
+    SaleOutcome, SaleSink, SinkError, SubscriptionEnded, TransfersCapability,
 };

@@ -4,7 +4,9 @@
 //!   booked (a test-mode event in a live deployment would pay real commissions on fake sales);
 //! - `STRIPE_CONNECT_ACCOUNTS`: events of connected accounts (`account` set) are refused unless
 //!   the account is listed (comma-separated `acct_…` ids, or `*` for every account); empty or
-//!   unset refuses them all;
+//!   unset refuses them all. Not `account.updated`: partners' payout accounts send it about
+//!   themselves, it books no money (it only keeps the account's `transfers` capability), and
+//!   every partner paid by Stripe Connect needs it;
 //! - `METRIC_NAMESPACE`: where the `NeedsAttention` metric goes (CloudWatch embedded metric
 //!   format on standard output); unset, no metric line is written (tests, local runs).
 //!
@@ -117,7 +119,11 @@ impl EventPolicy {
                 ),
             });
         }
-        if let Some(account) = &env.account {
+        if let Some(account) = env
+            .account
+            .as_ref()
+            .filter(|_| env.kind != "account.updated")
+        {
             let accepted = match &self.connect {
                 ConnectAccounts::Refuse => false,
                 ConnectAccounts::Any => true,
@@ -194,8 +200,12 @@ mod tests {
             if let Some(r) = r {
                 assert_eq!(r.code, reason_code::CONNECT_ACCOUNT);
             }
-            // Events of the platform itself are never refused for Connect.
+            // Events of the platform itself are never refused for Connect, nor a connected
+            // account's own account.updated (a partner's payout account).
             assert!(p.refusal(&env(false, None)).is_none());
+            let mut own = env(false, Some(account));
+            own.kind = "account.updated".into();
+            assert!(p.refusal(&own).is_none());
         }
         assert!(policy(&[(CONNECT_ACCOUNTS_ENV, "cus_1")]).is_err());
     }

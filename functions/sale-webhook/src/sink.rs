@@ -5,11 +5,15 @@
 use thiserror::Error;
 
 pub use engine::attribution::{BindOutcome, BindRejection, BindRequest, BindSource};
+pub use engine::payout::connect::{
+    AccountOutcome, AccountUpdate, ReversalOutcome, ReversedTransfer,
+};
 pub use engine::sales::{
     MoneyBack, MoneyBackOutcome, PaidInvoice, PaymentFailed, SaleOutcome, SubscriptionEnded,
 };
 pub use storage::attention::NewAttention;
 pub use storage::charges::ChargeFact;
+pub use storage::connect_accounts::TransfersCapability;
 
 /// The engine failed. `Retryable` becomes a 500 so that Stripe delivers the event again.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -38,4 +42,29 @@ pub trait SaleSink: Send + Sync {
     async fn needs_attention(&self, rec: &NewAttention<'_>) -> Result<String, SinkError>;
     /// Whether an operator accepted the untested API version of this record's event.
     async fn api_version_accepted(&self, attention_id: &str) -> Result<bool, SinkError>;
+    /// Keep a connected account's `transfers` capability as of the event.
+    ///
+    /// The default is for sinks that pay no partners (tests' recorders, the benchmark): a
+    /// permanent failure, so the handler keeps the event as a needs-attention record instead of
+    /// dropping it.
+    async fn account_updated(&self, u: AccountUpdate) -> Result<AccountOutcome, SinkError> {
+        Err(SinkError::Permanent(format!(
+            "this sink does not record Stripe accounts (account {})",
+            u.account_id
+        )))
+    }
+    /// Book the platform's reversal of a payout transfer at business time `at_ms`.
+    ///
+    /// Default: as for [`SaleSink::account_updated`], a permanent failure (kept for an
+    /// operator).
+    async fn transfer_reversed(
+        &self,
+        t: ReversedTransfer,
+        _at_ms: i64,
+    ) -> Result<ReversalOutcome, SinkError> {
+        Err(SinkError::Permanent(format!(
+            "this sink does not book payout reversals (transfer {})",
+            t.transfer_id
+        )))
+    }
 }

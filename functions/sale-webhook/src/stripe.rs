@@ -308,3 +308,41 @@ pub struct Dispute {
     #[serde(default)]
     pub payment_intent: Option<Expandable>,
 }
+
+// ---- account.updated, transfer.reversed (Stripe Connect payouts) ---------------------------
+
+/// An Account (`acct_…`): `account.updated`. Only its `transfers` capability is read.
+#[derive(Debug, Deserialize)]
+pub struct Account {
+    pub id: String,
+    /// Requested capabilities and their states; absent or without `transfers` when the
+    /// account was never given one.
+    #[serde(default)]
+    pub capabilities: Option<AccountCapabilities>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AccountCapabilities {
+    /// `active`, `inactive` or `pending`.
+    #[serde(default)]
+    pub transfers: Option<String>,
+}
+
+/// A Transfer (`tr_…`): `transfer.reversed` (full and partial reversals). Our payouts carry
+/// their payout item in `metadata` (`rails::stripe_connect`).
+#[derive(Debug, Deserialize)]
+pub struct Transfer {
+    pub id: String,
+    pub amount: i64,
+    #[serde(default)]
+    pub amount_reversed: i64,
+    pub currency: String,
+    /// Unix seconds.
+    #[serde(default)]
+    pub created: i64,
+    /// True only once the whole amount was reversed.
+    #[serde(default)]
+    pub reversed: bool,
+    #[serde(default)]
+    pub metadata: Option<HashMap<String, String>>,
+}

@@ -15,6 +15,7 @@ use sale_webhook::{
 use testkit::sale_webhook::*;
 
 const ALL_EVENTS: &[&str] = &[
+    "account.updated",
     "charge.dispute.closed",
     "charge.dispute.created",
     "charge.refunded",
@@ -27,6 +28,7 @@ const ALL_EVENTS: &[&str] = &[
     "invoice.paid.renewal",
     "invoice.paid.trial",
     "invoice.payment_failed",
+    "transfer.reversed",
 ];
 
 struct Answer {

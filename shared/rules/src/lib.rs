@@ -73,9 +73,9 @@ pub use money::{Currency, Money, MoneyError, COMMISSION_ROUNDING};
 pub use partner::{balance_frozen, can_bind, payable, sale_treatment, SaleTreatment};
 pub use payout::{
     balance_payout_blockers, decide_balance, payout_amount, payout_blockers, payout_decision,
-    payout_run_date, paypal_value, review_item, BalanceOutcome, Forfeiture, PartnerFacts, PayoutBlocker,
-    PayoutItemState, PayoutMethod, ReviewOutcome, TaxInfoState, PAYOUT_CATCH_UP_DAYS,
-    PAYPAL_CURRENCIES, PAYPAL_NO_DECIMALS,
+    payout_run_date, paypal_value, review_item, BalanceOutcome, Forfeiture, PartnerFacts,
+    PayoutBlocker, PayoutItemState, PayoutMethod, ReviewOutcome, TaxInfoState,
+    PAYOUT_CATCH_UP_DAYS, PAYPAL_CURRENCIES, PAYPAL_NO_DECIMALS,
 };
 pub use plan::{
     commission_base, commission_for_invoice, diff_booked, evaluate_customer,

@@ -596,6 +596,15 @@ pub fn address_problem(normalized_email: &str) -> Key {
     Key::new(format!("MAIL_ADDRESS#{normalized_email}"), "PROBLEM")
 }
 
+// ---- Stripe Connect accounts -----------------------------------------------------------
+
+/// A Stripe connected account (`acct_…`) as its `account.updated` events describe it: the
+/// state of its `transfers` capability as of the newest event read (the payout worker reads it
+/// before handing a partner's payout to Stripe).
+pub fn connect_account(account_id: &str) -> Key {
+    Key::new(format!("CONNECT_ACCOUNT#{account_id}"), "ACCOUNT")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@
 pub mod attention;
 pub mod charges;
 pub mod clock;
+pub mod connect_accounts;
 pub mod customers;
 pub mod error;
 pub mod events;

@@ -87,13 +87,23 @@ pub async fn set_payout_hold(
     hold: Option<StandingNote>,
 ) -> Result<(), StoreError> {
     let mut tx = Tx::new();
+    set_payout_hold_in(&mut tx, partner_id, hold.as_ref())?;
+    tx.commit(table).await
+}
+
+/// [`set_payout_hold`] inside a transaction (the one that books a transfer the platform
+/// reversed: the partner waits for an operator instead of being paid the money again).
+pub fn set_payout_hold_in(
+    tx: &mut Tx,
+    partner_id: &str,
+    hold: Option<&StandingNote>,
+) -> Result<(), StoreError> {
     let spec = UpdateSpec::new().set_s("partner_id", partner_id);
     let spec = match hold {
-        Some(h) => spec.set("hold", to_attribute(&h)?),
+        Some(h) => spec.set("hold", to_attribute(h)?),
         None => spec.remove("hold"),
     };
-    tx.update(&keys::payout_standing(partner_id), spec, "payout standing")?;
-    tx.commit(table).await
+    tx.update(&keys::payout_standing(partner_id), spec, "payout standing")
 }
 
 /// Record that the partner's payout method was rejected (by the rail, or an operator).

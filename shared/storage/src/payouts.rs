@@ -495,15 +495,14 @@ pub fn approve_for(
         .set_n("updated_at_ms", now_ms)
         .set_n("amount", amount)
         .set_s("approved_by", by);
-    let spec = approved_index(spec, item, from, PayoutItemState::Approved, now_ms)
-        .condition(
-            "#st = :from AND #amount = :amount",
-            &[("#st", "state"), ("#amount", "amount")],
-            vec![
-                (":from", AttributeValue::S(from.as_str().into())),
-                (":amount", AttributeValue::N(item.amount.to_string())),
-            ],
-        );
+    let spec = approved_index(spec, item, from, PayoutItemState::Approved, now_ms).condition(
+        "#st = :from AND #amount = :amount",
+        &[("#st", "state"), ("#amount", "amount")],
+        vec![
+            (":from", AttributeValue::S(from.as_str().into())),
+            (":amount", AttributeValue::N(item.amount.to_string())),
+        ],
+    );
     tx.update(&item.key(), spec, "payout item")
 }
 

@@ -163,7 +163,10 @@ pub async fn get(table: &Table, batch_id: &str) -> Result<Option<RailBatch>, Sto
     if !keys::safe_id(batch_id) {
         return Ok(None);
     }
-    match table.get_as::<RailBatch>(&keys::rail_batch(batch_id)).await? {
+    match table
+        .get_as::<RailBatch>(&keys::rail_batch(batch_id))
+        .await?
+    {
         Some(b) => Ok(Some(with_members(table, b).await?)),
         None => Ok(None),
     }
@@ -197,7 +200,9 @@ pub async fn take_over(
         .await;
     match r {
         Ok(out) => match out.attributes {
-            Some(item) => Ok(Some(with_members(table, serde_dynamo::from_item(item)?).await?)),
+            Some(item) => Ok(Some(
+                with_members(table, serde_dynamo::from_item(item)?).await?,
+            )),
             None => Ok(None),
         },
         Err(e)

@@ -3,8 +3,10 @@
 
 use rules::accrual::{self, lot_day};
 use rules::{
-    decide_balance, Balance, BalanceOutcome, EntryKind, PartnerFacts, PayoutBlocker, Program,
+    decide_balance, Balance, BalanceOutcome, EntryKind, PartnerFacts, PayoutBlocker, PayoutMethod,
+    Program,
 };
+use storage::connect_accounts::ConnectAccount;
 use storage::ledger::{self, BalanceRow};
 use storage::partners::{Partner, PayoutStanding};
 use storage::payouts::WaitingBalance;
@@ -19,18 +21,21 @@ pub struct Assessed {
     pub as_of: Balance,
 }
 
-/// Decide `row` at the run's business time `t`. Released money whose hold ended after `t`
-/// (released by a later job) is read from the ledger only when the balance would be paid:
-/// it waits for the next run.
+/// Decide `row` at the run's business time `t`; `account` is the recorded Stripe connected
+/// account of a partner paid by Stripe Connect, if one is recorded (a method is unusable while
+/// its account cannot receive transfers: [`method_unusable`]). Released money whose hold ended
+/// after `t` (released by a later job) is read from the ledger only when the balance would be
+/// paid: it waits for the next run.
 pub async fn assess(
     engine: &Engine,
     program: &Program,
     partner: &Partner,
     standing: &PayoutStanding,
+    account: Option<&ConnectAccount>,
     row: &BalanceRow,
     t: i64,
 ) -> Result<Assessed, EngineError> {
-    let first = decide(program, partner, standing, row, 0, t);
+    let first = decide(program, partner, standing, account, row, 0, t);
     if !matches!(first.outcome, BalanceOutcome::Pay { .. }) {
         return Ok(first);
     }
@@ -49,7 +54,29 @@ pub async fn assess(
     if later == 0 {
         return Ok(first);
     }
-    Ok(decide(program, partner, standing, row, later, t))
+    Ok(decide(program, partner, standing, account, row, later, t))
+}
+
+/// Why the partner's payout method cannot be used now, if it cannot: its rail rejected it
+/// (the standing's mark, while it is the method on file), and/or it is a Stripe Connect
+/// account whose recorded `transfers` capability is not active (no record: usable; Stripe
+/// refuses such a transfer and the rail marks the method then). Both reasons when both hold.
+pub fn method_unusable(
+    partner: &Partner,
+    standing: &PayoutStanding,
+    account: Option<&ConnectAccount>,
+) -> Option<String> {
+    let rejected = standing.unusable_reason(&partner.payout_method);
+    let blocked = account
+        .filter(|a| {
+            matches!(&partner.payout_method,
+                PayoutMethod::StripeConnect { account_id } if *account_id == a.account_id)
+        })
+        .and_then(ConnectAccount::transfers_blocked);
+    match (rejected, blocked) {
+        (Some(r), Some(b)) => Some(format!("{r}; {b}")),
+        (r, b) => r.map(str::to_string).or(b),
+    }
 }
 
 /// The rules' decision on `row`, of which `later` was released after `t`.
@@ -57,6 +84,7 @@ pub fn decide(
     program: &Program,
     partner: &Partner,
     standing: &PayoutStanding,
+    account: Option<&ConnectAccount>,
     row: &BalanceRow,
     later: i64,
     t: i64,
@@ -68,10 +96,11 @@ pub fn decide(
     };
     let today = lot_day(t);
     let queue = accrual::queue(&ledger::lots_of(&row.lots), bal.available, today);
+    let unusable = method_unusable(partner, standing, account);
     let facts = PartnerFacts {
         status: partner.status,
         method: &partner.payout_method,
-        method_unusable: standing.unusable_reason(&partner.payout_method),
+        method_unusable: unusable.as_deref(),
         tax_info: partner.tax_info,
         held: standing.hold_reason(),
     };

@@ -19,6 +19,7 @@
 //! found submitted asks the rail before anything else.
 
 pub mod assess;
+pub mod connect;
 pub mod export;
 pub mod handover;
 pub mod preview;
@@ -136,6 +137,15 @@ pub async fn move_item(
     move_item_marking(engine, item, from, to, at_ms, extra, None).await
 }
 
+/// What a move of an item also changes in the partner's payout standing, in its transaction.
+#[derive(Debug, Clone, Copy)]
+pub enum StandingChange<'a> {
+    /// A rail rejected the receiver: the next run waits until the partner changes it.
+    MethodUnusable(&'a storage::partners::UnusableMethod),
+    /// Payouts wait for an operator (a reversal the platform made).
+    Hold(&'a storage::partners::StandingNote),
+}
+
 /// [`move_item`], marking the item's payout method unusable in the same transaction (a rail
 /// rejected the receiver: the next run waits until the partner changes it).
 pub async fn move_item_marking(
@@ -147,11 +157,31 @@ pub async fn move_item_marking(
     extra: &[(&str, &str)],
     unusable: Option<&storage::partners::UnusableMethod>,
 ) -> Result<Option<PayoutItem>, EngineError> {
+    let change = unusable.map(StandingChange::MethodUnusable);
+    move_item_changing(engine, item, from, to, at_ms, extra, change).await
+}
+
+/// [`move_item`] with a change of the partner's payout standing in the same transaction.
+pub async fn move_item_changing(
+    engine: &Engine,
+    item: &PayoutItem,
+    from: PayoutItemState,
+    to: PayoutItemState,
+    at_ms: i64,
+    extra: &[(&str, &str)],
+    standing: Option<StandingChange<'_>>,
+) -> Result<Option<PayoutItem>, EngineError> {
     let now = engine.table.clock.now_ms();
     let mut tx = Tx::new();
     payouts::transition(&mut tx, item, from, to, now, extra)?;
-    if let Some(u) = unusable {
-        storage::partners::mark_method_unusable_in(&mut tx, &item.partner_id, u)?;
+    match standing {
+        Some(StandingChange::MethodUnusable(u)) => {
+            storage::partners::mark_method_unusable_in(&mut tx, &item.partner_id, u)?
+        }
+        Some(StandingChange::Hold(h)) => {
+            storage::partners::set_payout_hold_in(&mut tx, &item.partner_id, Some(h))?
+        }
+        None => {}
     }
     if let Some(kind) = to.entry_kind() {
         let entry = LedgerEntry::new(

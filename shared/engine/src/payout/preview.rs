@@ -152,7 +152,23 @@ pub async fn preview(
         };
         let standing: PayoutStanding =
             decode(&found, &keys::payout_standing(partner_id))?.unwrap_or_default();
-        let assessed = assess(engine, &program, &partner, &standing, &row, t).await?;
+        // As the worker decides: a Stripe Connect account's recorded `transfers` capability.
+        let account = match &partner.payout_method {
+            rules::PayoutMethod::StripeConnect { account_id } => {
+                storage::connect_accounts::get(&engine.table, account_id).await?
+            }
+            _ => None,
+        };
+        let assessed = assess(
+            engine,
+            &program,
+            &partner,
+            &standing,
+            account.as_ref(),
+            &row,
+            t,
+        )
+        .await?;
         match &assessed.outcome {
             BalanceOutcome::Pay {
                 amount,

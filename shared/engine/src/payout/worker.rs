@@ -1,11 +1,13 @@
 //! The worker side of a payout run: one chunk of balances at a time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use messages::{Envelope, Message};
 use rules::{
-    BalanceDelta, BalanceOutcome, Bucket, EntryKind, PayoutItemState, PayoutReview, Program,
+    BalanceDelta, BalanceOutcome, Bucket, EntryKind, PayoutItemState, PayoutMethod, PayoutReview,
+    Program,
 };
+use storage::connect_accounts::{self, ConnectAccount};
 use storage::keys;
 use storage::ledger::{self, BalanceRow, LedgerEntry};
 use storage::outbox;
@@ -41,6 +43,10 @@ pub(crate) async fn program_at(
 /// move the items forward as far as the rail allows, record the chunk, and finish the run
 /// when it was the last one. Safe to repeat: a redelivered chunk finds its items and goes on
 /// from where they are.
+///
+/// Reads: the chunk's partners, standings, balances and items in one `BatchGetItem`, and,
+/// only when balances without an item belong to partners paid by Stripe Connect, their
+/// connected accounts' records in one more ([`connect_accounts::get_many`]).
 pub async fn work_chunk(
     engine: &Engine,
     rails: &Rails,
@@ -70,6 +76,33 @@ pub async fn work_chunk(
             .map(|i| serde_dynamo::from_item(i.clone()).map_err(StoreError::from))
             .transpose()
     }
+    // The connected accounts of the partners paid by Stripe Connect whose balances are decided
+    // now (no item yet): a method is unusable while its account cannot receive transfers.
+    let mut account_ids = vec![];
+    for b in &msg.balances {
+        let decided_now =
+            !found.contains_key(&keys::payout_item(
+                &msg.program_id,
+                &msg.date,
+                &b.partner_id,
+                b.currency,
+            )) && found.contains_key(&keys::balance(&b.partner_id, &msg.program_id, b.currency));
+        if !decided_now {
+            continue;
+        }
+        if let Some(Partner {
+            payout_method: PayoutMethod::StripeConnect { account_id },
+            ..
+        }) = decode::<Partner>(&found, &keys::partner(&b.partner_id))?
+        {
+            account_ids.push(account_id);
+        }
+    }
+    let accounts: HashMap<String, ConnectAccount> = if account_ids.is_empty() {
+        HashMap::new()
+    } else {
+        connect_accounts::get_many(&engine.table, &account_ids).await?
+    };
     let mut summary = RunSummary {
         balances: msg.balances.len() as u64,
         ..RunSummary::default()
@@ -92,7 +125,21 @@ pub async fn work_chunk(
         let partner: Option<Partner> = decode(&found, &keys::partner(&b.partner_id))?;
         let standing: PayoutStanding =
             decode(&found, &keys::payout_standing(&b.partner_id))?.unwrap_or_default();
-        match reserve(engine, &program, msg, partner.as_ref(), &standing, row).await? {
+        let account = partner.as_ref().and_then(|p| match &p.payout_method {
+            PayoutMethod::StripeConnect { account_id } => accounts.get(account_id),
+            _ => None,
+        });
+        match reserve(
+            engine,
+            &program,
+            msg,
+            partner.as_ref(),
+            &standing,
+            account,
+            row,
+        )
+        .await?
+        {
             Reserved::Item(item) => items.push(item),
             Reserved::Waiting(w) => {
                 for reason in &w.reasons {
@@ -154,8 +201,9 @@ enum Reserved {
     Waiting(WaitingBalance),
 }
 
-/// Decide one balance ([`assess`]) and act on it, on condition that the balance still holds
-/// what was read (a refund or release committed in between is read again and decided again):
+/// Decide one balance ([`assess`]) and act on it, on condition that the balance
+/// still holds what was read (a refund or release committed in between is read again and
+/// decided again):
 ///
 /// * paid: its item and `payout_reserved` entry in one transaction, the oldest accrual lots
 ///   moving with the item;
@@ -167,6 +215,7 @@ async fn reserve(
     msg: &ChunkMessage,
     partner: Option<&Partner>,
     standing: &PayoutStanding,
+    account: Option<&ConnectAccount>,
     mut row: BalanceRow,
 ) -> Result<Reserved, EngineError> {
     let t = msg.business_time_ms;
@@ -182,7 +231,7 @@ async fn reserve(
         }));
     };
     for _ in 0..OPTIMISTIC_ATTEMPTS {
-        let assessed = assess(engine, program, partner, standing, &row, t).await?;
+        let assessed = assess(engine, program, partner, standing, account, &row, t).await?;
         let committed = match &assessed.outcome {
             BalanceOutcome::Pay {
                 amount,
